@@ -1,0 +1,166 @@
+"""Loupe settings, read from the environment.
+
+With no `DATABASE_URL`, `REDIS_URL` or `MLFLOW_TRACKING_URI` set, everything lives under
+`LOUPE_DATA_DIR` (default `./var`): an SQLite database, media files, a local MLflow store
+and the socket of an embedded Redis server (see `config.embedded`). Setting the URLs switches
+to PostgreSQL, an external Redis and an MLflow server without code changes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+LOUPE_DATA_DIR = Path(os.environ.get("LOUPE_DATA_DIR", BASE_DIR / "var")).resolve()
+LOUPE_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "loupe-embedded-development-key-change-me")
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "models_registry",
+    "inspection",
+    "labeling",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "config.asgi.application"
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+EMBEDDED_DATABASE = not DATABASE_URL
+if EMBEDDED_DATABASE:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": LOUPE_DATA_DIR / "loupe.sqlite3",
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+        }
+    }
+else:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get(
+        "LOUPE_TEST_DATABASE_NAME", "test_loupe"
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery broker, Channels layer, cache --------------------------------------------
+EMBEDDED_REDIS_SOCKET = LOUPE_DATA_DIR / "redis" / "redis.sock"
+REDIS_URL = os.environ.get("REDIS_URL", "")
+EMBEDDED_REDIS = not REDIS_URL
+if EMBEDDED_REDIS:
+    REDIS_URL = f"unix://{EMBEDDED_REDIS_SOCKET}"
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL.replace("unix://", "redis+socket://", 1))
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+# --- Files ----------------------------------------------------------------------------------
+MEDIA_ROOT = Path(os.environ.get("LOUPE_MEDIA_ROOT", LOUPE_DATA_DIR / "media"))
+MEDIA_URL = "/media/"
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = LOUPE_DATA_DIR / "staticfiles"
+
+# --- MLflow ---------------------------------------------------------------------------------
+MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", "")
+EMBEDDED_MLFLOW = not MLFLOW_TRACKING_URI
+if EMBEDDED_MLFLOW:
+    MLFLOW_TRACKING_URI = f"sqlite:///{LOUPE_DATA_DIR / 'mlflow' / 'mlflow.db'}"
+MLFLOW_ARTIFACT_ROOT = os.environ.get("MLFLOW_ARTIFACT_ROOT", str(LOUPE_DATA_DIR / "mlflow" / "artifacts"))
+MLFLOW_EXPERIMENT_NAME = os.environ.get("MLFLOW_EXPERIMENT_NAME", "loupe")
+
+# --- Models ---------------------------------------------------------------------------------
+# Where a model's bundle (ONNX graph, weights, config, calibration) is cached once fetched
+# from MLflow, so that every process loads it from local disk.
+LOUPE_MODEL_CACHE = LOUPE_DATA_DIR / "model-cache"
+# Torch and ONNX Runtime threads; the machine's cores by default.
+LOUPE_INFERENCE_THREADS = int(os.environ.get("LOUPE_INFERENCE_THREADS", "0")) or None
+# The model served when no station names one: NAME, NAME:VERSION or models:/NAME/VERSION.
+LOUPE_ACTIVE_MODEL = os.environ.get("LOUPE_ACTIVE_MODEL", "")
+
+# --- API --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Loupe API",
+    "DESCRIPTION": "Human-in-the-loop visual inspection: the production line's way in.",
+    "VERSION": "1.0.0",
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TZ", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOUPE_LOG_LEVEL", "INFO")},
+    "loggers": {"mlflow": {"level": "WARNING"}, "alembic": {"level": "WARNING"}},
+}

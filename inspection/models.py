@@ -1,0 +1,1 @@
+"""Stations, units and decisions (the line API issue adds them)."""

@@ -1,0 +1,86 @@
+"""A model bundle: everything needed to serve or re-evaluate one trained model, in one folder.
+
+    loupe-model.json   network and preprocessing config, classes, calibration, risk control
+    weights.pt         the torch state dict (`network.save_weights`)
+    model.onnx         the serving graph (`ExportedDefectNet`)
+    reference.npz      validation scores, confidences and embeddings (drift reference)
+
+MLflow stores the folder as the model version's artifacts; a process downloads it once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models_registry.ml.calibration import Calibration
+from models_registry.ml.layout import NetworkConfig
+from models_registry.ml.preprocessing import PreprocessConfig
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "loupe-model.json"
+ONNX_FILE = "model.onnx"
+REFERENCE_FILE = "reference.npz"
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    classes: tuple[str, ...]
+    network: NetworkConfig
+    preprocess: PreprocessConfig
+    calibration: Calibration
+    region_threshold: float = 0.3
+    risk_control: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "classes": list(self.classes),
+            "network": asdict(self.network),
+            "preprocess": self.preprocess.as_dict(),
+            "calibration": self.calibration.as_dict(),
+            "region_threshold": self.region_threshold,
+            "risk_control": self.risk_control,
+            "training": self.training,
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BundleConfig:
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported model bundle format {data.get('format_version')!r}")
+        return cls(
+            classes=tuple(data["classes"]),
+            network=NetworkConfig(**data["network"]),
+            preprocess=PreprocessConfig.from_dict(data["preprocess"]),
+            calibration=Calibration.from_dict(data["calibration"]),
+            region_threshold=float(data["region_threshold"]),
+            risk_control=data.get("risk_control", {}),
+            training=data.get("training", {}),
+            metrics=data.get("metrics", {}),
+        )
+
+
+def write_config(directory: Path, config: BundleConfig) -> None:
+    (directory / CONFIG_FILE).write_text(json.dumps(config.as_dict(), indent=2, sort_keys=True))
+
+
+def read_config(directory: Path) -> BundleConfig:
+    path = Path(directory) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{directory} is not a Loupe model bundle (no {CONFIG_FILE})")
+    return BundleConfig.from_dict(json.loads(path.read_text()))
+
+
+def save_reference(directory: Path, **arrays: np.ndarray) -> None:
+    np.savez_compressed(directory / REFERENCE_FILE, **arrays)
+
+
+def load_reference(directory: Path) -> dict[str, np.ndarray]:
+    with np.load(Path(directory) / REFERENCE_FILE) as data:
+        return {key: data[key] for key in data.files}

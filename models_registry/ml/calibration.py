@@ -1,0 +1,177 @@
+"""Calibration and risk control.
+
+Temperature scaling (Guo et al. 2017) fits one scalar per logit group on validation data.
+The automation threshold is then chosen by Learn-then-Test (Angelopoulos et al. 2021): for a
+grid of confidence thresholds, ordered from strict to lax, test "the error rate among the units
+the model decides alone exceeds alpha" with an exact binomial p-value, in fixed sequence, at
+family-wise level delta. The sequence starts at the strictest threshold that automates enough
+units for a test to reject at all; that depends on the confidences only, not on correctness,
+so the guarantee holds conditionally on them. The laxest threshold rejected in sequence is
+certified; with too little data none is, and the model is not allowed to decide alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import optimize, special, stats
+
+DEFAULT_ALPHAS = (0.005, 0.01, 0.02, 0.05, 0.1)
+DEFAULT_DELTA = 0.1
+# Fixed before seeing data, as Learn-then-Test requires; dense near 1 where thresholds end up.
+DEFAULT_GRID = np.unique(np.concatenate([np.linspace(0.0, 1.0, 1001), 1 - np.logspace(-7, -1, 300)]))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return special.expit(x)
+
+
+def fit_binary_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood of binary labels."""
+    logits, labels = np.asarray(logits, np.float64), np.asarray(labels, np.float64)
+    if len(logits) == 0 or labels.min() == labels.max():
+        return 1.0  # one class only: nothing to calibrate against
+
+    def nll(log_t: float) -> float:
+        p = np.clip(_sigmoid(logits / np.exp(log_t)), 1e-7, 1 - 1e-7)
+        return float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
+
+    result = optimize.minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+    return float(np.exp(result.x))
+
+
+def fit_softmax_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    logits, targets = np.asarray(logits, np.float64), np.asarray(targets, np.int64)
+    if len(logits) == 0 or logits.shape[1] < 2:
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        log_probs = special.log_softmax(logits / np.exp(log_t), axis=1)
+        return float(-log_probs[np.arange(len(targets)), targets].mean())
+
+    result = optimize.minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+    return float(np.exp(result.x))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    defect_temperature: float = 1.0
+    class_temperature: float = 1.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        return cls(float(data["defect_temperature"]), float(data["class_temperature"]))
+
+
+def outcome_probabilities(
+    defect_logits: np.ndarray, class_logits: np.ndarray, calibration: Calibration
+) -> np.ndarray:
+    """N x (1 + C): P(no defect), then P(defective and class c) for each class."""
+    defect = _sigmoid(np.asarray(defect_logits, np.float64) / calibration.defect_temperature)
+    class_logits = np.asarray(class_logits, np.float64)
+    if class_logits.shape[1] == 0:
+        return np.stack([1 - defect], axis=1)
+    classes = special.softmax(class_logits / calibration.class_temperature, axis=1)
+    return np.concatenate([(1 - defect)[:, None], defect[:, None] * classes], axis=1)
+
+
+def binomial_p_value(errors: int, trials: int, alpha: float) -> float:
+    """P(Binomial(trials, alpha) <= errors): small when the true error rate is below alpha."""
+    if trials == 0:
+        return 1.0
+    return float(stats.binom.cdf(errors, trials, alpha))
+
+
+@dataclass(frozen=True)
+class CertifiedThreshold:
+    alpha: float
+    threshold: float | None  # the model decides alone when its confidence >= threshold
+    coverage: float  # share of calibration units decided alone at that threshold
+    errors: int
+    automated: int
+    certified: bool
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def certify_threshold(
+    confidences: Sequence[float],
+    correct: Sequence[bool],
+    *,
+    alpha: float,
+    delta: float = DEFAULT_DELTA,
+    grid: Sequence[float] | None = None,
+) -> CertifiedThreshold:
+    """Learn-then-Test with fixed-sequence testing from the strictest threshold down."""
+    confidences = np.asarray(confidences, np.float64)
+    wrong = ~np.asarray(correct, bool)
+    n = len(confidences)
+    if n == 0:
+        return CertifiedThreshold(alpha, None, 0.0, 0, 0, False, "no calibration data")
+    minimum = int(np.ceil(np.log(delta) / np.log(1 - alpha)))
+    if n < minimum:
+        return CertifiedThreshold(
+            alpha,
+            None,
+            0.0,
+            0,
+            0,
+            False,
+            f"too little data: {n} units, at least {minimum} needed to certify {alpha:g}",
+        )
+    if grid is None:
+        grid = DEFAULT_GRID
+    best: CertifiedThreshold | None = None
+    for threshold in sorted(grid, reverse=True):
+        automated = confidences >= threshold
+        count = int(automated.sum())
+        if count < minimum:
+            continue  # untestable: even zero errors could not reject at this size
+        errors = int(wrong[automated].sum())
+        if binomial_p_value(errors, count, alpha) > delta:
+            break
+        best = CertifiedThreshold(alpha, float(threshold), count / n, errors, count, True)
+    if best is None:
+        return CertifiedThreshold(
+            alpha,
+            None,
+            0.0,
+            0,
+            0,
+            False,
+            f"no threshold keeps the error below {alpha:g} with confidence {1 - delta:g}",
+        )
+    return best
+
+
+def risk_control_table(
+    confidences: Sequence[float],
+    correct: Sequence[bool],
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    delta: float = DEFAULT_DELTA,
+) -> dict[str, dict]:
+    return {
+        f"{alpha:g}": certify_threshold(confidences, correct, alpha=alpha, delta=delta).as_dict()
+        for alpha in alphas
+    }
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    probabilities, labels = np.asarray(probabilities, np.float64), np.asarray(labels, np.float64)
+    if len(probabilities) == 0:
+        return float("nan")
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            error += chosen.mean() * abs(probabilities[chosen].mean() - labels[chosen].mean())
+    return float(error)

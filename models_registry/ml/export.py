@@ -1,0 +1,28 @@
+"""ONNX export of the serving graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from models_registry.ml.network import DefectNet, ExportedDefectNet
+
+
+def export_onnx(network: DefectNet, path: Path, input_size: int) -> Path:
+    """Write `ExportedDefectNet` with a dynamic batch dimension."""
+    wrapper = ExportedDefectNet(network).eval()
+    example = torch.zeros(1, 3, input_size, input_size)
+    names = list(ExportedDefectNet.OUTPUT_NAMES)
+    with torch.inference_mode():
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            input_names=["images"],
+            output_names=names,
+            dynamic_axes={"images": {0: "batch"}, **{name: {0: "batch"} for name in names}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return path

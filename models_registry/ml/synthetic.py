@@ -1,0 +1,1085 @@
+"""Synthetic phone-screen units, as the line's camera would photograph them.
+
+Each unit is a phone lying on a conveyor, seen from above: a textured belt, the body with its
+metal rim and black bezel, the screen (dark glass, sometimes a faint glow), soft glare from the
+station's lights, the phone's shadow, vignetting, a few degrees of rotation and perspective,
+sensor noise and JPEG compression. A defective unit carries one defect class (1-3 instances),
+each drawn on the screen with its own pixel mask:
+
+- ``scratch``: thin, slightly curved bright lines (light catching), sometimes 2-3 parallel;
+- ``crack``: jagged branching lines, usually radiating from an impact point (spider pattern);
+- ``stain``: soft, irregular, semi-transparent blobs (oil, smudge), brighter or tinted;
+- ``dead_pixels``: a small cluster of bright (or, on a lit screen, dark) display pixels.
+
+Two more kinds (``NEW_DEFECT_CLASSES``) exist only to simulate a defect the model never saw:
+``chip`` (a broken edge or corner chunk of the glass, reaching into the bezel) and ``bubble``
+(lamination bubbles: bright rings). Drift knobs (brightness, contrast, blur, colour cast) change
+the camera and lighting without changing anything else: the same seed gives the same unit.
+
+Everything is deterministic: ``generate_units(count, seed=S, config=C)`` draws unit ``i`` from
+``np.random.default_rng([S, i])``, so any unit can be regenerated alone, and the same arguments
+give byte-identical files. Plain numpy, scipy and Pillow; no Django, no torch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from models_registry.ml.types import NO_DEFECT
+
+DEFECT_CLASSES = ("crack", "dead_pixels", "scratch", "stain")
+NEW_DEFECT_CLASSES = ("bubble", "chip")
+DATASET_FORMATS = ("masks", "coco")
+GOOD_FOLDER = "good"
+JPEG_QUALITY = 92
+MIN_SIZE = 32
+MAX_SIZE = 8192
+
+# Pixel sizes below are given for a 640 px wide image and scaled with the image width.
+_REFERENCE_WIDTH = 640.0
+_SUPERSAMPLING = 2
+_MASK_THRESHOLD = 0.25
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """What to draw. Every drift knob defaults to neutral (no drift).
+
+    `defect_rate` is the share of defective units. `brightness` multiplies the lighting,
+    `contrast` scales deviations from the image mean, `blur` is the sigma in pixels of an extra
+    gaussian blur (focus drift), `color_cast` multiplies the R, G, B channels of the lighting.
+    `new_defect` (one of NEW_DEFECT_CLASSES) replaces the usual defect classes on a
+    `new_defect_rate` share of the defective units.
+    """
+
+    width: int = 640
+    height: int = 360
+    defect_rate: float = 0.5
+    brightness: float = 1.0
+    contrast: float = 1.0
+    blur: float = 0.0
+    color_cast: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    new_defect: str | None = None
+    new_defect_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (MIN_SIZE <= self.width <= MAX_SIZE and MIN_SIZE <= self.height <= MAX_SIZE):
+            raise ValueError(
+                f"image size must be between {MIN_SIZE} and {MAX_SIZE} pixels a side, "
+                f"got {self.width}x{self.height}"
+            )
+        for name in ("defect_rate", "new_defect_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        for name in ("brightness", "contrast"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.blur >= 0:
+            raise ValueError(f"blur must be zero or positive, got {self.blur}")
+        if len(self.color_cast) != 3 or not all(channel > 0 for channel in self.color_cast):
+            raise ValueError(f"color_cast must be three positive numbers, got {self.color_cast}")
+        if self.new_defect is not None and self.new_defect not in NEW_DEFECT_CLASSES:
+            raise ValueError(
+                f"new_defect must be one of {', '.join(NEW_DEFECT_CLASSES)}, got {self.new_defect!r}"
+            )
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The defect classes this configuration can produce (the dataset's categories)."""
+        return DEFECT_CLASSES + ((self.new_defect,) if self.new_defect else ())
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticInstance:
+    """One defect: its class, its pixel mask (bool, image-sized) and its box (x, y, w, h) in pixels."""
+
+    label: str
+    mask: np.ndarray
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticUnit:
+    """A photographed unit. `label` is "no_defect" or the class of all its `instances`.
+
+    `screen_mask` (bool, image-sized) is where the display is: the usual defects lie inside it
+    (a `chip` may reach into the bezel).
+    """
+
+    image: Image.Image
+    label: str
+    instances: tuple[SyntheticInstance, ...]
+    screen_mask: np.ndarray | None = None
+
+    @property
+    def defective(self) -> bool:
+        return self.label != NO_DEFECT
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Union of the instance masks (all False for a good unit)."""
+        union = np.zeros((self.image.height, self.image.width), dtype=bool)
+        for instance in self.instances:
+            union |= instance.mask
+        return union
+
+
+# --- Public entry points ------------------------------------------------------------------------
+
+
+def generate_unit(
+    rng: np.random.Generator, config: SyntheticConfig, *, label: str | None = None
+) -> SyntheticUnit:
+    """Draw one unit from `rng`.
+
+    `label` forces the outcome ("no_defect", a class of DEFECT_CLASSES or a NEW_DEFECT_CLASSES
+    name) instead of drawing it from `defect_rate`; the demo and the tests use it to get one
+    unit of each kind. The random draws do not depend on the drift knobs, so the same `rng`
+    state with a drifted config gives the same unit, labels and masks under other lighting.
+    (On images far smaller than the 256 px the model sees, a defect may vanish below one
+    pixel; the unit is then labelled "no_defect", never given an empty mask.)
+    """
+    drawn_label = _choose_label(rng, config)
+    if label is None:
+        label = drawn_label
+    elif label != NO_DEFECT and label not in DEFECT_CLASSES + NEW_DEFECT_CLASSES:
+        raise ValueError(f"unknown label {label!r}")
+    return _Renderer(rng, config).render(label)
+
+
+def generate_units(count: int, *, seed: int, config: SyntheticConfig) -> Iterator[SyntheticUnit]:
+    """Yield `count` units; unit `i` uses `np.random.default_rng([seed, i])`."""
+    if count < 0:
+        raise ValueError(f"count must be zero or positive, got {count}")
+    if seed < 0:
+        raise ValueError(f"seed must be zero or positive, got {seed}")
+    for index in range(count):
+        yield generate_unit(np.random.default_rng([seed, index]), config)
+
+
+def unit_name(index: int) -> str:
+    """File stem of unit `index` (0-based): unit_00001 for the first."""
+    return f"unit_{index + 1:05d}"
+
+
+def write_dataset(
+    out: Path,
+    count: int,
+    *,
+    seed: int,
+    config: SyntheticConfig,
+    format: str = "masks",
+    overwrite: bool = False,
+) -> dict:
+    """Generate `count` units into the folder `out` and return a summary of what was written.
+
+    Formats:
+
+    - ``masks`` (the mask-folder layout of the Magnetic-Tile set, read by
+      ``import_dataset --format masks``): ``out/<class>/Imgs/unit_00001.jpg`` with its binary
+      mask ``unit_00001.png`` (0 or 255, union of the instances) beside it; good units go to
+      ``out/good/Imgs/`` with an all-zero mask.
+    - ``coco``: ``out/images/unit_00001.jpg`` and ``out/annotations.json``. Every instance is
+      one annotation with ``bbox`` [x, y, w, h], ``area`` (mask pixels), ``iscrowd`` 0 and its
+      exact mask as an *uncompressed RLE* ``{"size": [h, w], "counts": [...]}`` (column-major,
+      starting with a run of zeros, as pycocotools reads it). RLE rather than polygons because
+      cracks are webs with holes that a polygon cannot describe; ``iscrowd`` stays 0 because each
+      annotation is a single object, and loaders such as torchvision's drop iscrowd=1 objects.
+      Good units are images without annotations.
+
+    A non-empty `out` is refused (FileExistsError) unless `overwrite`, which first removes only
+    what this function writes (``images/``, ``annotations.json``, ``<class>/Imgs/``).
+    """
+    if format not in DATASET_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(DATASET_FORMATS)}, got {format!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty")
+        _remove_generated(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    unit_counts: Counter[str] = Counter()
+    instance_counts: Counter[str] = Counter()
+    coco_images: list[dict] = []
+    coco_annotations: list[dict] = []
+    category_ids = {name: number for number, name in enumerate(config.classes, start=1)}
+
+    for index, unit in enumerate(generate_units(count, seed=seed, config=config)):
+        name = unit_name(index)
+        unit_counts[unit.label] += 1
+        for instance in unit.instances:
+            instance_counts[instance.label] += 1
+        if format == "masks":
+            folder = out / (unit.label if unit.defective else GOOD_FOLDER) / "Imgs"
+            folder.mkdir(parents=True, exist_ok=True)
+            unit.image.save(folder / f"{name}.jpg", quality=JPEG_QUALITY)
+            Image.fromarray(unit.mask.astype(np.uint8) * 255, mode="L").save(folder / f"{name}.png")
+        else:
+            folder = out / "images"
+            folder.mkdir(parents=True, exist_ok=True)
+            unit.image.save(folder / f"{name}.jpg", quality=JPEG_QUALITY)
+            image_id = index + 1
+            coco_images.append(
+                {
+                    "id": image_id,
+                    "file_name": f"{name}.jpg",
+                    "width": unit.image.width,
+                    "height": unit.image.height,
+                }
+            )
+            for instance in unit.instances:
+                coco_annotations.append(
+                    {
+                        "id": len(coco_annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": category_ids[instance.label],
+                        "bbox": list(instance.box),
+                        "area": int(instance.mask.sum()),
+                        "iscrowd": 0,
+                        "segmentation": mask_to_coco_rle(instance.mask),
+                    }
+                )
+
+    if format == "coco":
+        document = {
+            "info": {
+                "description": "Loupe synthetic phone-screen units",
+                "seed": seed,
+                "config": _config_as_dict(config),
+            },
+            "categories": [
+                {"id": number, "name": name, "supercategory": "defect"}
+                for name, number in category_ids.items()
+            ],
+            "images": coco_images,
+            "annotations": coco_annotations,
+        }
+        (out / "annotations.json").write_text(json.dumps(document, separators=(",", ":")))
+
+    return {
+        "out": str(out),
+        "format": format,
+        "count": count,
+        "seed": seed,
+        "size": f"{config.width}x{config.height}",
+        "units": dict(sorted(unit_counts.items())),
+        "instances": dict(sorted(instance_counts.items())),
+    }
+
+
+def mask_to_coco_rle(mask: np.ndarray) -> dict:
+    """Uncompressed COCO RLE of a boolean HxW mask: column-major runs, the first one of zeros."""
+    flat = np.asarray(mask, dtype=bool).ravel(order="F")
+    if flat.size == 0:
+        return {"size": list(mask.shape), "counts": []}
+    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    counts = np.diff(np.concatenate(([0], changes, [flat.size]))).tolist()
+    if flat[0]:
+        counts = [0, *counts]
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(run) for run in counts]}
+
+
+def coco_rle_to_mask(rle: dict) -> np.ndarray:
+    """Inverse of `mask_to_coco_rle`."""
+    height, width = rle["size"]
+    values = np.zeros(len(rle["counts"]), dtype=bool)
+    values[1::2] = True
+    flat = np.repeat(values, rle["counts"])
+    return flat.reshape((width, height)).T.copy()
+
+
+# --- Label and dataset helpers ------------------------------------------------------------------
+
+
+def _choose_label(rng: np.random.Generator, config: SyntheticConfig) -> str:
+    # Always the same three draws, so that knobs do not shift the rest of the random stream.
+    defective_draw, new_draw, class_draw = rng.random(3)
+    if defective_draw >= config.defect_rate:
+        return NO_DEFECT
+    if config.new_defect and new_draw < config.new_defect_rate:
+        return config.new_defect
+    return DEFECT_CLASSES[min(int(class_draw * len(DEFECT_CLASSES)), len(DEFECT_CLASSES) - 1)]
+
+
+def _config_as_dict(config: SyntheticConfig) -> dict:
+    return {
+        "width": config.width,
+        "height": config.height,
+        "defect_rate": config.defect_rate,
+        "brightness": config.brightness,
+        "contrast": config.contrast,
+        "blur": config.blur,
+        "color_cast": list(config.color_cast),
+        "new_defect": config.new_defect,
+        "new_defect_rate": config.new_defect_rate,
+    }
+
+
+def _remove_generated(out: Path) -> None:
+    annotations = out / "annotations.json"
+    if annotations.is_file():
+        annotations.unlink()
+    generated_folders = [out / "images"] + [
+        out / name / "Imgs" for name in (GOOD_FOLDER, *DEFECT_CLASSES, *NEW_DEFECT_CLASSES)
+    ]
+    for folder in generated_folders:
+        if folder.is_dir():
+            shutil.rmtree(folder)
+            if folder.name == "Imgs" and not any(folder.parent.iterdir()):
+                folder.parent.rmdir()
+
+
+# --- Drawing primitives -------------------------------------------------------------------------
+
+
+def _rounded_rect_sdf(
+    a: np.ndarray, b: np.ndarray, half_a: float, half_b: float, radius: float
+) -> np.ndarray:
+    """Signed distance to a rounded rectangle centred at the origin (negative inside)."""
+    qa = np.abs(a) - (half_a - radius)
+    qb = np.abs(b) - (half_b - radius)
+    outside = np.hypot(np.maximum(qa, 0), np.maximum(qb, 0))
+    inside = np.minimum(np.maximum(qa, qb), 0)
+    return outside + inside - radius
+
+
+def _coverage(sdf: np.ndarray) -> np.ndarray:
+    """Anti-aliased coverage of the region sdf < 0, one pixel wide ramp."""
+    return np.clip(0.5 - sdf, 0.0, 1.0).astype(np.float32)
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: tuple[float, float]) -> np.ndarray:
+    """Zero-mean, roughly unit-variance value noise with feature size `cell` (rows, cols) pixels."""
+    height, width = shape
+    grid_h = max(2, int(math.ceil(height / max(cell[0], 1.0))) + 2)
+    grid_w = max(2, int(math.ceil(width / max(cell[1], 1.0))) + 2)
+    grid = rng.standard_normal((grid_h, grid_w)).astype(np.float32)
+    resized = Image.fromarray(grid, mode="F").resize((width, height), Image.Resampling.BICUBIC)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def _smooth_1d(rng: np.random.Generator, count: int, knots: int) -> np.ndarray:
+    """A smooth random curve of `count` samples in about [-1, 1]."""
+    values = rng.uniform(-1.0, 1.0, knots)
+    return np.interp(np.linspace(0, knots - 1, count), np.arange(knots), values)
+
+
+def _blur(array: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur restricted to the bounding box of the non-zero pixels (plus a margin)."""
+    if sigma <= 0:
+        return array.copy()
+    rows = np.flatnonzero(array.any(axis=1))
+    if rows.size == 0:
+        return array.copy()
+    cols = np.flatnonzero(array.any(axis=0))
+    margin = int(math.ceil(4 * sigma)) + 1
+    r0, r1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, array.shape[0])
+    c0, c1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, array.shape[1])
+    out = np.zeros_like(array)
+    out[r0:r1, c0:c1] = ndimage.gaussian_filter(array[r0:r1, c0:c1], sigma)
+    return out
+
+
+def _bilinear(array: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Sample an (h, w, c) array at float pixel coordinates (pixel centres at i + 0.5); 0 outside."""
+    height, width, channels = array.shape
+    x = xs - 0.5
+    y = ys - 0.5
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    fx = (x - x0).astype(np.float32).reshape(-1, 1)
+    fy = (y - y0).astype(np.float32).reshape(-1, 1)
+    x0 = x0.astype(np.int64).ravel()
+    y0 = y0.astype(np.int64).ravel()
+    inside = (x0 >= 0) & (x0 < width - 1) & (y0 >= 0) & (y0 < height - 1)
+    index = np.clip(y0, 0, height - 2) * width + np.clip(x0, 0, width - 2)
+    flat = array.reshape(-1, channels)
+    top = np.take(flat, index, axis=0) * (1 - fx) + np.take(flat, index + 1, axis=0) * fx
+    bottom = np.take(flat, index + width, axis=0) * (1 - fx) + np.take(flat, index + width + 1, axis=0) * fx
+    sampled = (top * (1 - fy) + bottom * fy) * inside[:, None]
+    return sampled.reshape(*xs.shape, channels)
+
+
+class _Canvas:
+    """Supersampled Pillow drawing in the unit's own frame, read back as float coverage."""
+
+    def __init__(self, shape: tuple[int, int]):
+        self.shape = shape
+        height, width = shape
+        self.image = Image.new("L", (width * _SUPERSAMPLING, height * _SUPERSAMPLING), 0)
+        self.draw = ImageDraw.Draw(self.image)
+
+    @staticmethod
+    def _scaled(points) -> list[tuple[float, float]]:
+        return [(float(x) * _SUPERSAMPLING, float(y) * _SUPERSAMPLING) for x, y in points]
+
+    def polyline(self, points: np.ndarray, width: float, values: np.ndarray | float = 1.0) -> None:
+        """A polyline `width` pixels wide; `values` (0-1) per segment or one for all."""
+        scaled = self._scaled(points)
+        stroke = max(1, int(round(width * _SUPERSAMPLING)))
+        if np.isscalar(values):
+            self.draw.line(scaled, fill=int(round(float(values) * 255)), width=stroke, joint="curve")
+            return
+        for start, end, value in zip(scaled[:-1], scaled[1:], values, strict=False):
+            self.draw.line([start, end], fill=int(round(float(np.clip(value, 0, 1)) * 255)), width=stroke)
+
+    def polygon(self, points: np.ndarray, value: float = 1.0) -> None:
+        self.draw.polygon(self._scaled(points), fill=int(round(value * 255)))
+
+    def rectangle(self, x0: float, y0: float, x1: float, y1: float, value: float = 1.0) -> None:
+        s = _SUPERSAMPLING
+        self.draw.rectangle([x0 * s, y0 * s, x1 * s - 1, y1 * s - 1], fill=int(round(value * 255)))
+
+    def ellipse(self, cx: float, cy: float, radius: float, value: float = 1.0) -> None:
+        s = _SUPERSAMPLING
+        self.draw.ellipse(
+            [(cx - radius) * s, (cy - radius) * s, (cx + radius) * s, (cy + radius) * s],
+            fill=int(round(value * 255)),
+        )
+
+    def coverage(self) -> np.ndarray:
+        height, width = self.shape
+        data = np.asarray(self.image, dtype=np.float32) / 255.0
+        return data.reshape(height, _SUPERSAMPLING, width, _SUPERSAMPLING).mean(axis=(1, 3))
+
+
+def _jagged_path(
+    rng: np.random.Generator, start: np.ndarray, heading: float, length: float, step: float, wander: float
+) -> np.ndarray:
+    """A crack-like walk: short steps, a heading that wanders and sometimes kinks."""
+    points = [np.asarray(start, dtype=np.float64)]
+    direction = heading
+    travelled = 0.0
+    while travelled < length:
+        direction += rng.normal(0.0, wander)
+        if rng.random() < 0.12:
+            direction += rng.normal(0.0, 0.5)
+        direction = heading + 0.8 * (direction - heading)
+        segment = step * rng.uniform(0.5, 1.5)
+        points.append(points[-1] + segment * np.array([math.cos(direction), math.sin(direction)]))
+        travelled += segment
+    return np.array(points)
+
+
+def _jagged_segment(rng: np.random.Generator, start: np.ndarray, end: np.ndarray, step: float) -> np.ndarray:
+    """A jagged line between two points (the concentric rings of a spider crack)."""
+    distance = float(np.hypot(*(end - start)))
+    pieces = max(2, int(distance / step))
+    t = np.linspace(0.0, 1.0, pieces + 1)[:, None]
+    points = start + (end - start) * t
+    normal = np.array([-(end - start)[1], (end - start)[0]]) / max(distance, 1e-6)
+    offsets = rng.normal(0.0, step * 0.35, pieces + 1)
+    offsets[[0, -1]] = 0.0
+    return points + offsets[:, None] * normal
+
+
+# --- The renderer -------------------------------------------------------------------------------
+
+
+class _Renderer:
+    """Draws one unit. Random draws happen in a fixed order whatever the drift knobs are."""
+
+    def __init__(self, rng: np.random.Generator, config: SyntheticConfig):
+        self.rng = rng
+        self.config = config
+        self.width = config.width
+        self.height = config.height
+        self.scale = config.width / _REFERENCE_WIDTH
+        self._place_unit()
+
+    # Geometry -------------------------------------------------------------------------------
+
+    def _place_unit(self) -> None:
+        rng = self.rng
+        width, height = self.width, self.height
+        landscape = width >= height
+        long_side, short_side = (width, height) if landscape else (height, width)
+        aspect = rng.uniform(1.95, 2.2)
+        body_long = rng.uniform(0.76, 0.86) * long_side
+        body_long = min(body_long, 0.84 * short_side * aspect)
+        self.half_a = body_long / 2
+        self.half_b = body_long / aspect / 2
+        self.body_radius = rng.uniform(0.16, 0.24) * self.half_b
+        self.bezel = max(1.5, rng.uniform(0.035, 0.06) * 2 * self.half_b)
+        self.screen_half_a = self.half_a - self.bezel
+        self.screen_half_b = self.half_b - self.bezel
+        self.screen_radius = max(self.body_radius - self.bezel * 0.8, 0.5)
+        self.rim_width = max(1.0, rng.uniform(0.012, 0.022) * 2 * self.half_b)
+
+        angle = math.radians(rng.normal(0.0, 1.6)) + (0.0 if landscape else math.pi / 2)
+        angle += math.pi * (rng.random() < 0.5)  # the phone may lie either way round
+        center_x = width / 2 + rng.uniform(-0.03, 0.03) * width
+        center_y = height / 2 + rng.uniform(-0.04, 0.04) * height
+        tilt_a = rng.uniform(-0.03, 0.03) / self.half_a
+        tilt_b = rng.uniform(-0.03, 0.03) / self.half_b
+        cos, sin = math.cos(angle), math.sin(angle)
+        perspective = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [tilt_a, tilt_b, 1.0]])
+        rigid = np.array([[cos, -sin, center_x], [sin, cos, center_y], [0.0, 0.0, 1.0]])
+        self.homography = rigid @ perspective
+        inverse = np.linalg.inv(self.homography)
+
+        self.ys, self.xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        xs, ys = self.xs + np.float32(0.5), self.ys + np.float32(0.5)
+        inverse = inverse.astype(np.float32)
+        denominator = inverse[2, 0] * xs + inverse[2, 1] * ys + inverse[2, 2]
+        self.local_a = (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) / denominator
+        self.local_b = (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) / denominator
+
+        # The unit's own frame as a raster: where defects are drawn before the camera sees them.
+        self.pad = 4
+        self.canvas_shape = (
+            int(math.ceil(2 * self.half_b)) + 2 * self.pad,
+            int(math.ceil(2 * self.half_a)) + 2 * self.pad,
+        )
+        canvas_y, canvas_x = (
+            np.mgrid[0 : self.canvas_shape[0], 0 : self.canvas_shape[1]].astype(np.float32) + 0.5
+        )
+        self.canvas_center = np.array([self.half_a + self.pad, self.half_b + self.pad])
+        self.canvas_a = canvas_x - self.canvas_center[0]
+        self.canvas_b = canvas_y - self.canvas_center[1]
+        self.canvas_screen = _coverage(
+            _rounded_rect_sdf(
+                self.canvas_a, self.canvas_b, self.screen_half_a, self.screen_half_b, self.screen_radius
+            )
+        )
+        self.canvas_body = _coverage(
+            _rounded_rect_sdf(self.canvas_a, self.canvas_b, self.half_a, self.half_b, self.body_radius)
+        )
+
+    def _screen_point(self, margin: float) -> np.ndarray:
+        """A random point on the screen, in canvas pixels, at least `margin` from its edge."""
+        span_a = max(self.screen_half_a - margin, 1.0)
+        span_b = max(self.screen_half_b - margin, 1.0)
+        offset = np.array([self.rng.uniform(-span_a, span_a), self.rng.uniform(-span_b, span_b)])
+        return self.canvas_center + offset
+
+    @property
+    def screen_width(self) -> float:
+        return 2 * self.screen_half_a
+
+    # Rendering ------------------------------------------------------------------------------
+
+    def render(self, label: str) -> SyntheticUnit:
+        rng = self.rng
+        background = self._background()
+        body_coverage, glass_coverage, screen_coverage, body_rgb = self._body()
+        screen_rgb, glow = self._screen()
+        shadow = self._shadow()
+
+        self.add = np.zeros((*self.canvas_shape, 3), dtype=np.float32)
+        self.dark = np.zeros(self.canvas_shape, dtype=np.float32)
+        self.instance_alphas: list[tuple[str, np.ndarray]] = []
+        self._dust()
+        if label != NO_DEFECT:
+            count = int(rng.choice([1, 1, 1, 2, 2, 3])) if label != "crack" else int(rng.choice([1, 1, 1, 2]))
+            draw = getattr(self, f"_draw_{label}")
+            draw(count, glow)
+
+        # The camera sees the unit's frame through the homography.
+        layers = [self.add, self.dark[..., None]] + [alpha[..., None] for _, alpha in self.instance_alphas]
+        stacked = np.concatenate(layers, axis=2)
+        warped = np.zeros((self.height, self.width, stacked.shape[2]), dtype=np.float32)
+        if stacked.any():
+            rows = np.flatnonzero(body_coverage.any(axis=1))
+            cols = np.flatnonzero(body_coverage.any(axis=0))
+            window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            canvas_x = self.local_a[window] + np.float32(self.canvas_center[0])
+            canvas_y = self.local_b[window] + np.float32(self.canvas_center[1])
+            warped[window] = _bilinear(stacked, canvas_x, canvas_y)
+        add, dark = warped[..., :3], warped[..., 3]
+
+        front = body_rgb * (1 - screen_coverage[..., None]) + screen_rgb * screen_coverage[..., None]
+        front = front * (1 - dark[..., None]) + add
+        front += self._glare()[..., None] * self._glare_tint * glass_coverage[..., None]
+        background *= (1 - shadow)[..., None]
+        scene = background * (1 - body_coverage[..., None]) + front * body_coverage[..., None]
+
+        image = self._camera(scene)
+        instances = self._instances(label, warped[..., 4:], screen_coverage, body_coverage)
+        return SyntheticUnit(
+            image=image,
+            label=label if instances else NO_DEFECT,
+            instances=instances,
+            screen_mask=screen_coverage >= 0.5,
+        )
+
+    def _instances(
+        self, label: str, alphas: np.ndarray, screen_coverage: np.ndarray, body_coverage: np.ndarray
+    ) -> tuple[SyntheticInstance, ...]:
+        allowed = (body_coverage if label in NEW_DEFECT_CLASSES else screen_coverage) >= 0.5
+        instances = []
+        for index in range(alphas.shape[2]):
+            alpha = alphas[..., index] * allowed
+            mask = alpha >= _MASK_THRESHOLD
+            if not mask.any() and alpha.max() > 0:
+                mask = alpha >= 0.5 * alpha.max()
+            if not mask.any():
+                continue
+            rows = np.flatnonzero(mask.any(axis=1))
+            cols = np.flatnonzero(mask.any(axis=0))
+            box = (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+            instances.append(SyntheticInstance(label=label, mask=mask, box=box))
+        return tuple(instances)
+
+    def _background(self) -> np.ndarray:
+        rng = self.rng
+        shape = (self.height, self.width)
+        s = self.scale
+        level = rng.uniform(0.2, 0.42)
+        tints = np.array([[1.0, 1.0, 1.0], [0.94, 0.99, 1.08], [0.96, 1.04, 0.97], [1.05, 1.0, 0.93]])
+        tint = tints[rng.integers(len(tints))].astype(np.float32)
+        grain = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 0.7 * max(s, 0.5))
+        streaks = _smooth_noise(rng, shape, (1.5 * s + 0.5, 40 * s))
+        blotches = _smooth_noise(rng, shape, (60 * s, 60 * s))
+        texture = 0.05 * grain + rng.uniform(0.01, 0.03) * streaks + 0.025 * blotches
+        light_angle = rng.uniform(0, 2 * math.pi)
+        ys, xs = self.ys, self.xs
+        ramp = (
+            (xs - self.width / 2) * math.cos(light_angle) + (ys - self.height / 2) * math.sin(light_angle)
+        ) / max(self.width, self.height)
+        gray = level * (1 + rng.uniform(0.1, 0.45) * ramp) + texture
+        rgb = gray[..., None] * tint
+        if rng.random() < 0.5:
+            # Guide rails of the fixture along the belt.
+            rail_height = rng.uniform(0.05, 0.09) * self.height
+            rail_level = rng.uniform(0.45, 0.7)
+            for top in (True, False):
+                distance = ys if top else (self.height - 1 - ys)
+                inside = np.clip(rail_height - distance, 0, 1)
+                profile = 0.75 + 0.25 * np.cos(np.clip(distance / rail_height, 0, 1) * math.pi * 1.5)
+                rail = rail_level * profile * (1 + 0.03 * streaks)
+                rgb = rgb * (1 - inside[..., None]) + rail[..., None] * inside[..., None]
+        return rgb.astype(np.float32)
+
+    def _body(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        rng = self.rng
+        sdf = _rounded_rect_sdf(self.local_a, self.local_b, self.half_a, self.half_b, self.body_radius)
+        body = _coverage(sdf)
+        glass = _coverage(sdf + self.rim_width)
+        screen = _coverage(
+            _rounded_rect_sdf(
+                self.local_a, self.local_b, self.screen_half_a, self.screen_half_b, self.screen_radius
+            )
+        )
+        metals = np.array([[0.22, 0.22, 0.24], [0.55, 0.56, 0.58], [0.62, 0.54, 0.44], [0.2, 0.25, 0.34]])
+        metal = metals[rng.integers(len(metals))].astype(np.float32)
+        light = rng.uniform(0, 2 * math.pi)
+        grad_y, grad_x = np.gradient(sdf)
+        facing = grad_x * math.cos(light) + grad_y * math.sin(light)
+        rim_rgb = metal * (0.65 + 0.45 * np.clip(facing, -1, 1))[..., None]
+        bezel_rgb = np.full(3, rng.uniform(0.02, 0.05), dtype=np.float32)
+        rgb = rim_rgb * (1 - glass[..., None]) + bezel_rgb * glass[..., None]
+        self._glare_tint = (1.0 + rng.uniform(-0.05, 0.05, 3)).astype(np.float32)
+        return body, glass, screen, rgb.astype(np.float32)
+
+    def _screen(self) -> tuple[np.ndarray, float]:
+        rng = self.rng
+        s = self.scale
+        base = (rng.uniform(0.015, 0.04) * np.array([0.95, 1.0, 1.1])).astype(np.float32)
+        glow = rng.uniform(0.03, 0.13) if rng.random() < 0.5 else 0.0
+        glow_tint = (1.0 + np.array([-0.08, 0.0, 0.12]) * rng.random()).astype(np.float32)
+        uneven = _smooth_noise(rng, (self.height, self.width), (120 * s, 120 * s))
+        rgb = base + glow * glow_tint * (1 + 0.06 * uneven)[..., None]
+        if rng.random() < 0.6:
+            # A punch-hole camera near one short edge.
+            radius = rng.uniform(0.011, 0.014) * 2 * self.half_a
+            side = 1 if rng.random() < 0.5 else -1
+            center_a = side * (self.screen_half_a - 2.2 * radius)
+            distance = np.hypot(self.local_a - center_a, self.local_b)
+            hole = _coverage(distance - radius)
+            ring = np.clip(1 - np.abs(distance - 0.6 * radius) / max(0.6 * s, 0.5), 0, 1) * hole
+            rgb = rgb * (1 - hole[..., None]) + (0.008 + 0.06 * ring)[..., None] * hole[..., None]
+        return rgb.astype(np.float32), float(glow)
+
+    def _shadow(self) -> np.ndarray:
+        rng = self.rng
+        s = self.scale
+        offset_a, offset_b = rng.uniform(2, 9) * s, rng.uniform(3, 11) * s
+        sdf = _rounded_rect_sdf(
+            self.local_a - offset_a, self.local_b - offset_b, self.half_a, self.half_b, self.body_radius
+        )
+        shadow = np.clip(0.5 - sdf / max(8 * s, 1.0), 0, 1)
+        return (rng.uniform(0.25, 0.5) * shadow).astype(np.float32)
+
+    def _glare(self) -> np.ndarray:
+        rng = self.rng
+        ys, xs = self.ys, self.xs
+        glare = np.zeros((self.height, self.width), dtype=np.float32)
+        size = math.hypot(self.width, self.height)
+        for band in range(int(rng.integers(1, 3))):
+            angle = math.radians(rng.uniform(25, 65) + 90 * (rng.random() < 0.5))
+            position = rng.uniform(-0.4, 0.4) * size
+            band_width = rng.uniform(0.04, 0.2) * size
+            strength = rng.uniform(0.0, 0.16) if band == 0 else rng.uniform(0.0, 0.08)
+            distance = (
+                (xs - self.width / 2) * math.cos(angle) + (ys - self.height / 2) * math.sin(angle) - position
+            )
+            glare += strength * np.exp(-0.5 * (distance / band_width) ** 2)
+        gradient_angle = rng.uniform(0, 2 * math.pi)
+        ramp = (
+            (xs - self.width / 2) * math.cos(gradient_angle)
+            + (ys - self.height / 2) * math.sin(gradient_angle)
+        ) / size
+        glare += rng.uniform(0.0, 0.05) * np.clip(ramp + 0.5, 0, 1)
+        return glare
+
+    def _camera(self, scene: np.ndarray) -> Image.Image:
+        rng = self.rng
+        config = self.config
+        s = self.scale
+        lighting = rng.uniform(0.92, 1.08) * (1 + rng.uniform(-0.03, 0.03, 3))
+        lighting = lighting * config.brightness * np.asarray(config.color_cast, dtype=np.float64)
+        image = scene * lighting.astype(np.float32)
+
+        optics = rng.uniform(0.35, 0.65) * max(s, 0.5)
+        sigma = math.sqrt(optics**2 + config.blur**2)
+        image = ndimage.gaussian_filter(image, (sigma, sigma, 0))
+
+        ys, xs = self.ys, self.xs
+        center_x = self.width * (0.5 + rng.uniform(-0.05, 0.05))
+        center_y = self.height * (0.5 + rng.uniform(-0.05, 0.05))
+        radius = np.hypot((xs - center_x) / (self.width / 2), (ys - center_y) / (self.width / 2))
+        image *= (1 - rng.uniform(0.1, 0.3) * radius**2)[..., None]
+
+        read_noise = rng.uniform(0.004, 0.01)
+        shot_noise = rng.uniform(0.0001, 0.0004)
+        normals = rng.standard_normal(image.shape, dtype=np.float32)
+        image = image + normals * np.sqrt(read_noise**2 + shot_noise * np.clip(image, 0, None))
+
+        if config.contrast != 1.0:
+            mean = float(image.mean())
+            image = (image - mean) * config.contrast + mean
+
+        pixels = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+        quality = int(rng.integers(88, 97))
+        buffer = io.BytesIO()
+        Image.fromarray(pixels, mode="RGB").save(buffer, format="JPEG", quality=quality)
+        buffer.seek(0)
+        with Image.open(buffer) as compressed:
+            return compressed.convert("RGB")
+
+    # Defects (drawn in the unit's frame, canvas pixels) ---------------------------------------
+
+    def _visibility(self) -> float:
+        """How strongly a defect shows: some are subtle, some obvious."""
+        return float(self.rng.uniform(0.3, 1.0))
+
+    def _keep(self, label: str, alpha: np.ndarray) -> None:
+        self.instance_alphas.append((label, alpha.astype(np.float32)))
+
+    def _dust(self) -> None:
+        """Faint specks of dust on the glass: nuisances that are not defects."""
+        rng = self.rng
+        if rng.random() >= 0.35:
+            return
+        canvas = _Canvas(self.canvas_shape)
+        for _ in range(int(rng.integers(1, 5))):
+            x, y = self.canvas_center + rng.uniform(-1, 1, 2) * [self.half_a, self.half_b]
+            canvas.ellipse(x, y, max(0.5, rng.uniform(0.6, 1.3) * self.scale), rng.uniform(0.3, 1.0))
+        alpha = canvas.coverage() * self.canvas_body
+        self.add += alpha[..., None] * rng.uniform(0.03, 0.08)
+
+    def _draw_scratch(self, count: int, glow: float) -> None:
+        rng = self.rng
+        s = self.scale
+        parallel = count >= 2 and rng.random() < 0.6
+        center = self._screen_point(0.1 * self.screen_width)
+        angle = rng.uniform(0, math.pi)
+        length = rng.uniform(0.10, 0.40) * self.screen_width
+        bend = rng.uniform(-0.05, 0.05)
+        for index in range(count):
+            if parallel and index > 0:
+                normal = np.array([-math.sin(angle), math.cos(angle)])
+                along = np.array([math.cos(angle), math.sin(angle)])
+                spacing = rng.uniform(4, 12) * max(s, 0.5)
+                this_center = center + normal * spacing * index + along * rng.uniform(-0.15, 0.15) * length
+                this_angle = angle + rng.normal(0, 0.02)
+                this_length = length * rng.uniform(0.6, 1.1)
+                this_bend = bend
+            else:
+                this_center = center if index == 0 else self._screen_point(0.1 * self.screen_width)
+                this_angle = angle if index == 0 else rng.uniform(0, math.pi)
+                this_length = length if index == 0 else rng.uniform(0.10, 0.40) * self.screen_width
+                this_bend = bend if index == 0 else rng.uniform(-0.05, 0.05)
+            samples = max(8, int(this_length / 3))
+            t = np.linspace(-0.5, 0.5, samples)
+            along = np.array([math.cos(this_angle), math.sin(this_angle)])
+            normal = np.array([-along[1], along[0]])
+            curve = this_bend * this_length * (1 - 4 * t**2)
+            jitter = rng.normal(0, 0.15 * max(s, 0.5), samples)
+            points = this_center + np.outer(t * this_length, along) + np.outer(curve + jitter, normal)
+            envelope = np.clip(np.sin(np.pi * (t[:-1] + 0.5 + 0.5 / samples)) * 1.8, 0, 1) ** 0.7
+            modulation = 0.6 + 0.4 * _smooth_1d(rng, samples - 1, 6)
+            gaps = np.where(_smooth_1d(rng, samples - 1, 9) < -0.75, 0.2, 1.0)
+            canvas = _Canvas(self.canvas_shape)
+            canvas.polyline(points, max(1.0, rng.uniform(1.0, 3.0) * s), envelope * modulation * gaps)
+            alpha = canvas.coverage() * self.canvas_screen
+            halo = _blur(alpha, 1.5 * max(s, 0.5)) * 0.5
+            strength = self._visibility() * rng.uniform(0.3, 0.75)
+            color = np.array([1.0, 1.0, 1.04]) + rng.uniform(-0.03, 0.03, 3)
+            self.add += (alpha + halo)[..., None] * (strength * color).astype(np.float32)
+            self._keep("scratch", alpha)
+
+    def _crack_paths(self) -> list[tuple[np.ndarray, float]]:
+        """Polylines of one crack system, each with a brightness factor."""
+        rng = self.rng
+        s = max(self.scale, 0.5)
+        step = rng.uniform(3, 7) * s
+        paths: list[tuple[np.ndarray, float]] = []
+
+        def add_with_branches(path: np.ndarray, heading: float, remaining: float, depth: int) -> None:
+            paths.append((path, rng.uniform(0.5, 1.0)))
+            if depth > 1:
+                return
+            branch_chance = min(0.045, 1.2 / max(len(path), 1))
+            for point_index in range(1, len(path) - 1):
+                if rng.random() < branch_chance:
+                    side = 1 if rng.random() < 0.5 else -1
+                    branch_heading = heading + side * rng.uniform(0.35, 0.9)
+                    branch_length = remaining * rng.uniform(0.15, 0.5)
+                    branch = _jagged_path(rng, path[point_index], branch_heading, branch_length, step, 0.1)
+                    add_with_branches(branch, branch_heading, branch_length, depth + 1)
+
+        if rng.random() < 0.7:
+            # Spider pattern around an impact point.
+            impact = self._screen_point(0.08 * self.screen_width)
+            radials = int(rng.integers(4, 10))
+            base = rng.uniform(0, 2 * math.pi)
+            angles = base + 2 * math.pi * np.arange(radials) / radials + rng.normal(0, 0.25, radials)
+            lengths = rng.uniform(0.1, 0.45, radials) * self.screen_width
+            spokes = []
+            for heading, length in zip(angles, lengths, strict=True):
+                spoke = _jagged_path(rng, impact, heading, length, step, 0.08)
+                spokes.append(spoke)
+                add_with_branches(spoke, heading, length, 0)
+            for _ in range(int(rng.integers(0, 3))):
+                radius = rng.uniform(0.2, 0.7) * float(lengths.min())
+                for first, second in zip(spokes, spokes[1:] + spokes[:1], strict=True):
+                    if rng.random() < 0.65:
+                        a = first[np.argmin(np.abs(np.hypot(*(first - impact).T) - radius))]
+                        b = second[np.argmin(np.abs(np.hypot(*(second - impact).T) - radius))]
+                        paths.append((_jagged_segment(rng, a, b, step), rng.uniform(0.4, 0.9)))
+            crush = rng.uniform(2, 6) * s
+            angles = np.sort(rng.uniform(0, 2 * math.pi, 9))
+            radii = crush * rng.uniform(0.5, 1.2, 9)
+            polygon = impact + np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
+            paths.append((polygon, -1.0))  # marker: filled crushed area
+            for angle in rng.uniform(0, 2 * math.pi, int(rng.integers(6, 14))):
+                reach = crush * rng.uniform(1.5, 3.5)
+                paths.append(
+                    (_jagged_path(rng, impact, angle, reach, max(1.0, reach / 3), 0.3), rng.uniform(0.5, 1.0))
+                )
+        else:
+            # A single long crack running in from an edge.
+            side = int(rng.integers(4))
+            along = rng.uniform(-0.8, 0.8)
+            if side < 2:
+                start = self.canvas_center + [
+                    (-1 if side == 0 else 1) * self.screen_half_a,
+                    along * self.screen_half_b,
+                ]
+                heading = (0.0 if side == 0 else math.pi) + rng.uniform(-0.5, 0.5)
+            else:
+                start = self.canvas_center + [
+                    along * self.screen_half_a,
+                    (-1 if side == 2 else 1) * self.screen_half_b,
+                ]
+                heading = (math.pi / 2 if side == 2 else -math.pi / 2) + rng.uniform(-0.5, 0.5)
+            length = rng.uniform(0.3, 0.8) * self.screen_width
+            add_with_branches(
+                _jagged_path(rng, np.asarray(start), heading, length, step, 0.07), heading, length, 0
+            )
+        return paths
+
+    def _draw_crack(self, count: int, glow: float) -> None:
+        rng = self.rng
+        s = self.scale
+        for _ in range(count):
+            core_width = max(1.0, rng.uniform(0.7, 1.4) * s)
+            edge_width = core_width + max(1.0, rng.uniform(0.8, 1.6) * s)
+            core = _Canvas(self.canvas_shape)
+            edge = _Canvas(self.canvas_shape)
+            for path, brightness in self._crack_paths():
+                if brightness < 0:
+                    edge.polygon(path, 0.9)
+                    core.polygon(path, 0.3)
+                    continue
+                values = np.clip(brightness + 0.45 * _smooth_1d(rng, len(path) - 1, 7), 0.15, 1.0)
+                edge.polyline(path, edge_width, values)
+                core.polyline(path, core_width, 1.0)
+            core_alpha = core.coverage() * self.canvas_screen
+            edge_alpha = edge.coverage() * self.canvas_screen
+            strength = self._visibility() * rng.uniform(0.3, 0.7)
+            color = np.array([1.0, 1.0, 1.0]) + rng.uniform(-0.04, 0.04, 3)
+            bright = edge_alpha * (1 - 0.65 * core_alpha)
+            self.add += bright[..., None] * (strength * color).astype(np.float32)
+            self.dark = np.maximum(self.dark, core_alpha * rng.uniform(0.4, 0.8))
+            self._keep("crack", np.maximum(edge_alpha, core_alpha))
+
+    def _draw_stain(self, count: int, glow: float) -> None:
+        rng = self.rng
+        height, width = self.canvas_shape
+        for _ in range(count):
+            radius = rng.uniform(0.05, 0.16) * self.screen_width
+            center = self._screen_point(0.3 * radius)
+            reach = int(math.ceil(2.5 * radius))
+            cx, cy = int(center[0]), int(center[1])
+            r0, r1 = max(cy - reach, 0), min(cy + reach, height)
+            c0, c1 = max(cx - reach, 0), min(cx + reach, width)
+            ys, xs = np.mgrid[r0:r1, c0:c1].astype(np.float32) + 0.5
+            field = np.zeros(ys.shape, dtype=np.float32)
+            smear = rng.uniform(0, math.pi)
+            for _ in range(int(rng.integers(2, 6))):
+                offset = rng.normal(0, 0.4 * radius, 2)
+                sigma_a, sigma_b = rng.uniform(0.4, 0.9) * radius, rng.uniform(0.2, 0.5) * radius
+                theta = smear + rng.normal(0, 0.3)
+                dx, dy = xs - center[0] - offset[0], ys - center[1] - offset[1]
+                u = dx * math.cos(theta) + dy * math.sin(theta)
+                v = -dx * math.sin(theta) + dy * math.cos(theta)
+                field += rng.uniform(0.5, 1.0) * np.exp(-0.5 * ((u / sigma_a) ** 2 + (v / sigma_b) ** 2))
+            field *= 0.85 + 0.2 * _smooth_noise(rng, field.shape, (radius / 1.5, radius / 1.5))
+            field /= max(float(field.max()), 1e-6)
+            alpha = np.zeros(self.canvas_shape, dtype=np.float32)
+            ramp = np.clip((field - 0.15) / 0.5, 0, 1)
+            alpha[r0:r1, c0:c1] = ramp * ramp * (3 - 2 * ramp)
+            alpha[r0:r1, c0:c1] *= 0.9 + 0.1 * _smooth_noise(rng, field.shape, (radius / 8, radius / 8)).clip(
+                -1, 1
+            )
+            alpha *= self.canvas_screen
+            kind = rng.integers(4)
+            if kind == 3:
+                hue = np.zeros(self.canvas_shape, dtype=np.float32)
+                hue[r0:r1, c0:c1] = rng.random() + 0.12 * _smooth_noise(rng, field.shape, (radius, radius))
+                phases = np.array([0.0, 1 / 3, 2 / 3], dtype=np.float32)
+                tint = 0.75 + 0.25 * np.cos(2 * math.pi * (hue[..., None] + phases))
+            else:
+                tint = np.array([[1.0, 1.0, 1.0], [1.0, 0.9, 0.7], [0.85, 0.95, 1.1]][kind], dtype=np.float32)
+            haze = self._visibility() * rng.uniform(0.1, 0.24)
+            self.add += (alpha[..., None] * haze * tint).astype(np.float32)
+            self.dark = np.maximum(self.dark, alpha * rng.uniform(0.1, 0.3))
+            mask_alpha = np.zeros(self.canvas_shape, dtype=np.float32)
+            mask_alpha[r0:r1, c0:c1] = (field >= 0.35).astype(np.float32)
+            self._keep("stain", mask_alpha * self.canvas_screen)
+
+    def _draw_dead_pixels(self, count: int, glow: float) -> None:
+        rng = self.rng
+        s = self.scale
+        for _ in range(count):
+            center = self._screen_point(0.05 * self.screen_width)
+            dots = int(rng.integers(2, 9))
+            spread = rng.uniform(3, 14) * max(s, 0.5)
+            dark = glow >= 0.09 and rng.random() < 0.5
+            size = max(1.0, rng.uniform(2.8, 4.5) * s) if dark else max(1.0, rng.uniform(2.2, 4.0) * s)
+            if rng.random() < 0.3:
+                along = np.arange(dots) * size * rng.choice([1.0, 2.0])
+                positions = (
+                    center + np.stack([along, np.zeros(dots)], axis=1)[:, :: 1 if rng.random() < 0.5 else -1]
+                )
+            else:
+                positions = center + rng.normal(0, spread / 2, (dots, 2))
+            canvas = _Canvas(self.canvas_shape)
+            for x, y in positions:
+                canvas.rectangle(round(x), round(y), round(x) + size, round(y) + size)
+            alpha = canvas.coverage() * self.canvas_screen
+            if dark:
+                self.dark = np.maximum(self.dark, alpha * rng.uniform(0.75, 1.0))
+            else:
+                colors = np.array(
+                    [[1, 1, 1], [1, 1, 1], [1, 0.2, 0.15], [0.2, 1, 0.25], [0.35, 0.5, 1], [0.3, 1, 1]]
+                )
+                color = colors[rng.integers(len(colors))].astype(np.float32)
+                strength = 0.4 + 0.6 * self._visibility()
+                self.add += alpha[..., None] * strength * color
+            self._keep("dead_pixels", alpha)
+
+    def _draw_chip(self, count: int, glow: float) -> None:
+        rng = self.rng
+        s = max(self.scale, 0.5)
+        for _ in range(count):
+            radius = rng.uniform(0.035, 0.075) * self.screen_width
+            sign_a = 1 if rng.random() < 0.5 else -1
+            sign_b = 1 if rng.random() < 0.5 else -1
+            if rng.random() < 0.5:
+                corner = np.array(
+                    [sign_a * (self.half_a - self.body_radius), sign_b * (self.half_b - self.body_radius)]
+                )
+                point = corner + self.body_radius * np.array([sign_a, sign_b]) / math.sqrt(2)
+            elif rng.random() < 0.5:
+                point = np.array([rng.uniform(-0.8, 0.8) * self.half_a, sign_b * self.half_b])
+            else:
+                point = np.array([sign_a * self.half_a, rng.uniform(-0.6, 0.6) * self.half_b])
+            inward = -point / max(float(np.hypot(*point)), 1e-6)
+            center = self.canvas_center + point + inward * radius * rng.uniform(0.2, 0.6)
+            vertices = int(rng.integers(9, 15))
+            angles = np.sort(rng.uniform(0, 2 * math.pi, vertices))
+            radii = radius * rng.uniform(0.55, 1.1, vertices)
+            polygon = center + np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
+            fill = _Canvas(self.canvas_shape)
+            fill.polygon(polygon)
+            alpha = fill.coverage() * self.canvas_body
+            rim = _Canvas(self.canvas_shape)
+            rim.polyline(np.vstack([polygon, polygon[:1]]), max(1.0, 1.5 * s), 1.0)
+            for _ in range(int(rng.integers(2, 5))):
+                start = polygon[rng.integers(vertices)]
+                heading = math.atan2(*(start - center)[::-1]) + rng.normal(0, 0.4)
+                rim.polyline(
+                    _jagged_path(rng, start, heading, radius * rng.uniform(0.4, 1.2), 3 * s, 0.3), 1.0, 0.7
+                )
+            rim_alpha = rim.coverage() * self.canvas_body
+            texture = 0.75 + 0.25 * _smooth_noise(rng, self.canvas_shape, (2 * s, 2 * s)).clip(-1, 1)
+            level = self._visibility() * rng.uniform(0.25, 0.45)
+            exposed = (
+                alpha * level * texture + rim_alpha * (1 - alpha) * level * 1.3 + alpha * rim_alpha * 0.2
+            )
+            self.add += exposed[..., None] * np.array([1.0, 0.98, 0.95], dtype=np.float32)
+            self.dark = np.maximum(self.dark, alpha * 0.7)
+            self._keep("chip", alpha)
+
+    def _draw_bubble(self, count: int, glow: float) -> None:
+        rng = self.rng
+        s = max(self.scale, 0.5)
+        anchor = self._screen_point(0.1 * self.screen_width)
+        light = rng.uniform(0, 2 * math.pi)
+        for index in range(count):
+            radius = rng.uniform(0.015, 0.05) * self.screen_width
+            center = anchor if index == 0 else anchor + rng.normal(0, 0.06 * self.screen_width, 2)
+            squash, tilt = rng.uniform(0.8, 1.0), rng.uniform(0, math.pi)
+            da = self.canvas_a - (center[0] - self.canvas_center[0])
+            db = self.canvas_b - (center[1] - self.canvas_center[1])
+            u = da * math.cos(tilt) + db * math.sin(tilt)
+            v = (-da * math.sin(tilt) + db * math.cos(tilt)) / squash
+            distance = np.hypot(u, v)
+            ring_width = max(0.7, rng.uniform(0.7, 1.2) * s)
+            facing = (da * math.cos(light) + db * math.sin(light)) / np.maximum(distance, 1e-3)
+            rim = np.exp(-0.5 * ((distance - radius) / ring_width) ** 2) * (0.6 + 0.4 * facing)
+            inner = np.exp(-0.5 * ((distance - radius + 2.5 * ring_width) / ring_width) ** 2)
+            inside = np.clip(1 - (distance / radius) ** 2, 0, 1)
+            dome = inside * np.clip(0.5 + 0.5 * facing * distance / radius, 0, 1)
+            strength = self._visibility()
+            light_rgb = (rim * rng.uniform(0.2, 0.45) + dome * rng.uniform(0.02, 0.07)) * strength
+            tint = np.ones(3, dtype=np.float32)
+            if rng.random() < 0.5:
+                # Newton's rings: faint interference colours in the thin air gap.
+                phases = np.array([0.0, 1 / 3, 2 / 3], dtype=np.float32)
+                rings = rng.uniform(3, 6) * (distance / radius) ** 2
+                tint = (0.7 + 0.3 * np.cos(2 * math.pi * (rings[..., None] + phases))).astype(np.float32)
+                light_rgb = light_rgb + inside * 0.03 * strength
+            light_rgb = light_rgb * self.canvas_screen
+            self.add += (light_rgb[..., None] * tint).astype(np.float32)
+            self.dark = np.maximum(self.dark, inner * rng.uniform(0.2, 0.5) * strength * self.canvas_screen)
+            self._keep("bubble", (distance <= radius + ring_width).astype(np.float32) * self.canvas_screen)

@@ -1,0 +1,179 @@
+"""Fixtures shared by the whole suite.
+
+Run the suite with `make test` (or `python tests/run.py ARGS`): it picks PostgreSQL or SQLite,
+a Redis, and a throwaway `LOUPE_DATA_DIR` before Django reads its settings.
+
+- `media_root`: uploaded files go to a per-test temporary folder;
+- `redis_client`: a client on the test Redis database, emptied before and after the test;
+- `live_celery_worker`: a real Celery worker process on the test database and broker;
+- marker `postgres`: the test needs PostgreSQL row locking and is skipped on SQLite;
+- marker `slow`: left out of the default run (`-m slow` runs them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+
+from config.embedded import EmbeddedRedis, die_with_parent, start_embedded_redis
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+WORKER_START_TIMEOUT_SECONDS = 60.0
+WORKER_STOP_TIMEOUT_SECONDS = 15.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("LOUPE_TEST_RUN") != "1":
+        raise pytest.UsageError(
+            "Run the tests with `make test ARGS='...'` or `.venv/bin/python tests/run.py ...`: "
+            "it chooses the database and Redis and isolates LOUPE_DATA_DIR from your own data."
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL row locking; this run uses SQLite")
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """On SQLite the test database is the data directory's own database file (the data
+    directory is throwaway), so worker subprocesses reach it with no extra settings."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(database["NAME"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedded_redis() -> Iterator[EmbeddedRedis | None]:
+    """The embedded Redis for the whole session, when no `REDIS_URL` is set."""
+    from django.conf import settings
+
+    if not settings.EMBEDDED_REDIS:
+        yield None
+        return
+    server = start_embedded_redis(settings.LOUPE_DATA_DIR)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def media_root(settings, tmp_path: Path) -> Path:
+    path = tmp_path / "media"
+    path.mkdir()
+    settings.MEDIA_ROOT = path
+    return path
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    """A client on the test Redis database (tests/run.py gives each run its own), emptied
+    before and after the test."""
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@dataclass
+class LiveCeleryWorker:
+    hostname: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def live_celery_worker(transactional_db, media_root: Path, redis_client, tmp_path: Path):
+    """A real `celery worker` process (solo pool) on the test database, broker and media root.
+
+    The broker database is emptied first, so the worker only sees tasks sent by this test.
+    Data the test writes is visible to the worker because `transactional_db` commits it.
+    """
+    from django.conf import settings
+    from django.db import connection
+
+    from config.celery import app
+
+    hostname = f"loupe-test-{uuid.uuid4().hex[:8]}@localhost"
+    environment = dict(os.environ)
+    environment["LOUPE_MEDIA_ROOT"] = str(settings.MEDIA_ROOT)
+    environment["PYTHONUNBUFFERED"] = "1"
+    if connection.vendor != "sqlite":
+        environment["DATABASE_URL"] = _database_url_with_name(
+            os.environ["DATABASE_URL"], connection.settings_dict["NAME"]
+        )
+    log_path = tmp_path / "celery-worker.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker",
+        "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO",
+        "--hostname", hostname, "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPOSITORY,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
+    worker = LiveCeleryWorker(hostname=hostname, process=process, log_path=log_path)
+    try:
+        _wait_for_worker(app, worker)
+        yield worker
+    finally:
+        _stop_worker(worker)
+
+
+def _wait_for_worker(app, worker: LiveCeleryWorker) -> None:
+    deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            pytest.fail(f"The Celery worker exited with status {worker.process.returncode}:\n{worker.log()}")
+        if app.control.ping(destination=[worker.hostname], timeout=0.5):
+            return
+    pytest.fail(
+        f"The Celery worker did not answer within {WORKER_START_TIMEOUT_SECONDS:.0f} s:\n{worker.log()}"
+    )
+
+
+def _stop_worker(worker: LiveCeleryWorker) -> None:
+    if worker.process.poll() is None:
+        worker.process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.process.wait(timeout=WORKER_STOP_TIMEOUT_SECONDS)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(worker.process.pid, signal.SIGKILL)
+    worker.process.wait()
+
+
+def _database_url_with_name(url: str, name: str) -> str:
+    return urlsplit(url)._replace(path=f"/{name}").geturl()

@@ -1,0 +1,52 @@
+"""`python manage.py run_stack`: Loupe on one machine, in the foreground (see `config.stack`)."""
+
+import os
+
+from django.conf import settings
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand, CommandError
+
+from config.stack import StackOptions, run_stack
+
+
+class Command(BaseCommand):
+    help = (
+        "Run Loupe in the foreground: the embedded Redis (when REDIS_URL is unset), the web server, "
+        "a Celery worker and Celery beat. Migrates and prepares the demo model first."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=int(os.environ.get("LOUPE_WORKER_CONCURRENCY", "1")),
+            help="Celery worker processes (default: LOUPE_WORKER_CONCURRENCY or 1).",
+        )
+        parser.add_argument(
+            "--skip-demo", action="store_true", help="Do not run ensure_demo before starting."
+        )
+
+    def handle(self, *args, host, port, concurrency, skip_demo, **options):
+        stack_options = StackOptions(
+            data_dir=settings.LOUPE_DATA_DIR,
+            host=host,
+            port=port,
+            worker_concurrency=concurrency,
+            embedded_redis=settings.EMBEDDED_REDIS,
+        )
+        exit_code = run_stack(
+            stack_options, prepare=lambda: self._prepare(skip_demo=skip_demo), cwd=settings.BASE_DIR
+        )
+        if exit_code:
+            raise CommandError("The stack stopped because one of its processes exited.", returncode=exit_code)
+
+    def _prepare(self, *, skip_demo: bool) -> None:
+        call_command("migrate", interactive=False, verbosity=1)
+        if skip_demo:
+            self.stdout.write("[stack] --skip-demo: not running ensure_demo")
+        elif "ensure_demo" in get_commands():
+            call_command("ensure_demo")
+        else:
+            self.stdout.write("[stack] no ensure_demo command yet: starting without demo data")
