@@ -16,3 +16,5 @@ class NetworkConfig:
     neck_channels: int = 64
     mask_channels: int = 32
     pretrained: bool = True
+    # "supervised" (DefectNet) or "anomaly" (cold start from defect-free images only)
+    kind: str = "supervised"

@@ -117,13 +117,28 @@ class ExportedDefectNet(nn.Module):
         )
 
 
-def save_weights(directory: Path, network: DefectNet) -> None:
+def save_weights(directory: Path, network: nn.Module) -> None:
     torch.save(network.state_dict(), Path(directory) / WEIGHTS_FILE)
 
 
-def load_network(directory: Path, network_config: NetworkConfig) -> DefectNet:
+def load_network(directory: Path, network_config: NetworkConfig) -> nn.Module:
     """The trained network from a bundle folder (no ImageNet weights needed: they are in it)."""
     config = NetworkConfig(**{**network_config.__dict__, "pretrained": False})
-    network = DefectNet(config)
-    network.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+    state = torch.load(Path(directory) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    if config.kind == "anomaly":
+        from models_registry.ml.anomaly import AnomalyNet
+
+        network = AnomalyNet(config, memory_size=state["memory"].shape[0])
+    else:
+        network = DefectNet(config)
+    network.load_state_dict(state)
     return network.eval()
+
+
+def serving_graph(network: nn.Module) -> nn.Module:
+    """The module whose outputs are `OUTPUT_NAMES`, for ONNX export and the torch predictor."""
+    from models_registry.ml.anomaly import AnomalyNet, ExportedAnomalyNet
+
+    if isinstance(network, AnomalyNet):
+        return ExportedAnomalyNet(network).eval()
+    return ExportedDefectNet(network).eval()

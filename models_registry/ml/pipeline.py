@@ -234,15 +234,20 @@ def train_bundle(
     seconds["load"] = time.monotonic() - clock
 
     clock = time.monotonic()
-    network = train_network(
-        train_items,
-        validation_items,
-        network_config=network_config,
-        preprocess=preprocess,
-        config=config,
-        on_epoch=on_epoch,
-        on_step=on_step,
-    )
+    if any(item.defective == 1 for item in train_items):
+        network = train_network(
+            train_items,
+            validation_items,
+            network_config=network_config,
+            preprocess=preprocess,
+            config=config,
+            on_epoch=on_epoch,
+            on_step=on_step,
+        )
+    else:
+        network, network_config, classes = _fit_cold_start(
+            train_items, validation_items, backbone, pretrained, preprocess, config.seed
+        )
     seconds["train"] = time.monotonic() - clock
 
     clock = time.monotonic()
@@ -268,6 +273,12 @@ def train_bundle(
     outcomes = outcomes_for(validation_items, raw, classes, calibration)
     known = [o for o in outcomes if o.true_defective is not None]
     risk_control = risk_control_table([o.confidence for o in known], [o.correct for o in known], alphas)
+    if not any(o.true_defective for o in known):
+        reason = "no defective units in the validation data: misses cannot be measured; nothing certified"
+        risk_control = {
+            alpha: {**entry, "threshold": None, "coverage": 0.0, "certified": False, "reason": reason}
+            for alpha, entry in risk_control.items()
+        }
     final = bundle_files.BundleConfig(
         classes=classes,
         network=network_config,
@@ -297,6 +308,31 @@ def train_bundle(
     final = bundle_files.BundleConfig(**{**final.__dict__, "metrics": _headline(validation_metrics)})
     bundle_files.write_config(out_dir, final)
     return TrainOutcome(out_dir, final, validation_metrics, test_metrics, seconds)
+
+
+def _fit_cold_start(
+    train_items: Sequence[PreparedSample],
+    validation_items: Sequence[PreparedSample],
+    backbone: str,
+    pretrained: bool,
+    preprocess: PreprocessConfig,
+    seed: int,
+):
+    """No defective example yet: a PatchCore anomaly model from the normal images."""
+    import torch
+
+    from models_registry.ml.anomaly import fit_anomaly_network
+
+    def batches(items: Sequence[PreparedSample]) -> list:
+        normal = [item for item in items if item.defective == 0]
+        return [
+            torch.from_numpy(normalise(np.stack([i.pixels for i in normal[k : k + 16]]), preprocess))
+            for k in range(0, len(normal), 16)
+        ]
+
+    network_config = NetworkConfig(backbone=backbone, num_classes=1, pretrained=pretrained, kind="anomaly")
+    network = fit_anomaly_network(network_config, batches(train_items), batches(validation_items), seed=seed)
+    return network, network_config, ("anomaly",)
 
 
 def _headline(metrics: dict) -> dict:

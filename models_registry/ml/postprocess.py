@@ -118,6 +118,36 @@ def regions_from_outputs(
     return tuple(regions)
 
 
+def regions_from_mask(
+    mask: np.ndarray, *, label: str, width: int, height: int, threshold: float = 0.5
+) -> tuple[Region, ...]:
+    """Connected areas of a probability map above `threshold`, scored by their peak."""
+    from scipy import ndimage
+
+    above = mask >= threshold
+    labelled, count = ndimage.label(above)
+    scale_x = width / mask.shape[1]
+    scale_y = height / mask.shape[0]
+    regions = []
+    for index, found in enumerate(ndimage.find_objects(labelled), start=1):
+        if found is None:
+            continue
+        inside = labelled[found] == index
+        regions.append(
+            Region(
+                x=found[1].start * scale_x,
+                y=found[0].start * scale_y,
+                width=(found[1].stop - found[1].start) * scale_x,
+                height=(found[0].stop - found[0].start) * scale_y,
+                label=label,
+                score=float(mask[found][inside].max()),
+                mask_rle=run_length_encode(inside),
+            )
+        )
+    regions.sort(key=lambda region: -region.score)
+    return tuple(regions[:20])
+
+
 @dataclass(frozen=True)
 class ImageDecision:
     defect_probability: float

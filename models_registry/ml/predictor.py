@@ -15,7 +15,7 @@ import numpy as np
 
 from models_registry.ml.bundle import ONNX_FILE, BundleConfig, read_config
 from models_registry.ml.layout import OUTPUT_NAMES
-from models_registry.ml.postprocess import image_decisions, regions_from_outputs
+from models_registry.ml.postprocess import image_decisions, regions_from_mask, regions_from_outputs
 from models_registry.ml.preprocessing import ImageSource, LoadedImage, load_image, normalise
 from models_registry.ml.types import EmbeddingSummary, Prediction, image_statistics
 
@@ -33,6 +33,7 @@ class Predictor:
         self.model_version = model_version or self.bundle_dir.name
         self.threads = threads
         self.input_size = self.config.preprocess.input_size
+        self.is_anomaly_model = self.config.network.kind == "anomaly"
 
     # -- subclasses -----------------------------------------------------------------------
     def forward(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -83,17 +84,25 @@ class Predictor:
         )
         predictions = []
         for i, (image, decision) in enumerate(zip(loaded, decisions, strict=True)):
-            regions = regions_from_outputs(
-                outputs["peaks"][i],
-                outputs["box_size"][i],
-                outputs["box_offset"][i],
-                outputs["mask"][i, 0],
-                classes=config.classes,
-                input_size=self.input_size,
-                width=image.original_width,
-                height=image.original_height,
-                threshold=config.region_threshold,
-            )
+            if self.is_anomaly_model:
+                regions = regions_from_mask(
+                    outputs["mask"][i, 0],
+                    label=config.classes[0],
+                    width=image.original_width,
+                    height=image.original_height,
+                )
+            else:
+                regions = regions_from_outputs(
+                    outputs["peaks"][i],
+                    outputs["box_size"][i],
+                    outputs["box_offset"][i],
+                    outputs["mask"][i, 0],
+                    classes=config.classes,
+                    input_size=self.input_size,
+                    width=image.original_width,
+                    height=image.original_height,
+                    threshold=config.region_threshold,
+                )
             predictions.append(
                 Prediction(
                     defect_probability=decision.defect_probability,
@@ -101,7 +110,7 @@ class Predictor:
                     regions=regions,
                     label=decision.label,
                     confidence=decision.confidence,
-                    anomaly_score=float(outputs["mask"][i].max()),
+                    anomaly_score=float(outputs["mask"][i].max()) if self.is_anomaly_model else None,
                     embedding=summarise_embedding(outputs["embedding"][i], image.pixels),
                     model_version=self.model_version,
                 )
@@ -150,12 +159,12 @@ class TorchPredictor(Predictor):
         super().__init__(bundle_dir, model_version=model_version, threads=threads)
         import torch
 
-        from models_registry.ml.network import ExportedDefectNet, load_network
+        from models_registry.ml.network import load_network, serving_graph
 
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
-        self.graph = ExportedDefectNet(load_network(self.bundle_dir, self.config.network)).eval()
+        self.graph = serving_graph(load_network(self.bundle_dir, self.config.network))
 
     def forward(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         with self._torch.inference_mode():

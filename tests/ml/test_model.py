@@ -165,3 +165,43 @@ def test_boxes_and_image_labels_alone_train_too(tmp_path):
         threads=2,
     )
     assert (outcome.bundle_dir / "model.onnx").exists()
+
+
+def test_cold_start_from_defect_free_images_gives_anomaly_scores_and_regions(tmp_path):
+    """With only good units, the model is a PatchCore anomaly detector, and says it can't be trusted alone."""
+    from models_registry.ml.pipeline import train_bundle
+
+    good = SyntheticConfig(width=160, height=96, defect_rate=0.0)
+    samples = []
+    for index, unit in enumerate(generate_units(10, seed=21, config=good)):
+        path = tmp_path / f"good{index}.png"
+        unit.image.save(path)
+        samples.append(Sample(key=path.name, image_path=str(path), defective=False))
+    outcome = train_bundle(
+        out_dir=tmp_path / "bundle",
+        classes=(),
+        train=samples[:7],
+        validation=samples[7:],
+        input_size=64,
+        threads=2,
+    )
+    config = read_config(outcome.bundle_dir)
+    assert config.network.kind == "anomaly"
+    assert config.classes == ("anomaly",)
+    assert not any(entry["certified"] for entry in config.risk_control.values())
+    assert "no defective units" in config.risk_control["0.05"]["reason"]
+
+    defect = next(generate_units(1, seed=22, config=SyntheticConfig(width=160, height=96, defect_rate=1.0)))
+    defect_path = tmp_path / "defect.png"
+    defect.image.save(defect_path)
+    onnx, torch_predictor = (
+        OnnxPredictor(outcome.bundle_dir, threads=2),
+        TorchPredictor(outcome.bundle_dir, threads=2),
+    )
+    prediction = onnx.predict(defect_path)
+    assert prediction.anomaly_score is not None
+    assert abs(prediction.defect_probability - torch_predictor.predict(defect_path).defect_probability) < 1e-4
+    for region in prediction.regions:
+        assert region.label == "anomaly" and region.score >= 0.5
+    normal_scores = [onnx.predict(s.image_path).defect_probability for s in samples[:7]]
+    assert max(normal_scores) < 0.5  # the memory holds these very patches

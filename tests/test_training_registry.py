@@ -1,0 +1,130 @@
+"""Training end to end: a generated data set through `train` into MLflow and the registry."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from labeling.models import Dataset, DatasetItem, Split
+from labeling.splits import dataset_split_assign
+from models_registry import mlflow_registry
+from models_registry.ml.synthetic import SyntheticConfig, write_dataset
+from models_registry.models import ModelVersion
+
+TINY = ["--epochs", "1", "--input-size", "64", "--batch-size", "4"]
+
+
+@pytest.fixture
+def synthetic_dataset(tmp_path, media_root):
+    folder = tmp_path / "units"
+    write_dataset(folder, 24, seed=3, config=SyntheticConfig(width=128, height=72), format="masks")
+    call_command("import_dataset", str(folder), name="tiny", format="masks", stdout=StringIO())
+    return Dataset.objects.get(name="tiny")
+
+
+def _train(*extra: str) -> dict:
+    out = StringIO()
+    call_command("train", "--dataset", "tiny", *TINY, "--json", *extra, stdout=out, stderr=StringIO())
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_train_registers_a_version_in_mlflow_and_mirrors_it(synthetic_dataset):
+    # when training from the command line
+    result = _train("--seed", "1")
+    # then the JSON names a model that evaluate accepts, and MLflow holds the run and the version
+    assert {"model", "version", "mlflow_run_id"} <= set(result)
+    version = ModelVersion.objects.get(name="loupe-tiny", version=result["version"])
+    assert version.mlflow_run_id == result["mlflow_run_id"]
+    client = mlflow_registry._client()
+    run = client.get_run(result["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["dataset"] == "tiny"
+    assert "train_loss" in run.data.metrics and "validation_image_accuracy" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(result["mlflow_run_id"], "model")}
+    assert {"model/model.onnx", "model/weights.pt", "model/loupe-model.json"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(result["mlflow_run_id"], "plots")}
+    assert any("risk_coverage" in p for p in plots) and any("precision_recall" in p for p in plots)
+    registered = client.get_model_version("loupe-tiny", str(result["version"]))
+    assert registered.run_id == result["mlflow_run_id"]
+
+    # and evaluate reports every figure the issue names
+    out = StringIO()
+    call_command("evaluate", "--model", result["model"], "--dataset", "tiny", "--json", stdout=out)
+    metrics = json.loads(out.getvalue())
+    for key in (
+        "n_test",
+        "image_accuracy",
+        "image_auroc",
+        "ece",
+        "pixel_auroc",
+        "coverage_at_error",
+        "per_class",
+    ):
+        assert key in metrics
+    assert set(metrics["coverage_at_error"]) >= {"0.01", "0.02", "0.05"}
+    assert (
+        metrics["n_test"] == DatasetItem.objects.filter(dataset=synthetic_dataset, split=Split.TEST).count()
+    )
+
+    # and predict prints one JSON line per image
+    image = DatasetItem.objects.filter(dataset=synthetic_dataset).first().image.file.path
+    out = StringIO()
+    call_command("predict", "--model", result["model"], image, stdout=out)
+    prediction = json.loads(out.getvalue().strip().splitlines()[0])
+    assert prediction["model_version"] == result["model"]
+    assert 0 <= prediction["defect_probability"] <= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_test_split_is_frozen_across_versions(synthetic_dataset, tmp_path):
+    first = dataset_split_assign(dataset=synthetic_dataset)
+    test_items = set(
+        DatasetItem.objects.filter(dataset=synthetic_dataset, split=Split.TEST).values_list("id", flat=True)
+    )
+    assert first.test >= 1 and first.validation >= 1 and first.newly_assigned == 24
+    # when more units arrive and the split is assigned again
+    more = tmp_path / "more"
+    write_dataset(more, 10, seed=99, config=SyntheticConfig(width=128, height=72), format="masks")
+    call_command("import_dataset", str(more), name="tiny", format="masks", stdout=StringIO())
+    second = dataset_split_assign(dataset=synthetic_dataset)
+    # then no earlier item moved, and no new item joined the test split
+    assert second.newly_assigned == 10
+    after = set(
+        DatasetItem.objects.filter(dataset=synthetic_dataset, split=Split.TEST).values_list("id", flat=True)
+    )
+    assert after == test_items
+    assert dataset_split_assign(dataset=synthetic_dataset).newly_assigned == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_training_leaves_a_failed_run_and_no_version(synthetic_dataset, monkeypatch):
+    import models_registry.ml.export as export
+
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    client = mlflow_registry._client()
+    experiment = mlflow_registry.experiment_id()
+    earlier = {run.info.run_id for run in client.search_runs([experiment])}
+    versions_before = mlflow_registry.latest_version("loupe-tiny")
+    monkeypatch.setattr(export, "export_onnx", broken_export)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _train()
+    assert not ModelVersion.objects.exists()
+    runs = [run for run in client.search_runs([experiment]) if run.info.run_id not in earlier]
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    assert mlflow_registry.latest_version("loupe-tiny") == versions_before
+
+
+@pytest.mark.django_db
+def test_train_and_evaluate_name_bad_arguments(synthetic_dataset):
+    with pytest.raises(CommandError, match="no dataset named 'nope'"):
+        call_command("train", "--dataset", "nope")
+    with pytest.raises(CommandError, match="multiple of 32"):
+        call_command("train", "--dataset", "tiny", "--input-size", "100")
+    with pytest.raises(CommandError, match="no registered model"):
+        call_command("evaluate", "--model", "missing:3", "--dataset", "tiny")
+    with pytest.raises(CommandError, match="no registered model"):
+        call_command("predict", "--model", "missing", "x.jpg")
