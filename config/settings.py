@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "models_registry",
     "inspection",
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -121,6 +123,9 @@ MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = LOUPE_DATA_DIR / "staticfiles"
+# WhiteNoise serves static files from the ASGI app itself (no separate web server needed);
+# `run_stack` collects them, and the finders cover a checkout that has not.
+WHITENOISE_USE_FINDERS = True
 
 # --- MLflow ---------------------------------------------------------------------------------
 MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", "")
@@ -149,6 +154,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Loupe API",
     "DESCRIPTION": "Human-in-the-loop visual inspection: the production line's way in.",
     "VERSION": "1.0.0",
+    # The docs page's JavaScript is served from static/, never a CDN: factory networks are closed.
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 LANGUAGE_CODE = "en-us"

@@ -3,7 +3,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from config import views
+
 urlpatterns = [
+    path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("inspection.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),

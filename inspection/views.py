@@ -21,16 +21,17 @@ def health(request: HttpRequest) -> JsonResponse:
     """`GET /api/v1/health`, unauthenticated: 200 when the database, Redis and the active model
     all answer, else 503. Each check reports `ok` and a `detail` naming what failed.
     """
-    checks = {
-        "database": _check_database(),
-        "redis": _check_redis(),
-        "model": _check_model(),
-    }
+    checks = readiness_checks()
     healthy = all(check["ok"] for check in checks.values())
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status=200 if healthy else 503,
     )
+
+
+def readiness_checks() -> dict[str, dict[str, Any]]:
+    """Database, Redis and active model: each `{"ok": bool, "detail": str}`."""
+    return {"database": _check_database(), "redis": _check_redis(), "model": _check_model()}
 
 
 def _check_database() -> dict[str, Any]:

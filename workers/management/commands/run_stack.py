@@ -3,7 +3,7 @@
 import os
 
 from django.conf import settings
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from config.stack import StackOptions, run_stack
@@ -44,9 +44,8 @@ class Command(BaseCommand):
 
     def _prepare(self, *, skip_demo: bool) -> None:
         call_command("migrate", interactive=False, verbosity=1)
+        call_command("collectstatic", interactive=False, verbosity=0)
         if skip_demo:
             self.stdout.write("[stack] --skip-demo: not running ensure_demo")
-        elif "ensure_demo" in get_commands():
-            call_command("ensure_demo")
         else:
-            self.stdout.write("[stack] no ensure_demo command yet: starting without demo data")
+            call_command("ensure_demo")

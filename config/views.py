@@ -1,0 +1,33 @@
+"""The front page: what this Loupe holds and whether it is ready."""
+
+from django.conf import settings
+from django.shortcuts import render
+
+from labeling.models import Dataset
+from models_registry.models import ModelVersion
+from models_registry.selectors import model_version_active
+
+
+def home(request):
+    from inspection.views import readiness_checks
+
+    checks = readiness_checks()
+    versions = ModelVersion.objects.all()[:20]
+    datasets = Dataset.objects.order_by("name")
+    return render(
+        request,
+        "home.html",
+        {
+            "checks": checks,
+            "ready": all(check["ok"] for check in checks.values()),
+            "active": model_version_active(),
+            "versions": versions,
+            "datasets": [(dataset, dataset.items.count()) for dataset in datasets],
+            "embedded": {
+                "database": settings.EMBEDDED_DATABASE,
+                "redis": settings.EMBEDDED_REDIS,
+                "mlflow": settings.EMBEDDED_MLFLOW,
+            },
+            "mlflow_uri": settings.MLFLOW_TRACKING_URI,
+        },
+    )
