@@ -22,13 +22,13 @@ from common import OUT, embedded_environment, manage, require_dataset, write_res
 SETS = {
     "neu-det": {
         "format": "voc",
-        "epochs": 5,
-        "input_size": 224,
+        "epochs": 10,
+        "input_size": 192,
         "goals": {"image_accuracy": 0.97, "box_map50": 0.70, "coverage_at_error.0.02": 0.90},
     },
     "magnetic-tile": {
         "format": "masks",
-        "epochs": 5,
+        "epochs": 10,
         "input_size": 256,
         "goals": {"image_auroc": 0.95, "pixel_auroc": 0.90},
     },

@@ -30,7 +30,7 @@ def _train(*extra: str) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_train_registers_a_version_in_mlflow_and_mirrors_it(synthetic_dataset):
+def test_train_registers_a_version_in_mlflow_and_mirrors_it(synthetic_dataset, client):
     # when training from the command line
     result = _train("--seed", "1")
     # then the JSON names a model that evaluate accepts, and MLflow holds the run and the version
@@ -75,6 +75,11 @@ def test_train_registers_a_version_in_mlflow_and_mirrors_it(synthetic_dataset):
     prediction = json.loads(out.getvalue().strip().splitlines()[0])
     assert prediction["model_version"] == result["model"]
     assert 0 <= prediction["defect_probability"] <= 1
+
+    # and the service reports ready, with the real model loaded from MLflow's artifacts
+    response = client.get("/api/v1/health")
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["model"]["detail"] == f"loupe-tiny v{result['version']}"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -77,8 +77,8 @@ def losses_for(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor
         centres = targets["centre_mask"].unsqueeze(1)
         count = centres.sum().clamp(min=1.0)
         losses["size"] = (
-            0.1 * (F.l1_loss(outputs["box_size"], targets["size"], reduction="none") * centres).sum() / count
-        )
+            F.l1_loss(outputs["box_size"], targets["size"], reduction="none") * centres
+        ).sum() / count
         offset = torch.sigmoid(outputs["box_offset"])
         losses["offset"] = (F.l1_loss(offset, targets["offset"], reduction="none") * centres).sum() / count
     mask_weight = targets["mask_weight"]
