@@ -28,7 +28,7 @@ def test_home_page_lists_versions_datasets_and_checks(client):
     assert "not certified" in page
     # the bundle is not reachable, so the page says so instead of pretending
     assert "not ready" in page and "not loadable" in page
-    assert '/static/css/loupe.css' in page
+    assert "/static/css/loupe.css" in page
 
 
 @pytest.mark.django_db

@@ -20,7 +20,7 @@ from models_registry.ml.calibration import Calibration
 from models_registry.ml.layout import NetworkConfig
 from models_registry.ml.preprocessing import PreprocessConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the ONNX graph takes uint8 NHWC images and normalises inside
 CONFIG_FILE = "loupe-model.json"
 ONNX_FILE = "model.onnx"
 REFERENCE_FILE = "reference.npz"

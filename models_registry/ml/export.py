@@ -9,12 +9,14 @@ from torch import nn
 
 from models_registry.ml.layout import OUTPUT_NAMES
 from models_registry.ml.network import serving_graph
+from models_registry.ml.preprocessing import PreprocessConfig
 
 
-def export_onnx(network: nn.Module, path: Path, input_size: int) -> Path:
-    """Write the network's serving graph with a dynamic batch dimension."""
-    wrapper = serving_graph(network)
-    example = torch.zeros(1, 3, input_size, input_size)
+def export_onnx(network: nn.Module, path: Path, preprocess: PreprocessConfig) -> Path:
+    """Write the serving graph (uint8 N x S x S x 3 in) with a dynamic batch dimension."""
+    wrapper = serving_graph(network, preprocess.mean, preprocess.std)
+    size = preprocess.input_size
+    example = torch.zeros(1, size, size, 3, dtype=torch.uint8)
     names = list(OUTPUT_NAMES)
     with torch.inference_mode():
         torch.onnx.export(

@@ -93,7 +93,7 @@ class DefectNet(nn.Module):
 
 
 class ExportedDefectNet(nn.Module):
-    """The serving graph: normalised image in, activated outputs with peaks marked out."""
+    """Normalised image in, activated outputs with peaks marked out."""
 
     OUTPUT_NAMES = OUTPUT_NAMES
 
@@ -135,10 +135,37 @@ def load_network(directory: Path, network_config: NetworkConfig) -> nn.Module:
     return network.eval()
 
 
-def serving_graph(network: nn.Module) -> nn.Module:
-    """The module whose outputs are `OUTPUT_NAMES`, for ONNX export and the torch predictor."""
+class ImageInput(nn.Module):
+    """uint8 N x H x W x 3 images -> the backbone's normalised float N x 3 x H x W.
+
+    Inside the serving graph, so a bundle carries its own normalisation and serving cannot
+    drift from training (which applies `preprocessing.normalise`, the same arithmetic).
+    """
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1)
+        shift = torch.tensor([m / s for m, s in zip(mean, std, strict=True)]).view(1, 3, 1, 1)
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.permute(0, 3, 1, 2).to(torch.float32) * self.scale - self.shift
+
+
+class ServingGraph(nn.Module):
+    def __init__(self, image_input: ImageInput, graph: nn.Module):
+        super().__init__()
+        self.image_input = image_input
+        self.graph = graph
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.graph(self.image_input(images))
+
+
+def serving_graph(network: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> nn.Module:
+    """uint8 images in, `OUTPUT_NAMES` out: what ONNX Runtime and the torch predictor run."""
     from models_registry.ml.anomaly import AnomalyNet, ExportedAnomalyNet
 
-    if isinstance(network, AnomalyNet):
-        return ExportedAnomalyNet(network).eval()
-    return ExportedDefectNet(network).eval()
+    graph = ExportedAnomalyNet(network) if isinstance(network, AnomalyNet) else ExportedDefectNet(network)
+    return ServingGraph(ImageInput(mean, std), graph).eval()

@@ -56,9 +56,7 @@ def collect_outputs(
     defect, classes, detections, masks, embeddings = [], [], [], [], []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        outputs = predictor.forward(
-            normalise(np.stack([i.pixels for i in chunk]), predictor.config.preprocess)
-        )
+        outputs = predictor.forward(np.stack([i.pixels for i in chunk]))
         defect.append(outputs["defect_logit"])
         classes.append(outputs["class_logits"])
         embeddings.append(outputs["embedding"])
@@ -254,7 +252,7 @@ def train_bundle(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_weights(out_dir, network)
-    export_onnx(network, out_dir / bundle_files.ONNX_FILE, input_size)
+    export_onnx(network, out_dir / bundle_files.ONNX_FILE, preprocess)
     draft = bundle_files.BundleConfig(
         classes=classes,
         network=network_config,

@@ -11,6 +11,9 @@ from models_registry.ml.calibration import Calibration, outcome_probabilities
 from models_registry.ml.layout import DETECTION_STRIDE, MASK_STRIDE
 from models_registry.ml.types import NO_DEFECT, Region
 
+# What an inspector can take in at a glance; evaluation reads more (`decode_detections`'s top_k).
+MAX_REGIONS = 20
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -95,7 +98,7 @@ def regions_from_outputs(
 ) -> tuple[Region, ...]:
     """Regions above `threshold`, in original image pixels, with the mask inside each box."""
     regions = []
-    for detection in decode_detections(peaks, box_size, box_offset, min_score=threshold):
+    for detection in decode_detections(peaks, box_size, box_offset, top_k=MAX_REGIONS, min_score=threshold):
         scaled = scale_detection(detection, input_size, width, height)
         if scaled.x2 - scaled.x1 < 1 or scaled.y2 - scaled.y1 < 1:
             continue
@@ -145,7 +148,7 @@ def regions_from_mask(
             )
         )
     regions.sort(key=lambda region: -region.score)
-    return tuple(regions[:20])
+    return tuple(regions[:MAX_REGIONS])
 
 
 @dataclass(frozen=True)

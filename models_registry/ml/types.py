@@ -130,8 +130,9 @@ NO_DEFECT = "no_defect"
 def image_statistics(
     gray: np.ndarray, rgb: np.ndarray
 ) -> tuple[float, float, float, tuple[float, float, float]]:
-    """Brightness, contrast, sharpness (variance of a Laplacian) and mean colour of a uint8 image."""
-    g = gray.astype(np.float32)
+    """Brightness, contrast, sharpness (variance of a Laplacian) and mean colour, in 0-1 units,
+    of an image with values 0-255 (`gray` H x W, `rgb` H x W x 3)."""
+    g = np.asarray(gray, np.float32)
     laplacian = g[1:-1, 1:-1] * 4 - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
     color = rgb.reshape(-1, 3).mean(axis=0) / 255.0
     return (

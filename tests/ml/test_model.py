@@ -90,7 +90,7 @@ def test_onnx_and_torch_agree_to_1e4(tiny_bundle, tmp_path):
         assert a.label == b.label
         for name in CLASSES:
             assert abs(a.class_scores[name] - b.class_scores[name]) < 1e-4
-    batch = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    batch = np.random.default_rng(0).integers(0, 256, size=(2, 64, 64, 3), dtype=np.uint8)
     raw_onnx, raw_torch = onnx.forward(batch), torch_predictor.forward(batch)
     for name, value in raw_onnx.items():
         assert np.abs(value - raw_torch[name]).max() < 1e-4, name
