@@ -37,16 +37,16 @@ def test_train_registers_a_version_in_mlflow_and_mirrors_it(synthetic_dataset, c
     assert {"model", "version", "mlflow_run_id"} <= set(result)
     version = ModelVersion.objects.get(name="loupe-tiny", version=result["version"])
     assert version.mlflow_run_id == result["mlflow_run_id"]
-    client = mlflow_registry._client()
-    run = client.get_run(result["mlflow_run_id"])
+    mlflow_client = mlflow_registry._client()
+    run = mlflow_client.get_run(result["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.params["dataset"] == "tiny"
     assert "train_loss" in run.data.metrics and "validation_image_accuracy" in run.data.metrics
-    artifacts = {a.path for a in client.list_artifacts(result["mlflow_run_id"], "model")}
+    artifacts = {a.path for a in mlflow_client.list_artifacts(result["mlflow_run_id"], "model")}
     assert {"model/model.onnx", "model/weights.pt", "model/loupe-model.json"} <= artifacts
-    plots = {a.path for a in client.list_artifacts(result["mlflow_run_id"], "plots")}
+    plots = {a.path for a in mlflow_client.list_artifacts(result["mlflow_run_id"], "plots")}
     assert any("risk_coverage" in p for p in plots) and any("precision_recall" in p for p in plots)
-    registered = client.get_model_version("loupe-tiny", str(result["version"]))
+    registered = mlflow_client.get_model_version("loupe-tiny", str(result["version"]))
     assert registered.run_id == result["mlflow_run_id"]
 
     # and evaluate reports every figure the issue names
