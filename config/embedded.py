@@ -199,16 +199,19 @@ def _wait_until_ready(server: EmbeddedRedis, *, timeout: float) -> None:
     )
 
 
-def _socket_answers_ping(socket_path: Path) -> bool:
-    if not socket_path.exists():
-        return False
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_connect_timeout=1, socket_timeout=1)
+def redis_answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether a Redis server answers PING at `url` (redis://, rediss:// or unix://)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
     finally:
         client.close()
+
+
+def _socket_answers_ping(socket_path: Path) -> bool:
+    return socket_path.exists() and redis_answers(f"unix://{socket_path}", timeout=1.0)
 
 
 def _stop_stale_server(directory: Path) -> None:

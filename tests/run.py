@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import IO
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+if str(REPOSITORY) not in sys.path:
+    sys.path.insert(0, str(REPOSITORY))  # run as a script: make the project importable
 LOCAL_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379"
 SLOT_LOCK_DIRECTORY = Path(tempfile.gettempdir())
@@ -39,18 +41,6 @@ def postgres_answers(url: str) -> bool:
     except psycopg.Error:
         return False
     return True
-
-
-def redis_answers(url: str) -> bool:
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
-    finally:
-        client.close()
 
 
 def _is_postgres(url: str) -> bool:
@@ -101,6 +91,8 @@ def choose_backends(environment: dict[str, str], slot: int) -> tuple[dict[str, s
         overrides["LOUPE_TEST_DATABASE_NAME"] = (
             environment.get("LOUPE_TEST_DATABASE_NAME") or f"test_loupe_{slot}"
         )
+
+    from config.embedded import redis_answers
 
     if redis_url:
         if not redis_answers(redis_url):

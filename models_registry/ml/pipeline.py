@@ -26,6 +26,7 @@ from models_registry.ml.calibration import (
 from models_registry.ml.data import PreparedSample, prepare_samples
 from models_registry.ml.evaluation import (
     ImageOutcome,
+    box_iou,
     image_metrics,
     mean_average_precision,
     per_class_metrics,
@@ -100,8 +101,6 @@ def best_region_threshold(items: Sequence[PreparedSample], raw: RawOutputs) -> f
     """The centre score that best balances missed and spurious regions (F1) on validation data."""
     candidates = np.linspace(0.1, 0.6, 11)
     best, best_f1 = 0.3, -1.0
-    from models_registry.ml.evaluation import box_iou
-
     for threshold in candidates:
         hits = predicted = truths = 0
         for item, found in zip(items, raw.detections, strict=True):
