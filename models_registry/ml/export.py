@@ -14,7 +14,7 @@ from models_registry.ml.preprocessing import PreprocessConfig
 
 def export_onnx(network: nn.Module, path: Path, preprocess: PreprocessConfig) -> Path:
     """Write the serving graph (uint8 N x S x S x 3 in) with a dynamic batch dimension."""
-    wrapper = serving_graph(network, preprocess.mean, preprocess.std)
+    wrapper = serving_graph(network, preprocess)
     size = preprocess.input_size
     example = torch.zeros(1, size, size, 3, dtype=torch.uint8)
     names = list(OUTPUT_NAMES)

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models_registry.ml.backbone import build_backbone
-from models_registry.ml.layout import OUTPUT_NAMES, NetworkConfig
+from models_registry.ml.layout import NetworkConfig
+from models_registry.ml.preprocessing import PreprocessConfig, scale_and_shift
 
 WEIGHTS_FILE = "weights.pt"
 
@@ -95,8 +96,6 @@ class DefectNet(nn.Module):
 class ExportedDefectNet(nn.Module):
     """Normalised image in, activated outputs with peaks marked out."""
 
-    OUTPUT_NAMES = OUTPUT_NAMES
-
     def __init__(self, network: DefectNet):
         super().__init__()
         self.network = network
@@ -142,12 +141,11 @@ class ImageInput(nn.Module):
     drift from training (which applies `preprocessing.normalise`, the same arithmetic).
     """
 
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+    def __init__(self, preprocess: PreprocessConfig):
         super().__init__()
-        scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1)
-        shift = torch.tensor([m / s for m, s in zip(mean, std, strict=True)]).view(1, 3, 1, 1)
-        self.register_buffer("scale", scale, persistent=False)
-        self.register_buffer("shift", shift, persistent=False)
+        scale, shift = scale_and_shift(preprocess)
+        self.register_buffer("scale", torch.from_numpy(scale).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", torch.from_numpy(shift).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return images.permute(0, 3, 1, 2).to(torch.float32) * self.scale - self.shift
@@ -163,9 +161,9 @@ class ServingGraph(nn.Module):
         return self.graph(self.image_input(images))
 
 
-def serving_graph(network: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> nn.Module:
-    """uint8 images in, `OUTPUT_NAMES` out: what ONNX Runtime and the torch predictor run."""
+def serving_graph(network: nn.Module, preprocess: PreprocessConfig) -> nn.Module:
+    """uint8 images in, `layout.OUTPUT_NAMES` out: what ONNX Runtime and the torch predictor run."""
     from models_registry.ml.anomaly import AnomalyNet, ExportedAnomalyNet
 
     graph = ExportedAnomalyNet(network) if isinstance(network, AnomalyNet) else ExportedDefectNet(network)
-    return ServingGraph(ImageInput(mean, std), graph).eval()
+    return ServingGraph(ImageInput(preprocess), graph).eval()

@@ -131,10 +131,16 @@ def calibrate(items: Sequence[PreparedSample], raw: RawOutputs, classes: Sequenc
     return Calibration(defect_temperature=defect_t, class_temperature=class_t)
 
 
-def evaluate_items(predictor: Predictor, items: Sequence[PreparedSample]) -> dict:
-    """Every metric the issue asks for, on prepared (labelled) samples."""
+def evaluate_items(
+    predictor: Predictor, items: Sequence[PreparedSample], raw: RawOutputs | None = None
+) -> dict:
+    """Every metric the issue asks for, on prepared (labelled) samples.
+
+    `raw` may hold the graph's outputs for `items` already (they do not depend on the
+    calibration or thresholds in `predictor.config`, which this applies).
+    """
     config = predictor.config
-    raw = collect_outputs(predictor, items)
+    raw = raw if raw is not None else collect_outputs(predictor, items)
     outcomes = outcomes_for(items, raw, config.classes, config.calibration)
     thresholds = {alpha: entry.get("threshold") for alpha, entry in config.risk_control.items()}
     metrics = image_metrics(outcomes, thresholds)
@@ -297,8 +303,8 @@ def train_bundle(
     )
     seconds["calibrate"] = time.monotonic() - clock
 
-    predictor = OnnxPredictor(out_dir, threads=threads)
-    validation_metrics = evaluate_items(predictor, validation_items) if validation_items else {}
+    predictor = OnnxPredictor(out_dir, threads=threads)  # the final config: calibration, thresholds
+    validation_metrics = evaluate_items(predictor, validation_items, raw) if validation_items else {}
     clock = time.monotonic()
     test_metrics = evaluate_items(predictor, test_items) if test_items else None
     seconds["evaluate"] = time.monotonic() - clock

@@ -168,9 +168,7 @@ class TorchPredictor(Predictor):
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
-        preprocess = self.config.preprocess
-        network = load_network(self.bundle_dir, self.config.network)
-        self.graph = serving_graph(network, preprocess.mean, preprocess.std)
+        self.graph = serving_graph(load_network(self.bundle_dir, self.config.network), self.config.preprocess)
 
     def forward(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         with self._torch.inference_mode():

@@ -66,10 +66,16 @@ def load_mask(path: str | Path, input_size: int) -> np.ndarray:
         return (np.asarray(mask, dtype=np.float32) >= 64).astype(np.float32)
 
 
+def scale_and_shift(config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel `scale`, `shift` with normalised = pixel * scale - shift (pixel in 0-255)."""
+    mean = np.asarray(config.mean, dtype=np.float32)
+    std = np.asarray(config.std, dtype=np.float32)
+    return 1.0 / (255.0 * std), mean / std
+
+
 def normalise(pixels: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """uint8 NHWC or HWC -> float32 NCHW normalised as the backbone's weights expect."""
     batch = pixels[None] if pixels.ndim == 3 else pixels
-    scale = 1.0 / (255.0 * np.asarray(config.std, dtype=np.float32))
-    shift = np.asarray(config.mean, dtype=np.float32) / np.asarray(config.std, dtype=np.float32)
+    scale, shift = scale_and_shift(config)
     data = batch.astype(np.float32) * scale - shift
     return np.ascontiguousarray(data.transpose(0, 3, 1, 2))
