@@ -1,6 +1,7 @@
 """The front page: what this Loupe holds and whether it is ready."""
 
 from django.conf import settings
+from django.db.models import Count
 from django.shortcuts import render
 
 from labeling.models import Dataset
@@ -13,7 +14,7 @@ def home(request):
 
     checks = readiness_checks()
     versions = ModelVersion.objects.all()[:20]
-    datasets = Dataset.objects.order_by("name")
+    datasets = Dataset.objects.annotate(item_count=Count("items")).order_by("name")
     return render(
         request,
         "home.html",
@@ -22,7 +23,7 @@ def home(request):
             "ready": all(check["ok"] for check in checks.values()),
             "active": model_version_active(),
             "versions": versions,
-            "datasets": [(dataset, dataset.items.count()) for dataset in datasets],
+            "datasets": datasets,
             "embedded": {
                 "database": settings.EMBEDDED_DATABASE,
                 "redis": settings.EMBEDDED_REDIS,

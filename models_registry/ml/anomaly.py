@@ -2,10 +2,11 @@
 
 Pretrained backbone features at strides 8 and 16, averaged over 3x3 neighbourhoods, form a
 memory of what normal patches look like; a coreset keeps it small. A patch's anomaly is its
-distance to the nearest normal patch; an image's, its most anomalous patch. Both scales are
-normalised by the scores of held-out normal images, so 0.5 means "as unusual as the most
-unusual normal patch seen". The serving graph has the same outputs as `ExportedDefectNet`,
-so everything downstream (ONNX, predictor, regions) works unchanged.
+distance to the nearest normal patch; an image's, its most anomalous patch. Both are
+normalised by the scores of held-out normal images: probability 0.5 is the 99th percentile
+of normal image scores (the 99.9th of normal patch scores for the pixel map). The serving
+graph has the same outputs as `ExportedDefectNet`, so everything downstream (ONNX,
+predictor, regions) works unchanged.
 """
 
 from __future__ import annotations
