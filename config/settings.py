@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -88,7 +89,15 @@ if EMBEDDED_DATABASE:
         }
     }
 else:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # Under ASGI each request runs in its own thread, so persistent per-thread connections would
+    # leak; a psycopg pool keeps connections open across requests instead (conn_max_age must be 0).
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": int(os.environ.get("LOUPE_DATABASE_POOL_SIZE", "20")),
+            "timeout": 10,
+        }
     DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get(
         "LOUPE_TEST_DATABASE_NAME", "test_loupe"
     )
@@ -109,6 +118,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+CELERY_BEAT_SCHEDULE = {
+    "webhook-deliveries-resend": {"task": "workers.tasks.webhook_deliveries_resend", "schedule": 60.0},
+}
 
 CHANNEL_LAYERS = {
     "default": {
@@ -144,10 +156,23 @@ LOUPE_INFERENCE_THREADS = int(os.environ.get("LOUPE_INFERENCE_THREADS", "0")) or
 # The model served when no station names one: NAME, NAME:VERSION or models:/NAME/VERSION.
 LOUPE_ACTIVE_MODEL = os.environ.get("LOUPE_ACTIVE_MODEL", "")
 
+# --- Line API -------------------------------------------------------------------------------
+# Largest accepted unit image, in bytes and in pixels (a decompression bomb is refused from its header).
+LOUPE_MAX_IMAGE_BYTES = int(os.environ.get("LOUPE_MAX_IMAGE_BYTES", str(25 * 1024 * 1024)))
+LOUPE_MAX_IMAGE_PIXELS = int(os.environ.get("LOUPE_MAX_IMAGE_PIXELS", str(40_000_000)))
+# Uploads up to the image limit stay in memory: no temporary file on the request path.
+FILE_UPLOAD_MAX_MEMORY_SIZE = LOUPE_MAX_IMAGE_BYTES
+LOUPE_LONG_POLL_MAX_SECONDS = 30
+LOUPE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("LOUPE_WEBHOOK_TIMEOUT_SECONDS", "5"))
+LOUPE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LOUPE_WEBHOOK_MAX_ATTEMPTS", "8"))
+
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "inspection.authentication.DeviceKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
 SPECTACULAR_SETTINGS = {

@@ -1,1 +1,319 @@
-"""Stations, units and decisions (the line API issue adds them)."""
+"""Stations, the units the line posts, the model's predictions and the decisions on them.
+
+A unit's decision is never a mutable column: every verdict, by a model version or a person, is
+an append-only `DecisionEvent`, and the current decision is the latest event. `Unit.status`
+only says whether the unit still waits in the human queue.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey
+
+from models_registry.models import ModelVersion
+
+_SHARE = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+
+
+class AutomationLevel(models.TextChoices):
+    HUMAN = "human", "Human only"
+    SHADOW = "shadow", "Shadow (model runs blind)"
+    ASSISTED = "assisted", "AI-assisted"
+    PARTIAL = "partial", "Partial automation"
+    FULL = "full", "Full automation"
+
+
+class RolloutMode(models.TextChoices):
+    SHADOW = "shadow", "Shadow: the challenger predicts off the request path, never decides"
+    CANARY = "canary", "Canary: the challenger decides a sticky share of units"
+
+
+class Station(models.Model):
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    line = models.CharField(max_length=200, blank=True, help_text="The production line it belongs to.")
+    defect_classes = models.JSONField(default=list, blank=True)
+    automation_level = models.CharField(
+        max_length=10, choices=AutomationLevel.choices, default=AutomationLevel.ASSISTED
+    )
+    target_escape_rate = models.FloatField(
+        default=0.01,
+        validators=[MinValueValidator(0.0001), MaxValueValidator(0.5)],
+        help_text="Largest share of the model's own decisions that may be wrong (e.g. 0.01 = 1 %). "
+        "The model decides alone only above the threshold certified for this rate.",
+    )
+    uncertainty_band = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Extra margin on the certified confidence threshold: in partial automation the model "
+        "decides only when its confidence is at least threshold + band.",
+    )
+    audit_share = models.FloatField(
+        default=0.02, validators=_SHARE, help_text="Share of units sent blind to humans in full automation."
+    )
+    champion = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="champion_of"
+    )
+    challenger = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="challenger_of"
+    )
+    rollout_mode = models.CharField(max_length=10, choices=RolloutMode.choices, default=RolloutMode.SHADOW)
+    canary_share = models.FloatField(
+        default=0.1, validators=_SHARE, help_text="Share of units the challenger decides in canary mode."
+    )
+    webhook_url = models.URLField(blank=True, max_length=500)
+    webhook_secret = models.CharField(
+        max_length=200, blank=True, help_text="Key of the HMAC-SHA256 signature of each webhook body."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(challenger__isnull=True) | ~models.Q(challenger=models.F("champion")),
+                name="challenger_differs_from_champion",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class DeviceKey(AbstractAPIKey):
+    """A production line's credential for one station (`Authorization: Api-Key <key>`).
+
+    Stored hashed (SHA-512 of a high-entropy key); revoking it in the admin locks it out.
+    """
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="device_keys")
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "device key"
+        verbose_name_plural = "device keys"
+
+
+class StationChange(models.Model):
+    """One changed setting of a station: who, when, old -> new (append-only)."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="changes")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    changed_at = models.DateTimeField(auto_now_add=True)
+    field = models.CharField(max_length=60)
+    old_value = models.JSONField(null=True)
+    new_value = models.JSONField(null=True)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.station}: {self.field} {self.old_value!r} -> {self.new_value!r}"
+
+
+class UnitStatus(models.TextChoices):
+    PENDING = "pending"
+    DECIDED = "decided"
+
+
+class QueueReason(models.TextChoices):
+    """Why a unit waits for a human."""
+
+    HUMAN = "human", "Human-only level"
+    SHADOW = "shadow", "Shadow level"
+    ASSISTED = "assisted", "AI-assisted level"
+    DEFERRED = "deferred", "Deferred: the model was not confident enough"
+    AUDIT = "audit", "Random audit of full automation"
+    NO_MODEL = "no_model", "No model could decide"
+
+
+class PredictionRole(models.TextChoices):
+    CHAMPION = "champion"
+    CHALLENGER_SHADOW = "challenger_shadow", "challenger (shadow)"
+    CANARY = "canary"
+
+
+def unit_image_path(instance: Unit, filename: str) -> str:
+    received = instance.received_at
+    return f"units/{instance.station.slug}/{received:%Y/%m/%d}/{filename}"
+
+
+class Unit(models.Model):
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="units")
+    serial = models.CharField(max_length=200)
+    image = models.FileField(upload_to=unit_image_path, max_length=300)
+    image_sha256 = models.CharField(max_length=64)
+    image_width = models.PositiveIntegerField()
+    image_height = models.PositiveIntegerField()
+    image_format = models.CharField(max_length=10)
+    captured_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=UnitStatus.choices)
+    # The policy's routing, fixed when the unit arrives.
+    automation_level = models.CharField(max_length=10, choices=AutomationLevel.choices)
+    queue_reason = models.CharField(max_length=10, choices=QueueReason.choices, blank=True)
+    blind = models.BooleanField(default=False, help_text="The human must not see the model's output.")
+    deciding_model = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The policy snapshot the unit was routed under (level, thresholds, model, draws).
+    routing = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # The first response, replayed verbatim to a retry with the same Idempotency-Key.
+    first_response = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["station", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="unique_idempotency_key_per_station",
+            ),
+        ]
+        indexes = [models.Index(fields=["station", "status", "received_at"], name="unit_queue")]
+        permissions = [("decide_unit", "Can decide units (inspector)")]
+
+    def __str__(self) -> str:
+        return f"{self.station.slug}/{self.serial}"
+
+
+class Prediction(models.Model):
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=20, choices=PredictionRole.choices)
+    defect_probability = models.FloatField()
+    label = models.CharField(max_length=100)
+    confidence = models.FloatField()
+    verdict = models.CharField(max_length=4)
+    class_scores = models.JSONField(default=dict)
+    regions = models.JSONField(default=list)
+    anomaly_score = models.FloatField(null=True, blank=True)
+    # Pooled backbone features and input statistics, for drift monitoring.
+    embedding = models.JSONField(default=dict)
+    latency_ms = models.FloatField()
+    timings_ms = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["unit", "model_version"], name="one_prediction_per_unit_and_model"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.unit} by {self.model_version} ({self.role}): {self.verdict}"
+
+
+class Verdict(models.TextChoices):
+    PASS = "pass"
+    FAIL = "fail"
+
+
+class DecisionReason(models.TextChoices):
+    AUTOMATIC = "automatic", "Model decided automatically"
+    DEFERRED = "deferred", "Human decided a deferred unit"
+    AUDIT = "audit", "Human decided an audit unit"
+    HUMAN = "human", "Human decided (the level asks for one)"
+    OVERRIDE = "override", "Human overrode an earlier decision"
+
+
+class DecisionEvent(models.Model):
+    """A verdict on a unit; rows are only ever added."""
+
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="decisions")
+    verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    defect_classes = models.JSONField(default=list, blank=True)
+    regions = models.JSONField(default=list, blank=True)
+    decided_by_model = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(max_length=10, choices=DecisionReason.choices)
+    policy = models.JSONField(default=dict, help_text="The policy snapshot the decision was made under.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(decided_by_model__isnull=True, decided_by_user__isnull=False)
+                | models.Q(decided_by_model__isnull=False, decided_by_user__isnull=True),
+                name="decided_by_exactly_one",
+            ),
+        ]
+        indexes = [models.Index(fields=["unit", "created_at"], name="decision_by_unit")]
+
+    def __str__(self) -> str:
+        return f"{self.unit}: {self.verdict} ({self.reason})"
+
+    @property
+    def decided_by(self) -> str:
+        return "model" if self.decided_by_model_id else "human"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("decision events are append-only: record a new event instead")
+        super().save(*args, **kwargs)
+
+
+class DisagreementKind(models.TextChoices):
+    IMAGE = "image"
+    REGION = "region"
+
+
+class Disagreement(models.Model):
+    """A human verdict and a model's differ on a unit: at image level, or on a region."""
+
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="disagreements")
+    decision = models.ForeignKey(DecisionEvent, on_delete=models.CASCADE, related_name="disagreements")
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="disagreements")
+    kind = models.CharField(max_length=6, choices=DisagreementKind.choices)
+    human_verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    model_verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    # For a region: {"human": region or null, "model": region or null, "iou": best overlap}.
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.kind}: human {self.human_verdict}, model {self.model_verdict}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookDelivery(models.Model):
+    """One final decision pushed to a station's webhook, with its attempts."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    decision = models.OneToOneField(DecisionEvent, on_delete=models.CASCADE, related_name="webhook_delivery")
+    url = models.URLField(max_length=500)
+    body = models.TextField(help_text="The exact bytes signed and sent (JSON).")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.station} -> {self.url} ({self.status})"

@@ -1,7 +1,10 @@
 from django.urls import path
 
-from inspection import views
+from inspection import api, views
 
 urlpatterns = [
     path("health", views.health, name="health"),
+    path("units/", api.UnitListCreate.as_view(), name="unit-list"),
+    path("units/<int:pk>/", api.UnitDetail.as_view(), name="unit-detail"),
+    path("units/<int:pk>/decision/", api.UnitDecision.as_view(), name="unit-decision"),
 ]

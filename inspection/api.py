@@ -1,0 +1,281 @@
+"""The line API: `POST /api/v1/units/`, `GET /api/v1/units/{id}/?wait=N`, and the human decision.
+
+Views validate input, call one service and return its result. Device keys (`Authorization:
+Api-Key ...`) post and read their own station's units; signed-in inspectors decide units.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import redis
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inspection.authentication import StationDevice
+from inspection.events import redis_client, unit_channel
+from inspection.images import ImageRejected
+from inspection.models import Station, UnitStatus, Verdict
+from inspection.selectors import UnitNotFound, unit_get, unit_list, unit_representation
+from inspection.services.decisions import DecisionRejected, HumanRegion, decision_record
+from inspection.services.units import IdempotencyConflict, unit_submit
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+
+
+def _station_scope(request: Request) -> Station | None:
+    """A device key's station (it sees nothing else); None for a signed-in person."""
+    return request.user.station if isinstance(request.user, StationDevice) else None
+
+
+class MetadataField(serializers.Field):
+    """A JSON object, sent as a JSON string in a multipart form."""
+
+    default_error_messages = {
+        "invalid_json": "metadata is not valid JSON: {error}",
+        "not_object": "metadata must be a JSON object, not {kind}",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as error:
+                self.fail("invalid_json", error=str(error))
+        if not isinstance(data, dict):
+            self.fail("not_object", kind=type(data).__name__)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class UnitSubmitSerializer(serializers.Serializer):
+    image = serializers.FileField(allow_empty_file=False, help_text="JPEG, PNG, BMP, TIFF or WebP")
+    serial = serializers.CharField(max_length=200, help_text="The unit's serial number")
+    captured_at = serializers.DateTimeField(required=False, help_text="When the camera took the image")
+    metadata = MetadataField(required=False, help_text="A JSON object kept with the unit")
+
+    def validate_serial(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("serial must not be blank")
+        return value.strip()
+
+
+class RegionSerializer(serializers.Serializer):
+    x = serializers.FloatField()
+    y = serializers.FloatField()
+    width = serializers.FloatField()
+    height = serializers.FloatField()
+    label = serializers.CharField(max_length=100)
+
+
+class DecisionSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=Verdict.values)
+    defect_classes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    regions = RegionSerializer(many=True, required=False)
+
+
+UNIT_SCHEMA = inline_serializer(
+    name="Unit",
+    fields={
+        "id": serializers.IntegerField(),
+        "serial": serializers.CharField(),
+        "station": serializers.CharField(),
+        "status": serializers.ChoiceField(choices=UnitStatus.values),
+        "decision": serializers.ChoiceField(choices=Verdict.values, allow_null=True),
+        "decided_by": serializers.ChoiceField(choices=["model", "human"], allow_null=True),
+        "decided_at": serializers.DateTimeField(allow_null=True),
+        "automation_level": serializers.CharField(),
+        "model_version": serializers.CharField(allow_null=True),
+        "score": serializers.FloatField(required=False, help_text="omitted for blind units"),
+        "regions": RegionSerializer(many=True, required=False, help_text="omitted for blind units"),
+        "queue_reason": serializers.CharField(required=False),
+        "received_at": serializers.DateTimeField(),
+        "captured_at": serializers.DateTimeField(allow_null=True),
+        "url": serializers.CharField(),
+    },
+)
+
+
+class UnitPagination(CursorPagination):
+    ordering = ("-received_at", "-id")
+    page_size = 50
+
+
+class UnitListCreate(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": UnitSubmitSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="A retry with the same key returns the first response; no second unit",
+            )
+        ],
+        responses={201: UNIT_SCHEMA, 200: UNIT_SCHEMA},
+        summary="Submit a unit's image",
+    )
+    def post(self, request: Request) -> Response:
+        station = _station_scope(request)
+        if station is None:
+            raise PermissionDenied(
+                "units are posted with a station's device key (Authorization: Api-Key ...)"
+            )
+        serializer = UnitSubmitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        idempotency_key = request.META.get(IDEMPOTENCY_HEADER, "").strip() or None
+        if idempotency_key is not None and len(idempotency_key) > 200:
+            raise ValidationError({"Idempotency-Key": ["at most 200 characters"]})
+        upload = data["image"]
+        try:
+            submission = unit_submit(
+                station=station,
+                serial=data["serial"],
+                image_data=upload.read(),
+                filename=upload.name or "",
+                captured_at=data.get("captured_at"),
+                metadata=data.get("metadata"),
+                idempotency_key=idempotency_key,
+            )
+        except ImageRejected as error:
+            raise ValidationError({"image": [str(error)]}, code=error.code) from error
+        except IdempotencyConflict as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        headers = {"Location": submission.body["url"]}
+        if submission.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(submission.body, status=status.HTTP_201_CREATED, headers=headers)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=UnitStatus.values)],
+        responses={200: UNIT_SCHEMA},
+        summary="List units (a device key: its station's)",
+    )
+    def get(self, request: Request) -> Response:
+        unit_status = request.query_params.get("status")
+        if unit_status and unit_status not in UnitStatus.values:
+            raise ValidationError({"status": [f"must be one of {', '.join(UnitStatus.values)}"]})
+        paginator = UnitPagination()
+        page = paginator.paginate_queryset(
+            unit_list(station=_station_scope(request), status=unit_status), request, view=self
+        )
+        return paginator.get_paginated_response([unit_representation(unit=unit) for unit in page])
+
+
+class UnitDetail(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                OpenApiTypes.INT,
+                description="Long-poll: wait up to N seconds (at most 30) for a pending unit's decision",
+            )
+        ],
+        responses={200: UNIT_SCHEMA},
+        summary="A unit and its current decision",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        wait = _wait_seconds(request.query_params.get("wait"))
+        station = _station_scope(request)
+        unit = _unit_or_404(pk, station)
+        if unit.status == UnitStatus.PENDING and wait > 0:
+            unit = _wait_for_decision(unit, station, wait)
+        return Response(unit_representation(unit=unit))
+
+
+class UnitDecision(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=DecisionSerializer, responses={201: UNIT_SCHEMA}, summary="Decide a unit (inspector)"
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        if _station_scope(request) is not None:
+            raise PermissionDenied("a device key cannot decide units; inspectors do")
+        if not request.user.has_perm("inspection.decide_unit"):
+            raise PermissionDenied("deciding units needs the inspector role")
+        serializer = DecisionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        unit = _unit_or_404(pk, None)
+        try:
+            decision_record(
+                unit=unit,
+                user=request.user,
+                verdict=data["verdict"],
+                defect_classes=data.get("defect_classes", []),
+                regions=[HumanRegion(**region) for region in data.get("regions", [])],
+            )
+        except DecisionRejected as error:
+            raise ValidationError({"detail": str(error)}) from error
+        return Response(unit_representation(unit=unit_get(unit_id=pk)), status=status.HTTP_201_CREATED)
+
+
+def _wait_seconds(raw: str | None) -> float:
+    if raw in (None, ""):
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise ValidationError({"wait": [f"must be a number of seconds, not {raw!r}"]}) from None
+    limit = settings.LOUPE_LONG_POLL_MAX_SECONDS
+    if not 0 <= wait <= limit:
+        raise ValidationError({"wait": [f"must be between 0 and {limit} seconds"]})
+    return wait
+
+
+def _unit_or_404(pk: int, station: Station | None):
+    try:
+        return unit_get(unit_id=pk, station=station)
+    except UnitNotFound as error:
+        raise NotFound(str(error)) from error
+
+
+def _wait_for_decision(unit, station: Station | None, wait: float):
+    """Block until the unit is decided or `wait` runs out. Woken by the decision's Redis
+    message; re-reads the database at least every second whatever Redis does."""
+    deadline = time.monotonic() + wait
+    pubsub = redis_client().pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(unit_channel(unit.id))
+    except redis.RedisError:
+        logger.warning("Redis unavailable for long-poll wake-ups; polling the database instead")
+        pubsub = None
+    try:
+        while True:
+            unit = _unit_or_404(unit.id, station)
+            remaining = deadline - time.monotonic()
+            if unit.status != UnitStatus.PENDING or remaining <= 0:
+                return unit
+            if pubsub is None:
+                time.sleep(min(0.25, remaining))
+                continue
+            try:
+                pubsub.get_message(timeout=min(1.0, remaining))
+            except redis.RedisError:
+                pubsub = None
+    finally:
+        if pubsub is not None:
+            pubsub.close()

@@ -1,0 +1,76 @@
+"""Device keys: how a production line authenticates (`Authorization: Api-Key <key>`).
+
+A key authenticates a `StationDevice`, never a Django user: it cannot log in to a page, and it
+sees only its own station. A wrong key and a revoked key get distinct 401 messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from inspection.models import DeviceKey, Station
+
+KEYWORD = "Api-Key"
+
+
+@dataclass(frozen=True)
+class StationDevice:
+    """The principal behind a device key: `request.user` on line API requests."""
+
+    station: Station
+    key: DeviceKey
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    is_anonymous: bool = False
+
+    def has_perm(self, permission: str, obj: object = None) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return f"device key {self.key.prefix} of station {self.station.slug}"
+
+
+def device_from_key(key: str) -> StationDevice:
+    """The station device a key belongs to; `AuthenticationFailed` naming why not."""
+    prefix, _, secret = key.partition(".")
+    if not prefix or not secret:
+        raise exceptions.AuthenticationFailed("malformed device key: expected PREFIX.SECRET")
+    found = (
+        DeviceKey.objects.select_related("station__champion", "station__challenger")
+        .filter(prefix=prefix)
+        .first()
+    )
+    if found is None or not found.is_valid(key):
+        raise exceptions.AuthenticationFailed("invalid device key")
+    if found.revoked:
+        raise exceptions.AuthenticationFailed(f"device key {found.prefix} has been revoked")
+    if found.expiry_date is not None and found.expiry_date < timezone.now():
+        raise exceptions.AuthenticationFailed(f"device key {found.prefix} has expired")
+    return StationDevice(station=found.station, key=found)
+
+
+def key_from_header(value: str) -> str | None:
+    keyword, _, key = value.strip().partition(" ")
+    if keyword != KEYWORD:
+        return None
+    return key.strip()
+
+
+class DeviceKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request) -> tuple[StationDevice, DeviceKey] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        key = key_from_header(header)
+        if key is None:
+            return None  # not ours: other authentication classes may apply
+        if not key:
+            raise exceptions.AuthenticationFailed("empty device key after 'Api-Key'")
+        device = device_from_key(key)
+        return device, device.key
+
+    def authenticate_header(self, request) -> str:
+        return KEYWORD

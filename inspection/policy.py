@@ -1,0 +1,139 @@
+"""Who decides a unit: the automation policy, as pure functions over plain values.
+
+`route` picks the model whose prediction counts (champion, or the challenger for a sticky canary
+share of units); `decide` turns the station's level, that model's output and its certified
+threshold into an outcome: the model decides, or the unit goes to a human (deferred, audit, or
+because the level asks for one), blind or seeing the model's output.
+
+No Django here: the table of cases in tests/inspection/test_policy.py is the specification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+
+class Level(StrEnum):
+    HUMAN = "human"
+    SHADOW = "shadow"
+    ASSISTED = "assisted"
+    PARTIAL = "partial"
+    FULL = "full"
+
+
+class Action(StrEnum):
+    DECIDE = "decide"  # the model's verdict is final
+    QUEUE = "queue"  # a human decides
+
+
+class Role(StrEnum):
+    CHAMPION = "champion"
+    CANARY = "canary"
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What the policy needs of a prediction: its verdict and the calibrated confidence in it."""
+
+    verdict: str  # "pass" | "fail"
+    confidence: float
+
+
+@dataclass(frozen=True)
+class StationPolicy:
+    level: Level
+    target_escape_rate: float
+    uncertainty_band: float = 0.0
+    audit_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    verdict: str | None  # the model's verdict when it decides
+    queue_reason: str  # "" when decided; else human | shadow | assisted | deferred | audit | no_model
+    blind: bool  # a human must not see the model's output
+    run_model: bool  # whether the level uses the model at all
+    threshold: float | None  # the confidence the model had to reach (partial), if any
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def model_needed(level: Level) -> bool:
+    """Human-only stations never run the model: its output is neither used nor shown."""
+    return Level(level) != Level.HUMAN
+
+
+def certified_threshold(risk_control: Mapping[str, Mapping], target_escape_rate: float) -> float | None:
+    """The confidence threshold certified for the strictest error bound that meets the target.
+
+    `risk_control` is a model version's table `{alpha: {"threshold", "certified", ...}}`. Among the
+    bounds no looser than the target, the loosest certified one is used (it automates the most while
+    still meeting the target); None when no such bound was certified.
+    """
+    best_alpha, best_threshold = -1.0, None
+    for alpha_text, entry in risk_control.items():
+        alpha = float(alpha_text)
+        if alpha > target_escape_rate + 1e-12 or not entry.get("certified"):
+            continue
+        if entry.get("threshold") is None:
+            continue
+        if alpha > best_alpha:
+            best_alpha, best_threshold = alpha, float(entry["threshold"])
+    return best_threshold
+
+
+def decide(
+    policy: StationPolicy,
+    output: ModelOutput | None,
+    *,
+    threshold: float | None,
+    audit_draw: float,
+) -> Outcome:
+    """The outcome for one unit.
+
+    `output` is the routed model's prediction (None when no model ran or it failed); `threshold`
+    its certified confidence threshold at the station's target (None when not certified);
+    `audit_draw` a uniform number in [0, 1) drawn once for the unit.
+    """
+    level = Level(policy.level)
+    if level == Level.HUMAN:
+        return Outcome(Action.QUEUE, None, "human", blind=True, run_model=False, threshold=None)
+    if output is None:
+        # The model could not give an answer: a human decides, as at the assisted level without
+        # highlights. Never an automatic verdict without a prediction.
+        return Outcome(Action.QUEUE, None, "no_model", blind=True, run_model=True, threshold=None)
+    if level == Level.SHADOW:
+        return Outcome(Action.QUEUE, None, "shadow", blind=True, run_model=True, threshold=None)
+    if level == Level.ASSISTED:
+        return Outcome(Action.QUEUE, None, "assisted", blind=False, run_model=True, threshold=None)
+    if level == Level.PARTIAL:
+        if threshold is None:
+            # Nothing certified at this target: the model may not decide anything alone.
+            return Outcome(Action.QUEUE, None, "deferred", blind=False, run_model=True, threshold=None)
+        required = min(1.0, threshold + policy.uncertainty_band)
+        if output.confidence >= required:
+            return Outcome(Action.DECIDE, output.verdict, "", blind=False, run_model=True, threshold=required)
+        return Outcome(Action.QUEUE, None, "deferred", blind=False, run_model=True, threshold=required)
+    if level == Level.FULL:
+        if audit_draw < policy.audit_share:
+            return Outcome(Action.QUEUE, None, "audit", blind=True, run_model=True, threshold=None)
+        return Outcome(Action.DECIDE, output.verdict, "", blind=False, run_model=True, threshold=None)
+    raise ValueError(f"unknown automation level {policy.level!r}")
+
+
+def canary_draw(station_slug: str, serial: str) -> float:
+    """A number in [0, 1) fixed by station and serial: the same unit always routes the same way."""
+    digest = hashlib.sha256(f"{station_slug}\x00{serial}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def route(*, has_challenger: bool, rollout_mode: str, canary_share: float, draw: float) -> Role:
+    """Whose prediction counts for a unit: the challenger only for the canary share in canary mode."""
+    if has_challenger and rollout_mode == "canary" and draw < canary_share:
+        return Role.CANARY
+    return Role.CHAMPION

@@ -1,0 +1,115 @@
+"""Reads over stations, units and decisions."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.urls import reverse
+
+from inspection.models import DecisionEvent, Prediction, PredictionRole, Station, Unit, UnitStatus
+
+
+class UnitNotFound(LookupError):
+    pass
+
+
+def unit_current_decision(*, unit: Unit) -> DecisionEvent | None:
+    """The unit's decision now: its latest decision event (events are never changed)."""
+    decisions = getattr(unit, "_prefetched_objects_cache", {}).get("decisions")
+    if decisions is not None:
+        return max(decisions, key=lambda event: (event.created_at, event.id), default=None)
+    return unit.decisions.order_by("-created_at", "-id").select_related("decided_by_model").first()
+
+
+def unit_deciding_prediction(*, unit: Unit) -> Prediction | None:
+    """The prediction of the model routed to decide the unit (champion, or challenger as canary)."""
+    if unit.deciding_model_id is None:
+        return None
+    predictions = getattr(unit, "_prefetched_objects_cache", {}).get("predictions")
+    if predictions is not None:
+        return next((p for p in predictions if p.model_version_id == unit.deciding_model_id), None)
+    return (
+        unit.predictions.filter(
+            model_version_id=unit.deciding_model_id,
+            role__in=[PredictionRole.CHAMPION, PredictionRole.CANARY],
+        )
+        .select_related("model_version")
+        .first()
+    )
+
+
+def unit_representation(
+    *,
+    unit: Unit,
+    decision: DecisionEvent | None = None,
+    prediction: Prediction | None = None,
+    loaded: bool = False,
+) -> dict:
+    """The unit as the line API shows it.
+
+    `score` and `regions` are left out for blind units (human-only, shadow, audits): nobody may
+    learn the model's view of them. Otherwise `regions` are the current decision's regions, or the
+    model's while the unit is pending. Pass `decision` and `prediction` with `loaded=True` when
+    the caller already has them, to save the queries.
+    """
+    if not loaded:
+        decision = unit_current_decision(unit=unit)
+        prediction = unit_deciding_prediction(unit=unit)
+    body: dict = {
+        "id": unit.id,
+        "serial": unit.serial,
+        "station": unit.station.slug,
+        "status": unit.status,
+        "decision": decision.verdict if decision else None,
+        "decided_by": decision.decided_by if decision else None,
+        "decided_at": decision.created_at.isoformat() if decision else None,
+        "automation_level": unit.automation_level,
+        "model_version": _version_label(unit, prediction),
+        "received_at": unit.received_at.isoformat(),
+        "captured_at": unit.captured_at.isoformat() if unit.captured_at else None,
+        "url": reverse("unit-detail", kwargs={"pk": unit.id}),
+    }
+    if unit.status == UnitStatus.PENDING:
+        body["queue_reason"] = unit.queue_reason
+    if not unit.blind:
+        body["score"] = round(prediction.defect_probability, 6) if prediction else None
+        if decision is not None:
+            body["regions"] = decision.regions
+        else:
+            body["regions"] = prediction.regions if prediction else []
+    return body
+
+
+def _version_label(unit: Unit, prediction: Prediction | None) -> str | None:
+    if prediction is not None:
+        version = prediction.model_version
+        return f"{version.name}:{version.version}"
+    if unit.deciding_model is not None:
+        return f"{unit.deciding_model.name}:{unit.deciding_model.version}"
+    return None
+
+
+def unit_get(*, unit_id: int, station: Station | None = None) -> Unit:
+    """A unit by id; with `station`, only that station's (a device key sees nothing else)."""
+    units = Unit.objects.select_related("station", "deciding_model")
+    if station is not None:
+        units = units.filter(station=station)
+    found = units.filter(pk=unit_id).first()
+    if found is None:
+        where = f" at station {station.slug}" if station is not None else ""
+        raise UnitNotFound(f"no unit {unit_id}{where}")
+    return found
+
+
+def unit_list(*, station: Station | None = None, status: str | None = None) -> QuerySet[Unit]:
+    units = Unit.objects.select_related("station", "deciding_model").prefetch_related(
+        "decisions", "predictions__model_version"
+    )
+    if station is not None:
+        units = units.filter(station=station)
+    if status:
+        units = units.filter(status=status)
+    return units.order_by("-received_at", "-id")
+
+
+def station_get(*, slug: str) -> Station:
+    return Station.objects.select_related("champion", "challenger").get(slug=slug)

@@ -1,0 +1,277 @@
+"""A unit arrives from the line: check, store, predict, apply the policy, answer.
+
+Order matters for "nothing accepted is ever lost": the image is validated before anything is
+written, the file is stored, and the unit, its prediction and (when the model decides) the
+decision event are committed in one transaction before the response is built. A failure
+anywhere removes the file and leaves no row. Events, webhooks and the challenger's shadow
+prediction go out only after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from inspection import policy
+from inspection.events import UNIT_DECIDED, UNIT_RECEIVED, station_event_publish
+from inspection.images import CheckedImage, image_check
+from inspection.models import (
+    DecisionEvent,
+    DecisionReason,
+    Prediction,
+    PredictionRole,
+    RolloutMode,
+    Station,
+    Unit,
+    UnitStatus,
+)
+from inspection.selectors import unit_representation
+from inspection.services.tasks import task_enqueue
+from inspection.services.webhooks import webhook_delivery_create
+from models_registry.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DRAFT_SIZE = 256
+CHALLENGER_TASK = "workers.tasks.challenger_predict"
+
+
+class IdempotencyConflict(ValueError):
+    """An Idempotency-Key was reused for a different request."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    unit: Unit
+    body: dict[str, Any]
+    replayed: bool
+
+
+def unit_submit(
+    *,
+    station: Station,
+    serial: str,
+    image_data: bytes,
+    filename: str,
+    captured_at: datetime | None = None,
+    metadata: dict | None = None,
+    idempotency_key: str | None = None,
+) -> Submission:
+    """Accept one unit. Raises `ImageRejected` or `IdempotencyConflict`, leaving nothing behind."""
+    if idempotency_key:
+        earlier = Unit.objects.filter(station=station, idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            return _replay(earlier, serial=serial)
+
+    level = policy.Level(station.automation_level)
+    role = policy.route(
+        has_challenger=station.challenger_id is not None,
+        rollout_mode=station.rollout_mode,
+        canary_share=station.canary_share,
+        draw=policy.canary_draw(station.slug, serial),
+    )
+    model_version = station.challenger if role == policy.Role.CANARY else station.champion
+    if not policy.model_needed(level):
+        model_version = None
+    predictor = _predictor(model_version) if model_version is not None else None
+
+    checked = image_check(
+        image_data,
+        filename=filename,
+        max_bytes=settings.LOUPE_MAX_IMAGE_BYTES,
+        max_pixels=settings.LOUPE_MAX_IMAGE_PIXELS,
+        draft_size=predictor.input_size if predictor is not None else DEFAULT_DRAFT_SIZE,
+    )
+    result = _predict(predictor, checked, model_version) if predictor is not None else None
+
+    threshold = (
+        policy.certified_threshold(model_version.risk_control, station.target_escape_rate)
+        if model_version is not None
+        else None
+    )
+    audit_draw = random.random()
+    outcome = policy.decide(
+        _station_policy(station),
+        policy.ModelOutput(result.verdict, result.confidence) if result is not None else None,
+        threshold=threshold,
+        audit_draw=audit_draw,
+    )
+    snapshot = {
+        **_station_policy_dict(station),
+        "certified_threshold": threshold,
+        "required_confidence": outcome.threshold,
+        "role": role.value,
+        "model_version": f"{model_version.name}:{model_version.version}" if model_version else None,
+        "audit_draw": round(audit_draw, 6),
+        "outcome": outcome.action.value,
+        "queue_reason": outcome.queue_reason,
+    }
+
+    unit = Unit(
+        station=station,
+        serial=serial,
+        image_sha256=checked.sha256,
+        image_width=checked.width,
+        image_height=checked.height,
+        image_format=checked.format,
+        captured_at=captured_at,
+        received_at=timezone.now(),
+        metadata=metadata or {},
+        status=UnitStatus.DECIDED if outcome.action == policy.Action.DECIDE else UnitStatus.PENDING,
+        automation_level=level.value,
+        queue_reason=outcome.queue_reason,
+        blind=outcome.blind,
+        deciding_model=model_version if result is not None else None,
+        idempotency_key=idempotency_key or None,
+        routing=snapshot,
+    )
+    unit.image.save(f"{uuid.uuid4().hex}.{checked.extension}", ContentFile(checked.data), save=False)
+    try:
+        with transaction.atomic():
+            unit.save()
+            prediction = None
+            if result is not None:
+                prediction = Prediction.objects.create(
+                    unit=unit,
+                    model_version=model_version,
+                    role=PredictionRole.CANARY if role == policy.Role.CANARY else PredictionRole.CHAMPION,
+                    **result.fields,
+                )
+            decision = None
+            if outcome.action == policy.Action.DECIDE:
+                decision = DecisionEvent.objects.create(
+                    unit=unit,
+                    verdict=outcome.verdict,
+                    defect_classes=result.defect_classes,
+                    regions=result.fields["regions"] if outcome.verdict == "fail" else [],
+                    decided_by_model=model_version,
+                    reason=DecisionReason.AUTOMATIC,
+                    policy=snapshot,
+                )
+                webhook_delivery_create(decision=decision)
+            body = unit_representation(unit=unit, decision=decision, prediction=prediction, loaded=True)
+            unit.first_response = body
+            unit.save(update_fields=["first_response"])
+            _after_commit(unit, body, decided=decision is not None)
+    except IntegrityError:
+        unit.image.delete(save=False)
+        if idempotency_key:
+            # Another request with the same key won the race: answer as it did.
+            earlier = Unit.objects.filter(station=station, idempotency_key=idempotency_key).first()
+            if earlier is not None:
+                return _replay(earlier, serial=serial)
+        raise
+    except BaseException:
+        unit.image.delete(save=False)
+        raise
+    return Submission(unit=unit, body=body, replayed=False)
+
+
+def _replay(earlier: Unit, *, serial: str) -> Submission:
+    if earlier.serial != serial:
+        raise IdempotencyConflict(
+            f"this Idempotency-Key was first used for serial {earlier.serial!r}, not {serial!r}"
+        )
+    return Submission(unit=earlier, body=earlier.first_response, replayed=True)
+
+
+def _station_policy(station: Station) -> policy.StationPolicy:
+    return policy.StationPolicy(
+        level=policy.Level(station.automation_level),
+        target_escape_rate=station.target_escape_rate,
+        uncertainty_band=station.uncertainty_band,
+        audit_share=station.audit_share,
+    )
+
+
+def _station_policy_dict(station: Station) -> dict:
+    return {
+        "level": station.automation_level,
+        "target_escape_rate": station.target_escape_rate,
+        "uncertainty_band": station.uncertainty_band,
+        "audit_share": station.audit_share,
+        "rollout_mode": station.rollout_mode,
+        "canary_share": station.canary_share,
+    }
+
+
+def _predictor(model_version: ModelVersion):
+    from models_registry.services import predictor_get
+
+    try:
+        return predictor_get(model_version=model_version)
+    except Exception:  # a model that cannot load must not stop the line: the unit goes to a human
+        logger.exception("Model %s could not be loaded; units go to humans", model_version)
+        return None
+
+
+@dataclass(frozen=True)
+class _Result:
+    verdict: str
+    confidence: float
+    defect_classes: list[str]
+    fields: dict[str, Any]
+
+
+def _predict(predictor, checked: CheckedImage, model_version: ModelVersion) -> _Result | None:
+    try:
+        prediction = predictor.predict(checked.decoded)
+    except Exception:  # as above: the unit is kept and a human decides it
+        logger.exception("Model %s failed on an image; the unit goes to a human", model_version)
+        return None
+    return prediction_result(prediction)
+
+
+def prediction_result(prediction) -> _Result:
+    """The columns of a `Prediction` row from the model's `Prediction` value."""
+    embedding = prediction.embedding
+    fields = {
+        "defect_probability": prediction.defect_probability,
+        "label": prediction.label,
+        "confidence": prediction.confidence,
+        "verdict": prediction.verdict,
+        "class_scores": {k: round(v, 6) for k, v in prediction.class_scores.items()},
+        "regions": [region.as_dict() for region in prediction.regions],
+        "anomaly_score": prediction.anomaly_score,
+        "embedding": {
+            "vector": [round(v, 5) for v in embedding.vector],
+            "brightness": embedding.brightness,
+            "contrast": embedding.contrast,
+            "sharpness": embedding.sharpness,
+            "color": list(embedding.color),
+        },
+        "latency_ms": round(prediction.timings_ms.get("total", 0.0), 3),
+        "timings_ms": {k: round(v, 3) for k, v in prediction.timings_ms.items()},
+    }
+    defect_classes = [prediction.label] if prediction.verdict == "fail" else []
+    return _Result(prediction.verdict, prediction.confidence, defect_classes, fields)
+
+
+def _after_commit(unit: Unit, body: dict, *, decided: bool) -> None:
+    station = unit.station
+
+    def publish() -> None:
+        station_event_publish(station_slug=station.slug, event={"type": UNIT_RECEIVED, "unit": body})
+        if decided:
+            station_event_publish(station_slug=station.slug, event={"type": UNIT_DECIDED, "unit": body})
+
+    transaction.on_commit(publish)
+    if (
+        station.challenger_id is not None
+        and station.rollout_mode == RolloutMode.SHADOW
+        and policy.model_needed(policy.Level(unit.automation_level))
+    ):
+        transaction.on_commit(
+            lambda: task_enqueue(
+                CHALLENGER_TASK, unit.id, station.challenger_id, what="challenger prediction"
+            )
+        )

@@ -1,0 +1,113 @@
+"""Fixtures for the line API: a real (tiny) trained model, stations, device keys, images.
+
+The model is trained once per test session on generated phone screens (one epoch at 64 px: a
+few seconds) and served from the model cache like any registered version; tests set its
+`risk_control` row to make the policy's outcome certain without faking a prediction.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from rest_framework.test import APIClient
+
+from inspection.models import AutomationLevel, Station
+from inspection.services.stations import device_key_create, station_create
+from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+from models_registry.ml.types import NO_DEFECT, Sample
+from models_registry.models import ModelVersion
+from tests.inspection.factories import certain_risk_control
+
+TINY_CLASSES = ("crack", "scratch")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    from models_registry.ml.pipeline import train_bundle
+    from models_registry.ml.training import TrainConfig
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    rng = np.random.default_rng(11)
+    config = SyntheticConfig(width=160, height=90)
+    samples = []
+    for index in range(24):
+        label = (NO_DEFECT, *TINY_CLASSES)[index % 3]
+        unit = generate_unit(rng, config, label=label)
+        image_path = folder / f"unit-{index}.png"
+        unit.image.save(image_path)
+        masks: tuple = ()
+        if unit.defective:
+            mask_path = folder / f"unit-{index}-mask.png"
+            Image.fromarray((unit.mask * 255).astype(np.uint8)).save(mask_path)
+            masks = ((unit.label, str(mask_path)),)
+        samples.append(
+            Sample(
+                key=f"unit-{index}",
+                image_path=str(image_path),
+                defective=unit.defective,
+                classes=(unit.label,) if unit.defective else (),
+                mask_paths=masks,
+            )
+        )
+    outcome = train_bundle(
+        out_dir=folder / "bundle",
+        classes=TINY_CLASSES,
+        train=samples[:16],
+        validation=samples[16:],
+        input_size=64,
+        config=TrainConfig(epochs=1, batch_size=4, seed=0),
+    )
+    return outcome.bundle_dir
+
+
+@pytest.fixture
+def make_model_version(tiny_bundle: Path, settings) -> Callable[..., ModelVersion]:
+    """Register the tiny model under a name/version (served from the model cache)."""
+
+    def make(name: str = "tiny", version: int = 1, threshold: float | None = 0.0) -> ModelVersion:
+        target = Path(settings.LOUPE_MODEL_CACHE) / name / str(version)
+        if not target.exists():
+            shutil.copytree(tiny_bundle, target)
+        return ModelVersion.objects.create(
+            name=name,
+            version=version,
+            mlflow_run_id="test",
+            source_uri=str(target),
+            dataset_name="tiny",
+            architecture="defectnet-efficientnet_lite0-64",
+            classes=list(TINY_CLASSES),
+            risk_control=certain_risk_control(threshold),
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_station(make_model_version) -> Callable[..., Station]:
+    def make(
+        slug: str = "screens-1", level: str = AutomationLevel.FULL, champion="default", **settings
+    ) -> Station:
+        if champion == "default":
+            champion = make_model_version()
+        settings.setdefault("audit_share", 0.0)
+        return station_create(slug=slug, level=level, champion=champion, **settings)
+
+    return make
+
+
+@pytest.fixture
+def device_client() -> Callable[[Station], APIClient]:
+    """An API client authenticated with a new device key of the station."""
+
+    def make(station: Station) -> APIClient:
+        _, key = device_key_create(station=station, name="line computer")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+        return client
+
+    return make

@@ -1,0 +1,32 @@
+"""Building blocks for line API tests: images and risk-control tables."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+
+
+def certain_risk_control(threshold: float | None) -> dict:
+    """A risk-control table whose every bound is certified at `threshold` (None: none certified)."""
+    return {
+        alpha: {"threshold": threshold, "certified": threshold is not None, "coverage": 1.0}
+        for alpha in ("0.005", "0.01", "0.02", "0.05", "0.1")
+    }
+
+
+def jpeg_bytes(seed: int = 0, *, width: int = 320, height: int = 180, label: str | None = None) -> bytes:
+    unit = generate_unit(
+        np.random.default_rng(seed), SyntheticConfig(width=width, height=height), label=label
+    )
+    buffer = io.BytesIO()
+    unit.image.convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def upload(data: bytes, name: str = "unit.jpg") -> io.BytesIO:
+    file = io.BytesIO(data)
+    file.name = name
+    return file

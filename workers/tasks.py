@@ -1,0 +1,58 @@
+"""Celery tasks: a few lines each, taking ids, loading rows and calling a service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from inspection.models import DeliveryStatus, Unit, WebhookDelivery
+from inspection.services.predictions import challenger_prediction_make
+from inspection.services.webhooks import (
+    DeliveryFailed,
+    webhook_attempt,
+    webhook_deliveries_resend,
+    webhook_delivery_give_up,
+)
+from models_registry.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="workers.tasks.challenger_predict", acks_late=True)
+def challenger_predict(unit_id: int, model_version_id: int) -> int:
+    """The challenger's shadow prediction of a unit, off the line's request path."""
+    unit = Unit.objects.select_related("station").get(pk=unit_id)
+    model_version = ModelVersion.objects.get(pk=model_version_id)
+    return challenger_prediction_make(unit=unit, model_version=model_version).id
+
+
+@shared_task(
+    bind=True,
+    name="workers.tasks.webhook_deliver",
+    acks_late=True,
+    max_retries=None,  # bounded by LOUPE_WEBHOOK_MAX_ATTEMPTS, counted on the delivery row
+)
+def webhook_deliver(self, delivery_id: int) -> str:
+    from django.conf import settings
+
+    delivery = WebhookDelivery.objects.select_related("station").get(pk=delivery_id)
+    if delivery.status != DeliveryStatus.PENDING:
+        return delivery.status
+    try:
+        webhook_attempt(delivery=delivery)
+    except DeliveryFailed as error:
+        if delivery.attempts >= settings.LOUPE_WEBHOOK_MAX_ATTEMPTS:
+            webhook_delivery_give_up(delivery=delivery)
+            return DeliveryStatus.FAILED
+        # Exponential backoff: 2, 4, 8 ... seconds, at most 10 minutes.
+        countdown = min(600, 2**delivery.attempts)
+        logger.warning("Webhook delivery %s failed (%s); retry in %s s", delivery.id, error, countdown)
+        raise self.retry(countdown=countdown, exc=error) from error
+    return DeliveryStatus.DELIVERED
+
+
+@shared_task(name="workers.tasks.webhook_deliveries_resend", acks_late=True)
+def webhook_deliveries_resend_task() -> int:
+    """Beat: requeue deliveries a broker outage or a dead worker left pending."""
+    return webhook_deliveries_resend()
