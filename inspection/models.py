@@ -8,6 +8,7 @@ only says whether the unit still waits in the human queue.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
@@ -81,6 +82,17 @@ class Station(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def clean(self) -> None:
+        errors = {}
+        if self.challenger_id is not None and self.challenger_id == self.champion_id:
+            errors["challenger"] = "the challenger must be another model version than the champion"
+        if self.challenger_id is not None and self.champion_id is None:
+            errors["challenger"] = "a challenger needs a champion to challenge"
+        if self.webhook_url and not self.webhook_secret:
+            errors["webhook_secret"] = "a webhook needs a secret to sign its deliveries"
+        if errors:
+            raise ValidationError(errors)
 
 
 class DeviceKey(AbstractAPIKey):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from inspection.models import AutomationLevel, Station
+from inspection.services.stations import station_create
 from labeling.models import Dataset, Split
 from labeling.selectors import dataset_samples
 from labeling.services import dataset_import
@@ -22,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 DEMO_DATASET = "demo-screens"
 DEMO_MODEL = "loupe-demo"
+DEMO_STATION = "demo-line"
 
 
 def demo_model_ensure(
@@ -59,3 +62,22 @@ def demo_model_ensure(
     )
     say(f"starter model registered: {result.model_version.name} v{result.model_version.version}")
     return result.model_version
+
+
+def demo_station_ensure(
+    *, model_version: ModelVersion, say: Callable[[str], None] = logger.info
+) -> Station:
+    """The demo's station, at partial automation with the starter model as champion."""
+    station = Station.objects.filter(slug=DEMO_STATION).first()
+    if station is None:
+        station = station_create(
+            slug=DEMO_STATION,
+            name="Demo line: phone screens",
+            line="demo",
+            level=AutomationLevel.PARTIAL,
+            champion=model_version,
+        )
+        say(f"demo station {station.slug} created (partial automation, champion {model_version})")
+    else:
+        say(f"demo station ready: {station.slug} (level {station.automation_level})")
+    return station

@@ -1,0 +1,178 @@
+"""The supervisor's admin: station settings (every change audited), device keys, units and their
+decisions, disagreements and webhook deliveries (read-only records)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.html import format_html
+from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
+
+from inspection.models import (
+    DecisionEvent,
+    DeliveryStatus,
+    DeviceKey,
+    Disagreement,
+    Prediction,
+    Station,
+    StationChange,
+    Unit,
+    WebhookDelivery,
+)
+from inspection.services.stations import station_changes_record, station_snapshot
+from inspection.services.tasks import task_enqueue
+from inspection.services.webhooks import DELIVER_TASK
+
+# Loupe's device keys belong to stations; the library's generic key model is not used.
+admin.site.unregister(APIKey)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records are written by the system, never edited by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class StationChangeInline(ReadOnlyInline):
+    model = StationChange
+    fields = ("changed_at", "changed_by", "field", "old_value", "new_value", "note")
+    readonly_fields = fields
+    verbose_name_plural = "Change history (who, when, old -> new)"
+
+
+class DeviceKeyInline(ReadOnlyInline):
+    model = DeviceKey
+    fields = ("prefix", "name", "created", "revoked")
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(Station)
+class StationAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "line", "automation_level", "champion", "challenger", "rollout_mode")
+    list_filter = ("automation_level", "rollout_mode")
+    search_fields = ("slug", "name", "line")
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("slug", "name", "line", "defect_classes")}),
+        (
+            "Automation",
+            {"fields": ("automation_level", "target_escape_rate", "uncertainty_band", "audit_share")},
+        ),
+        ("Models", {"fields": ("champion", "challenger", "rollout_mode", "canary_share")}),
+        ("Webhook", {"fields": ("webhook_url", "webhook_secret")}),
+        (None, {"fields": ("created_at", "updated_at")}),
+    )
+    inlines = [DeviceKeyInline, StationChangeInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The slug is in device integrations' URLs and WebSocket paths: fixed once created.
+        return (*self.readonly_fields, "slug") if obj is not None else self.readonly_fields
+
+    def save_model(self, request, obj: Station, form, change: bool) -> None:
+        with transaction.atomic():
+            if change:
+                before = station_snapshot(station=Station.objects.get(pk=obj.pk))
+                super().save_model(request, obj, form, change)
+                station_changes_record(station=obj, before=before, user=request.user, note="admin")
+            else:
+                super().save_model(request, obj, form, change)
+                StationChange.objects.create(
+                    station=obj, changed_by=request.user, field="created", new_value=obj.slug, note="admin"
+                )
+
+
+@admin.register(DeviceKey)
+class DeviceKeyAdmin(APIKeyModelAdmin):
+    """Create a key here (shown once) or with `manage.py create_device_key`; tick "revoked" to
+    lock a line computer out (it cannot be undone)."""
+
+    list_display = ("prefix", "name", "station", "created", "expiry_date", "_has_expired", "revoked")
+    list_filter = ("station", "revoked")
+    search_fields = ("name", "prefix", "station__slug")
+
+
+class PredictionInline(ReadOnlyInline):
+    model = Prediction
+    fields = ("model_version", "role", "verdict", "defect_probability", "confidence", "label", "latency_ms")
+    readonly_fields = fields
+
+
+class DecisionInline(ReadOnlyInline):
+    model = DecisionEvent
+    fields = ("created_at", "verdict", "defect_classes", "decided_by_model", "decided_by_user", "reason")
+    readonly_fields = fields
+
+
+@admin.register(Unit)
+class UnitAdmin(ReadOnlyAdmin):
+    list_display = ("id", "station", "serial", "status", "automation_level", "queue_reason", "received_at")
+    list_filter = ("station", "status", "automation_level", "queue_reason")
+    search_fields = ("serial",)
+    date_hierarchy = "received_at"
+    readonly_fields = ("image_preview",)
+    inlines = [PredictionInline, DecisionInline]
+
+    @admin.display(description="image")
+    def image_preview(self, unit: Unit) -> str:
+        return format_html('<img src="{}" style="max-width: 640px">', unit.image.url)
+
+
+@admin.register(DecisionEvent)
+class DecisionEventAdmin(ReadOnlyAdmin):
+    list_display = ("unit", "verdict", "reason", "decided_by_model", "decided_by_user", "created_at")
+    list_filter = ("verdict", "reason", "unit__station")
+    date_hierarchy = "created_at"
+
+
+@admin.register(Disagreement)
+class DisagreementAdmin(ReadOnlyAdmin):
+    list_display = ("unit", "kind", "human_verdict", "model_verdict", "prediction", "created_at")
+    list_filter = ("kind", "unit__station")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "station",
+        "url",
+        "status",
+        "attempts",
+        "last_status_code",
+        "created_at",
+        "delivered_at",
+    )
+    list_filter = ("status", "station")
+    actions = ["send_again"]
+
+    def has_resend_permission(self, request) -> bool:
+        return request.user.has_perm("inspection.change_station")
+
+    @admin.action(description="Send again (failed or pending deliveries)", permissions=["resend"])
+    def send_again(self, request, queryset) -> None:
+        resend = list(queryset.exclude(status=DeliveryStatus.DELIVERED).values_list("id", flat=True))
+        queryset.filter(id__in=resend).update(status=DeliveryStatus.PENDING)
+        queued = sum(
+            task_enqueue(DELIVER_TASK, delivery_id, what="webhook delivery") for delivery_id in resend
+        )
+        self.message_user(request, f"{queued} deliveries queued again.", messages.SUCCESS)

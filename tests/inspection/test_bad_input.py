@@ -1,0 +1,157 @@
+"""Bad input on the line API: a clear 4xx naming the problem, and no row or file left behind."""
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from rest_framework.test import APIClient
+
+from inspection.models import Prediction, Unit
+from inspection.services.stations import device_key_create
+from tests.inspection.factories import jpeg_bytes, upload
+
+pytestmark = pytest.mark.django_db
+
+UNITS = "/api/v1/units/"
+
+
+def png_bytes(size=(64, 48), mode="RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def nothing_stored(media_root: Path) -> bool:
+    files = [path for path in media_root.rglob("*") if path.is_file()]
+    return Unit.objects.count() == 0 and Prediction.objects.count() == 0 and files == []
+
+
+@pytest.fixture
+def line(make_station, device_client) -> APIClient:
+    return device_client(make_station(level="full"))
+
+
+BAD_UPLOADS = [
+    ("not an image", lambda: upload(b"serial,verdict\nSN-1,pass\n", "unit.csv"), "not an image"),
+    ("text under a .jpg name", lambda: upload(b"hello, I am not a JPEG", "unit.jpg"), "not an image"),
+    ("PNG data named .jpg", lambda: upload(png_bytes(), "unit.jpg"), "holds PNG data, not the JPEG"),
+    ("truncated JPEG", lambda: upload(jpeg_bytes(1)[:4000], "unit.jpg"), "truncated"),
+    ("empty file", lambda: upload(b"", "unit.jpg"), "empty"),
+    ("GIF", lambda: upload(_gif(), "unit.gif"), "GIF images are not accepted"),
+    # 20000 x 20000 black pixels compress to a few kB: refused from the header, never decoded
+    ("decompression bomb", lambda: upload(png_bytes((20_000, 20_000), "1"), "bomb.png"), "pixels"),
+]
+
+
+def _gif() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("P", (8, 8)).save(buffer, "GIF")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("case, make_upload, message", BAD_UPLOADS, ids=[case[0] for case in BAD_UPLOADS])
+def test_a_bad_image_is_refused_with_its_reason(line, media_root, case, make_upload, message):
+    response = line.post(UNITS, {"image": make_upload(), "serial": "SN-1"}, format="multipart")
+    assert response.status_code == 400, response.content
+    assert message in " ".join(response.json()["image"])
+    assert nothing_stored(media_root)
+
+
+def test_an_image_over_the_byte_limit_is_refused(line, media_root, settings):
+    settings.LOUPE_MAX_IMAGE_BYTES = 1000
+    response = line.post(UNITS, {"image": upload(jpeg_bytes()), "serial": "SN-1"}, format="multipart")
+    assert response.status_code == 400
+    assert "the limit is 1,000 bytes" in response.json()["image"][0]
+    assert nothing_stored(media_root)
+
+
+def test_an_image_over_the_pixel_limit_is_refused(line, media_root, settings):
+    settings.LOUPE_MAX_IMAGE_PIXELS = 100 * 100
+    response = line.post(UNITS, {"image": upload(jpeg_bytes()), "serial": "SN-1"}, format="multipart")
+    assert response.status_code == 400
+    assert "320x180" in response.json()["image"][0] and "limit is 10,000" in response.json()["image"][0]
+    assert nothing_stored(media_root)
+
+
+@pytest.mark.parametrize(
+    "data, field, message",
+    [
+        ({"serial": "SN-1"}, "image", "No file was submitted"),
+        ({"image": "not a file", "serial": "SN-1"}, "image", "not a file"),
+        ({"with_image": True}, "serial", "required"),
+        ({"with_image": True, "serial": "   "}, "serial", "blank"),
+        ({"with_image": True, "serial": "x" * 201}, "serial", "200 characters"),
+        ({"with_image": True, "serial": "S", "metadata": "{lot: 7"}, "metadata", "not valid JSON"),
+        ({"with_image": True, "serial": "S", "metadata": "[1, 2]"}, "metadata", "must be a JSON object"),
+        (
+            {"with_image": True, "serial": "S", "captured_at": "yesterday"},
+            "captured_at",
+            "Datetime has wrong format",
+        ),
+    ],
+)
+def test_bad_fields_are_named(line, media_root, data, field, message):
+    if data.pop("with_image", False):
+        data["image"] = upload(jpeg_bytes())
+    response = line.post(UNITS, data, format="multipart")
+    assert response.status_code == 400, response.content
+    assert message in " ".join(response.json()[field])
+    assert nothing_stored(media_root)
+
+
+def test_a_json_body_is_refused(line, media_root):
+    response = line.post(UNITS, {"serial": "SN-1"}, format="json")
+    assert response.status_code == 415
+    assert nothing_stored(media_root)
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ("Api-Key nothing", "malformed device key"),
+        ("Api-Key abcdefgh.wrongsecretwrongsecretwrongsecret", "invalid device key"),
+        ("Api-Key ", "empty device key"),
+    ],
+)
+def test_a_wrong_key_is_401(make_station, media_root, header, message):
+    make_station()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    response = client.post(UNITS, {"image": upload(jpeg_bytes()), "serial": "S"}, format="multipart")
+    assert response.status_code == 401
+    assert message in response.json()["detail"]
+    assert nothing_stored(media_root)
+
+
+def test_no_credentials_is_401(make_station, media_root):
+    make_station()
+    response = APIClient().post(UNITS, {"image": upload(jpeg_bytes()), "serial": "S"}, format="multipart")
+    assert response.status_code == 401
+    assert nothing_stored(media_root)
+
+
+def test_a_revoked_key_is_locked_out(make_station, media_root):
+    station = make_station()
+    row, key = device_key_create(station=station, name="old line pc")
+    row.revoked = True
+    row.save()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    response = client.post(UNITS, {"image": upload(jpeg_bytes()), "serial": "S"}, format="multipart")
+    assert response.status_code == 401
+    assert "has been revoked" in response.json()["detail"]
+    assert nothing_stored(media_root)
+
+
+def test_a_failure_while_storing_leaves_no_file_and_no_row(line, media_root, monkeypatch):
+    # given the database refuses the decision event (a failure half-way through the transaction)
+    from inspection.models import DecisionEvent
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(DecisionEvent.objects, "create", broken)
+    with pytest.raises(RuntimeError):
+        line.post(UNITS, {"image": upload(jpeg_bytes()), "serial": "SN-1"}, format="multipart")
+    assert nothing_stored(media_root)

@@ -1,0 +1,130 @@
+"""The automation policy, as a table: every level, every edge."""
+
+import pytest
+
+from inspection.policy import (
+    Action,
+    Level,
+    ModelOutput,
+    Role,
+    StationPolicy,
+    canary_draw,
+    certified_threshold,
+    decide,
+    model_needed,
+    route,
+)
+
+FAIL_SURE = ModelOutput("fail", 0.99)
+PASS_SURE = ModelOutput("pass", 0.97)
+UNSURE = ModelOutput("fail", 0.70)
+
+# (level, output, certified threshold, band, audit share, audit draw) -> (action, verdict, reason, blind)
+CASES = [
+    # human only: never the model, always blind
+    ("human", FAIL_SURE, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "human", True),
+    ("human", None, None, 0.0, 0.0, 0.5, Action.QUEUE, None, "human", True),
+    # shadow: the model ran, the human does not see it
+    ("shadow", FAIL_SURE, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "shadow", True),
+    ("shadow", PASS_SURE, None, 0.0, 0.0, 0.5, Action.QUEUE, None, "shadow", True),
+    # assisted: the human decides, seeing the model
+    ("assisted", FAIL_SURE, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "assisted", False),
+    ("assisted", UNSURE, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "assisted", False),
+    # partial: decide at or above the certified threshold (+ band), else defer (shown assisted)
+    ("partial", FAIL_SURE, 0.9, 0.0, 0.0, 0.5, Action.DECIDE, "fail", "", False),
+    ("partial", PASS_SURE, 0.9, 0.0, 0.0, 0.5, Action.DECIDE, "pass", "", False),
+    ("partial", UNSURE, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "deferred", False),
+    ("partial", ModelOutput("pass", 0.9), 0.9, 0.0, 0.0, 0.5, Action.DECIDE, "pass", "", False),  # edge: equal
+    ("partial", ModelOutput("pass", 0.9), 0.9, 0.05, 0.0, 0.5, Action.QUEUE, None, "deferred", False),  # band
+    ("partial", PASS_SURE, 0.9, 0.05, 0.0, 0.5, Action.DECIDE, "pass", "", False),
+    ("partial", FAIL_SURE, None, 0.0, 0.0, 0.5, Action.QUEUE, None, "deferred", False),  # not certified
+    ("partial", FAIL_SURE, 0.98, 0.5, 0.0, 0.5, Action.QUEUE, None, "deferred", False),  # capped at 1.0
+    ("partial", ModelOutput("fail", 1.0), 0.98, 0.5, 0.0, 0.5, Action.DECIDE, "fail", "", False),
+    # full: the model decides, except the audit share, which goes blind to a human
+    ("full", UNSURE, None, 0.0, 0.1, 0.5, Action.DECIDE, "fail", "", False),
+    ("full", PASS_SURE, 0.9, 0.0, 0.1, 0.09, Action.QUEUE, None, "audit", True),
+    ("full", PASS_SURE, 0.9, 0.0, 0.1, 0.1, Action.DECIDE, "pass", "", False),  # edge: draw == share
+    ("full", PASS_SURE, 0.9, 0.0, 0.0, 0.0, Action.DECIDE, "pass", "", False),  # no audits at share 0
+    ("full", PASS_SURE, 0.9, 0.0, 1.0, 0.999, Action.QUEUE, None, "audit", True),  # everything audited
+    # no prediction (no model, or it failed): a human decides, whatever the level
+    ("shadow", None, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "no_model", True),
+    ("assisted", None, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "no_model", True),
+    ("partial", None, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "no_model", True),
+    ("full", None, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "no_model", True),
+]
+
+
+@pytest.mark.parametrize(
+    "level, output, threshold, band, audit_share, draw, action, verdict, reason, blind", CASES
+)
+def test_policy_table(level, output, threshold, band, audit_share, draw, action, verdict, reason, blind):
+    station = StationPolicy(
+        level=Level(level), target_escape_rate=0.01, uncertainty_band=band, audit_share=audit_share
+    )
+    outcome = decide(station, output, threshold=threshold, audit_draw=draw)
+    assert (outcome.action, outcome.verdict, outcome.queue_reason, outcome.blind) == (
+        action,
+        verdict,
+        reason,
+        blind,
+    )
+
+
+def test_only_the_human_level_skips_the_model():
+    assert [level for level in Level if not model_needed(level)] == [Level.HUMAN]
+
+
+def test_an_unknown_level_is_an_error():
+    with pytest.raises(ValueError):
+        decide(StationPolicy(level="sometimes", target_escape_rate=0.01), PASS_SURE, threshold=0.9, audit_draw=0)
+
+
+RISK_CONTROL = {
+    "0.005": {"threshold": None, "certified": False},
+    "0.01": {"threshold": 0.97, "certified": True},
+    "0.02": {"threshold": 0.93, "certified": True},
+    "0.05": {"threshold": 0.8, "certified": True},
+    "0.1": {"threshold": None, "certified": False},
+}
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        (0.001, None),  # stricter than any bound
+        (0.005, None),  # that bound is not certified
+        (0.01, 0.97),
+        (0.015, 0.97),  # between bounds: the stricter one that meets the target
+        (0.02, 0.93),
+        (0.1, 0.8),  # 0.1 not certified: the loosest certified bound under the target
+        (0.5, 0.8),
+    ],
+)
+def test_certified_threshold_uses_the_loosest_certified_bound_within_the_target(target, expected):
+    assert certified_threshold(RISK_CONTROL, target) == expected
+
+
+def test_canary_routing_is_sticky_and_close_to_its_share():
+    draws = [canary_draw("screens-1", f"SN{i:05d}") for i in range(20_000)]
+    # sticky: the same unit always draws the same number
+    assert canary_draw("screens-1", "SN00042") == draws[42]
+    # uniform enough: a 10 % share routes about 10 % of units
+    routed = [route(has_challenger=True, rollout_mode="canary", canary_share=0.1, draw=d) for d in draws]
+    share = routed.count(Role.CANARY) / len(routed)
+    assert 0.09 < share < 0.11
+    # another station routes the same serials independently
+    assert canary_draw("screens-2", "SN00042") != draws[42]
+
+
+@pytest.mark.parametrize(
+    "has_challenger, mode, share, draw, role",
+    [
+        (True, "canary", 0.1, 0.05, Role.CANARY),
+        (True, "canary", 0.1, 0.1, Role.CHAMPION),  # edge: draw == share
+        (True, "shadow", 1.0, 0.0, Role.CHAMPION),  # a shadow challenger never decides
+        (False, "canary", 1.0, 0.0, Role.CHAMPION),  # no challenger
+        (True, "canary", 0.0, 0.0, Role.CHAMPION),
+    ],
+)
+def test_route(has_challenger, mode, share, draw, role):
+    assert route(has_challenger=has_challenger, rollout_mode=mode, canary_share=share, draw=draw) == role

@@ -1,0 +1,138 @@
+"""Stations and device keys from the command line; supervisors' settings changes, audited."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from inspection.models import Station, StationChange
+from inspection.roles import INSPECTOR, SUPERVISOR
+from inspection.services.stations import station_update
+from tests.inspection.factories import jpeg_bytes, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_station_and_a_device_key_that_works(make_model_version):
+    make_model_version()
+    out = StringIO()
+    call_command("create_station", "screens-2", "--level", "partial", "--model", "tiny:1", stdout=out)
+    assert "station screens-2 created: level partial, champion tiny v1" in out.getvalue()
+    station = Station.objects.get(slug="screens-2")
+    assert station.defect_classes == ["crack", "scratch"]
+    assert StationChange.objects.get(station=station).field == "created"
+
+    out = StringIO()
+    call_command("create_device_key", "screens-2", "--name", "line pc 1", stdout=out, stderr=StringIO())
+    key = out.getvalue().strip().splitlines()[-1]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    response = client.post(
+        "/api/v1/units/", {"image": upload(jpeg_bytes()), "serial": "S1"}, format="multipart"
+    )
+    assert response.status_code == 201
+    # the key is stored hashed, never in the clear
+    assert key not in str(list(station.device_keys.values()))
+
+
+def test_command_errors_name_the_problem(make_model_version):
+    with pytest.raises(CommandError, match="no registered model 'nope'"):
+        call_command("create_station", "s1", "--model", "nope", stdout=StringIO())
+    make_model_version()
+    call_command("create_station", "s1", stdout=StringIO())
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_station", "s1", stdout=StringIO())
+    with pytest.raises(CommandError, match="no station 'elsewhere' \\(stations: s1\\)"):
+        call_command("create_device_key", "elsewhere", stdout=StringIO(), stderr=StringIO())
+
+
+def test_station_update_records_who_changed_what(make_station):
+    station = make_station(level="assisted")
+    supervisor = User.objects.create_user("sam")
+    changes = station_update(
+        station=station, changes={"automation_level": "partial", "audit_share": 0.05}, user=supervisor
+    )
+    assert {(c.field, c.old_value, c.new_value) for c in changes} == {
+        ("automation_level", "assisted", "partial"),
+        ("audit_share", 0.0, 0.05),
+    }
+    assert all(c.changed_by == supervisor for c in changes)
+
+
+def test_an_invalid_update_saves_nothing(make_station, make_model_version):
+    station = make_station(level="assisted")
+    with pytest.raises(ValidationError):
+        station_update(station=station, changes={"automation_level": "full", "audit_share": 1.5}, user=None)
+    with pytest.raises(ValidationError, match="another model version"):
+        station_update(station=station, changes={"challenger": station.champion}, user=None)
+    with pytest.raises(ValidationError, match="secret"):
+        station_update(station=station, changes={"webhook_url": "https://line.example/hook"}, user=None)
+    station.refresh_from_db()
+    assert station.automation_level == "assisted" and station.challenger is None
+    assert StationChange.objects.filter(station=station).exclude(field="created").count() == 0
+
+
+def _staff(name: str, role: str) -> User:
+    user = User.objects.create_user(name, password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def test_a_supervisor_changes_settings_in_the_admin_and_the_change_is_shown(make_station, client):
+    station = make_station(level="assisted")
+    client.force_login(_staff("sam", SUPERVISOR))
+    url = f"/admin/inspection/station/{station.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200
+    form = {
+        "name": station.name,
+        "line": "",
+        "defect_classes": '["crack", "scratch"]',
+        "automation_level": "full",
+        "target_escape_rate": "0.02",
+        "uncertainty_band": "0.0",
+        "audit_share": "0.05",
+        "champion": station.champion_id,
+        "challenger": "",
+        "rollout_mode": "shadow",
+        "canary_share": "0.1",
+        "webhook_url": "",
+        "webhook_secret": "",
+        "device_keys-TOTAL_FORMS": "0",
+        "device_keys-INITIAL_FORMS": "0",
+        "changes-TOTAL_FORMS": "0",
+        "changes-INITIAL_FORMS": "0",
+    }
+    response = client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    changes = {
+        (c.field, str(c.old_value), str(c.new_value), c.changed_by.username)
+        for c in station.changes.exclude(field="created")
+    }
+    assert ("automation_level", "assisted", "full", "sam") in changes
+    assert ("audit_share", "0.0", "0.05", "sam") in changes
+    assert ("target_escape_rate", "0.01", "0.02", "sam") in changes
+    # and the history is on the station's page
+    page = client.get(url).content.decode()
+    assert "Change history" in page and "automation_level" in page
+
+
+def test_an_inspector_cannot_change_station_settings(make_station, client):
+    station = make_station(level="assisted")
+    client.force_login(_staff("ines", INSPECTOR))
+    url = f"/admin/inspection/station/{station.pk}/change/"
+    response = client.post(url, {"automation_level": "full"})
+    assert response.status_code == 403
+    station.refresh_from_db()
+    assert station.automation_level == "assisted"
+
+
+def test_the_roles_exist_with_their_permissions():
+    supervisor = Group.objects.get(name=SUPERVISOR)
+    inspector = Group.objects.get(name=INSPECTOR)
+    assert supervisor.permissions.filter(codename="change_station").exists()
+    assert inspector.permissions.filter(codename="decide_unit").exists()
+    assert not inspector.permissions.filter(codename="change_station").exists()
