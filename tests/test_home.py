@@ -1,7 +1,8 @@
-"""The front page lists readiness, model versions and data sets; its CSS is served locally."""
+"""The front page lists readiness, stations, model versions and data sets; its CSS is served locally."""
 
 import pytest
 
+from inspection.services.stations import station_create
 from labeling.models import Dataset
 from models_registry.models import ModelVersion
 
@@ -20,9 +21,11 @@ def test_home_page_lists_versions_datasets_and_checks(client):
         metrics={"test": {"image_accuracy": 0.9876}},
         risk_control={"0.02": {"certified": False, "reason": "too little data", "coverage": 0.0}},
     )
+    station_create(slug="screens-line-4", level="partial", champion=ModelVersion.objects.get())
     response = client.get("/")
     assert response.status_code == 200
     page = response.content.decode()
+    assert "screens-line-4" in page and "Partial automation" in page
     assert "loupe-screens:3" in page and "0.988" in page
     assert "crack, scratch" in page
     assert "not certified" in page
