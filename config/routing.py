@@ -1,3 +1,9 @@
-"""WebSocket routes (Channels consumers are added by the inspection app)."""
+"""WebSocket routes: the consumers behind `config.asgi`'s authentication middleware."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from inspection.consumers import StationEventsConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/stations/<slug:slug>/events/", StationEventsConsumer.as_asgi(), name="station-events"),
+]

@@ -125,7 +125,9 @@ CELERY_BEAT_SCHEDULE = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # No socket timeout, as before redis-py 8: its 5 s default cuts the layer's 5 s blocking reads
+        # (idle consumers die), and its wait_for on sends can lose a consumer's cancellation (Python 3.11).
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
     }
 }
 

@@ -54,7 +54,7 @@ def test_settings_default_to_embedded_services_under_the_data_dir(tmp_path):
     assert loaded["database_name"] == str(data_dir / "loupe.sqlite3")
     assert loaded["redis_url"] == f"unix://{embedded_redis_socket(data_dir)}"
     assert loaded["broker_url"] == f"redis+socket://{embedded_redis_socket(data_dir)}"
-    assert loaded["channel_hosts"] == [loaded["redis_url"]]
+    assert loaded["channel_hosts"] == [{"address": loaded["redis_url"], "socket_timeout": None}]
     assert loaded["mlflow_tracking_uri"] == f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
     assert loaded["media_root"] == str(data_dir / "media")
 
@@ -73,7 +73,7 @@ def test_settings_use_external_services_when_urls_are_set(tmp_path):
     assert loaded["database_name"] == "loupe"
     assert loaded["redis_url"] == "redis://cache.example:6379/2"
     assert loaded["broker_url"] == "redis://cache.example:6379/2"
-    assert loaded["channel_hosts"] == ["redis://cache.example:6379/2"]
+    assert loaded["channel_hosts"] == [{"address": "redis://cache.example:6379/2", "socket_timeout": None}]
     assert loaded["mlflow_tracking_uri"] == "http://mlflow.example:5000"
 
 

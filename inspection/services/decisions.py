@@ -105,7 +105,7 @@ def decision_record(
         body = unit_representation(unit=locked)
         transaction.on_commit(
             lambda: station_event_publish(
-                station_slug=locked.station.slug, event={"type": UNIT_DECIDED, "unit": body}
+                station_slug=locked.station.slug, events=[{"type": UNIT_DECIDED, "unit": body}]
             )
         )
     unit.status = locked.status

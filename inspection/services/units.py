@@ -159,8 +159,9 @@ def unit_submit(
                 )
                 webhook_delivery_create(decision=decision)
             body = unit_representation(unit=unit, decision=decision, prediction=prediction, loaded=True)
-            unit.first_response = body
-            unit.save(update_fields=["first_response"])
+            if idempotency_key:
+                unit.first_response = body
+                unit.save(update_fields=["first_response"])
             _after_commit(unit, body, decided=decision is not None)
     except IntegrityError:
         unit.image.delete(save=False)
@@ -259,12 +260,10 @@ def prediction_result(prediction) -> _Result:
 def _after_commit(unit: Unit, body: dict, *, decided: bool) -> None:
     station = unit.station
 
-    def publish() -> None:
-        station_event_publish(station_slug=station.slug, event={"type": UNIT_RECEIVED, "unit": body})
-        if decided:
-            station_event_publish(station_slug=station.slug, event={"type": UNIT_DECIDED, "unit": body})
-
-    transaction.on_commit(publish)
+    events = [{"type": UNIT_RECEIVED, "unit": body}]
+    if decided:
+        events.append({"type": UNIT_DECIDED, "unit": body})
+    transaction.on_commit(lambda: station_event_publish(station_slug=station.slug, events=events))
     if (
         station.challenger_id is not None
         and station.rollout_mode == RolloutMode.SHADOW

@@ -34,8 +34,9 @@ CASES = [
     ("partial", FAIL_SURE, 0.9, 0.0, 0.0, 0.5, Action.DECIDE, "fail", "", False),
     ("partial", PASS_SURE, 0.9, 0.0, 0.0, 0.5, Action.DECIDE, "pass", "", False),
     ("partial", UNSURE, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "deferred", False),
-    ("partial", ModelOutput("pass", 0.9), 0.9, 0.0, 0.0, 0.5, Action.DECIDE, "pass", "", False),  # edge: equal
-    ("partial", ModelOutput("pass", 0.9), 0.9, 0.05, 0.0, 0.5, Action.QUEUE, None, "deferred", False),  # band
+    # edge: confidence equal to the threshold decides; the band raises the bar
+    ("partial", ModelOutput("pass", 0.9), 0.9, 0.0, 0.0, 0.5, Action.DECIDE, "pass", "", False),
+    ("partial", ModelOutput("pass", 0.9), 0.9, 0.05, 0.0, 0.5, Action.QUEUE, None, "deferred", False),
     ("partial", PASS_SURE, 0.9, 0.05, 0.0, 0.5, Action.DECIDE, "pass", "", False),
     ("partial", FAIL_SURE, None, 0.0, 0.0, 0.5, Action.QUEUE, None, "deferred", False),  # not certified
     ("partial", FAIL_SURE, 0.98, 0.5, 0.0, 0.5, Action.QUEUE, None, "deferred", False),  # capped at 1.0
@@ -76,7 +77,8 @@ def test_only_the_human_level_skips_the_model():
 
 def test_an_unknown_level_is_an_error():
     with pytest.raises(ValueError):
-        decide(StationPolicy(level="sometimes", target_escape_rate=0.01), PASS_SURE, threshold=0.9, audit_draw=0)
+        station = StationPolicy(level="sometimes", target_escape_rate=0.01)
+        decide(station, PASS_SURE, threshold=0.9, audit_draw=0)
 
 
 RISK_CONTROL = {

@@ -13,5 +13,6 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=6)
 
     def handle(self, *args, **options):
-        model_version = demo_model_ensure(count=options["count"], epochs=options["epochs"], say=self.stdout.write)
-        demo_station_ensure(model_version=model_version, say=self.stdout.write)
+        say = self.stdout.write
+        model_version = demo_model_ensure(count=options["count"], epochs=options["epochs"], say=say)
+        demo_station_ensure(model_version=model_version, say=say)

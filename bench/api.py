@@ -1,0 +1,543 @@
+"""The line API under load: 1280x720 JPEGs posted through the real ASGI server.
+
+    python bench/api.py [--seconds 20] [--clients 1,4,16] [--workers 1] [--warmup 3]
+
+uvicorn serves `config.asgi:application` in a subprocess, on the local PostgreSQL and Redis when
+they answer (a throwaway database and a spare Redis database, both removed afterwards), else on
+the embedded SQLite and Redis; the run says which. One station at full automation (no audits)
+has the starter model `make run` serves as its champion, so every unit is predicted, decided and
+stored on the request path. For each number of clients, each client posts back to back over its
+own connection for a fixed time, after a warm-up; at the end the units in the database are
+counted against the 201 answers. The predictor alone is measured in the same run, on the same
+images, while the server idles: its pipeline time one image at a time (decode + preprocess +
+forward + post-processing), and its best throughput with 1, 2 or 4 threads calling it.
+
+The first run trains the starter model (a few minutes, as predictor_speed.py does) and generates
+the 64 units; both are kept in bench/out for later runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import OUT, REPOSITORY, embedded_environment, manage, write_result  # noqa: E402
+from predictor_speed import percentile, starter_bundle  # noqa: E402
+
+LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432"
+LOCAL_REDIS = "redis://127.0.0.1:6379"
+STATION = "bench-line"
+MODEL_NAME = "loupe-demo"
+IMAGE_COUNT = 64
+JPEG_QUALITY = 90
+SERVER_START_TIMEOUT_SECONDS = 180.0
+REQUEST_TIMEOUT_SECONDS = 60.0
+PREDICTOR_THREADS = (1, 2, 4)
+GOAL_ONE_CLIENT_P50_OVER_PIPELINE = 1.3
+GOAL_SIXTEEN_CLIENTS_OVER_PREDICTOR = 0.8
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None
+    error: str | None
+    latency_ms: float
+    finished: float
+    unit_id: int | None
+    decided: bool = False
+
+
+def unit_images(count: int, seed: int) -> list[bytes]:
+    """`count` distinct generated 1280x720 units as JPEGs, made once and kept in bench/out."""
+    from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+
+    folder = OUT / f"api-units-1280x720-q{JPEG_QUALITY}-seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = SyntheticConfig(width=1280, height=720)
+    images = []
+    for index in range(count):
+        path = folder / f"unit_{index:03d}.jpg"
+        if not path.exists():
+            buffer = io.BytesIO()
+            unit = generate_unit(np.random.default_rng([seed, index]), config)
+            unit.image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
+            path.write_bytes(buffer.getvalue())
+        images.append(path.read_bytes())
+    return images
+
+
+class Backends:
+    """PostgreSQL and Redis on this machine when they answer, else the embedded ones.
+
+    The database is created for the run and dropped after it; the Redis database number is a
+    test-run slot (tests/run.py's), so no test run on this machine uses it meanwhile.
+    """
+
+    def __init__(self, data_dir: Path, *, embedded: bool) -> None:
+        import psycopg
+
+        from config.embedded import redis_answers, start_embedded_redis
+        from tests.run import acquire_slot
+
+        self.slot, self._slot_lock = acquire_slot()
+        self.database_name = f"loupe_bench_api_{self.slot}"
+        self.database_url = ""
+        self.redis_url = ""
+        self._embedded_redis = None
+        if not embedded and _postgres_answers():
+            with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+                connection.execute(f'CREATE DATABASE "{self.database_name}"')
+            self.database_url = f"{LOCAL_POSTGRES}/{self.database_name}"
+        if not embedded and redis_answers(LOCAL_REDIS):
+            self.redis_url = f"{LOCAL_REDIS}/{self.slot}"
+        else:
+            self._embedded_redis = start_embedded_redis(data_dir)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "database": f"PostgreSQL {self.database_url}" if self.database_url else "SQLite (embedded)",
+            "redis": self.redis_url or "embedded Redis (unix socket)",
+        }
+
+    def environment(self) -> dict[str, str]:
+        # Empty means "embedded" to the settings.
+        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, "MLFLOW_TRACKING_URI": ""}
+
+    def close(self) -> None:
+        import psycopg
+        import redis
+
+        if self.database_url:
+            with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+        if self.redis_url:
+            client = redis.Redis.from_url(self.redis_url)
+            client.flushdb()
+            client.close()
+        if self._embedded_redis is not None:
+            self._embedded_redis.stop()
+        self._slot_lock.close()
+
+
+def _postgres_answers() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", connect_timeout=3) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgres://", "postgresql://", 1)
+
+
+def station_prepare(bundle: Path, data_dir: Path) -> tuple[object, str]:
+    """The starter model registered as a version (its bundle already in the model cache), a
+    station at full automation with no audits, and a device key: (station, key)."""
+    from inspection.models import AutomationLevel
+    from inspection.services.stations import device_key_create, station_create
+    from models_registry.ml.bundle import read_config
+    from models_registry.models import ModelVersion
+
+    cached = data_dir / "model-cache" / MODEL_NAME / "1"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.symlink_to(bundle.resolve(), target_is_directory=True)
+    config = read_config(bundle)
+    version = ModelVersion.objects.create(
+        name=MODEL_NAME,
+        version=1,
+        mlflow_run_id="bench",
+        source_uri=str(bundle),
+        dataset_name="demo-screens",
+        architecture=f"defectnet-{config.network.backbone}-{config.preprocess.input_size}",
+        classes=list(config.classes),
+        metrics=config.metrics,
+        risk_control=config.risk_control,
+    )
+    station = station_create(slug=STATION, level=AutomationLevel.FULL, champion=version, audit_share=0.0)
+    _, key = device_key_create(station=station, name="bench/api.py")
+    return station, key
+
+
+class Server:
+    """`uvicorn config.asgi:application` in its own process group."""
+
+    def __init__(self, environment: dict[str, str], *, workers: int, log_path: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        command = [
+            sys.executable, "-m", "uvicorn", "config.asgi:application",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", str(workers),
+            "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        from config.embedded import die_with_parent
+
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=REPOSITORY,
+                env={**environment, "PYTHONUNBUFFERED": "1"},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
+            )
+
+    def wait_until_healthy(self) -> float:
+        """Seconds until /api/v1/health says ok (which also loads the model in that worker)."""
+        started = time.monotonic()
+        while time.monotonic() - started < SERVER_START_TIMEOUT_SECONDS:
+            if self.process.poll() is not None:
+                raise SystemExit(f"uvicorn exited with status {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                response = requests.get(f"{self.url}/api/v1/health", timeout=30)
+            except requests.RequestException:
+                time.sleep(0.5)
+                continue
+            if response.status_code == 200:
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise SystemExit(
+            f"uvicorn was not healthy within {SERVER_START_TIMEOUT_SECONDS:.0f} s:\n{self.log_tail()}"
+        )
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def predictor_alone(bundle: Path, images: list[bytes], *, iterations: int, seconds: float) -> dict:
+    """The predictor as the server loads it, on the same images: sequential pipeline time, then
+    throughput with 1, 2 and 4 threads calling `predict` at once."""
+    from django.conf import settings
+
+    from models_registry.ml.predictor import load_predictor
+
+    predictor = load_predictor(bundle, threads=settings.LOUPE_INFERENCE_THREADS)
+    for image in images[:10]:
+        predictor.predict(image)
+    totals, phases = [], {"preprocess": [], "forward": [], "postprocess": []}
+    for index in range(iterations):
+        timings = predictor.predict(images[index % len(images)]).timings_ms
+        totals.append(timings["total"])
+        for phase, values in phases.items():
+            values.append(timings[phase])
+
+    throughput = {
+        threads: _predictor_throughput(predictor, images, threads=threads, seconds=seconds)
+        for threads in PREDICTOR_THREADS
+    }
+    best = max(throughput, key=throughput.get)
+    return {
+        "threads_in_onnx_runtime": settings.LOUPE_INFERENCE_THREADS or "all cores",
+        "iterations": iterations,
+        "pipeline_ms": {"p50": percentile(totals, 50), "p95": percentile(totals, 95)},
+        "pipeline_phases_p50_ms": {phase: percentile(values, 50) for phase, values in phases.items()},
+        "throughput_per_second_by_threads": throughput,
+        "throughput_limit_per_second": throughput[best],
+        "throughput_limit_threads": best,
+    }
+
+
+def _predictor_throughput(predictor, images: list[bytes], *, threads: int, seconds: float) -> float:
+    """Predictions per second with `threads` threads calling `predict` back to back."""
+    sequence = itertools.count()
+    done = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def work(number: int) -> None:
+        while time.perf_counter() < deadline:
+            predictor.predict(images[next(sequence) % len(images)])
+            done[number] += 1
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
+def load_phase(url: str, key: str, images: list[bytes], *, clients: int, seconds: float, tag: str) -> dict:
+    """`clients` threads, each posting back to back on its own connection for `seconds`."""
+    endpoint = f"{url}/api/v1/units/"
+    sequence = itertools.count()
+    answers: list[list[Answer]] = [[] for _ in range(clients)]
+    start = time.monotonic()
+    deadline = start + seconds
+
+    def client(number: int) -> None:
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Api-Key {key}"
+            while time.monotonic() < deadline:
+                index = next(sequence)
+                serial = f"{tag}-{index:07d}"
+                clock = time.perf_counter()
+                try:
+                    response = session.post(
+                        endpoint,
+                        files={"image": (f"{serial}.jpg", images[index % len(images)], "image/jpeg")},
+                        data={"serial": serial},
+                        timeout=REQUEST_TIMEOUT_SECONDS,
+                    )
+                except requests.RequestException as error:
+                    answer = Answer(
+                        None, f"{type(error).__name__}: {error}"[:200], 0.0, time.monotonic(), None
+                    )
+                else:
+                    latency_ms = (time.perf_counter() - clock) * 1000
+                    if response.status_code == 201:
+                        body = response.json()
+                        decided = body["status"] == "decided"
+                        answer = Answer(201, None, latency_ms, time.monotonic(), body["id"], decided)
+                    else:
+                        answer = Answer(
+                            response.status_code, response.text[:200], latency_ms, time.monotonic(), None
+                        )
+                answers[number].append(answer)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    flat = [answer for per_client in answers for answer in per_client]
+    accepted = [answer for answer in flat if answer.status == 201]
+    latencies = [answer.latency_ms for answer in accepted]
+    elapsed = max((answer.finished for answer in flat), default=deadline) - start
+    errors = Counter(f"{answer.status} {answer.error}" for answer in flat if answer.status != 201)
+    return {
+        "clients": clients,
+        "seconds": elapsed,
+        "requests": len(flat),
+        "accepted": len(accepted),
+        "decided_at_once": sum(answer.decided for answer in accepted),
+        "errors": sum(errors.values()),
+        "error_messages": dict(errors.most_common(5)),
+        "latency_ms": {
+            q: (percentile(latencies, n) if latencies else None)
+            for q, n in (("p50", 50), ("p95", 95), ("p99", 99))
+        },
+        "throughput_per_second": len(accepted) / elapsed if elapsed > 0 else 0.0,
+        "unit_ids": [answer.unit_id for answer in accepted],
+    }
+
+
+def server_model_ms_p50(station, tag: str) -> float | None:
+    """The median of the predictor's own time inside the server (`Prediction.latency_ms`: the
+    image arrives decoded by the upload check), for one phase's units."""
+    from inspection.models import Prediction
+
+    values = list(
+        Prediction.objects.filter(unit__station=station, unit__serial__startswith=f"{tag}-").values_list(
+            "latency_ms", flat=True
+        )
+    )
+    return percentile(values, 50) if values else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per client count")
+    parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds before each")
+    parser.add_argument("--clients", default="1,4,16", help="client counts, comma-separated")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--predictor-iterations", type=int, default=200)
+    parser.add_argument("--predictor-seconds", type=float, default=5.0, help="per thread count")
+    parser.add_argument(
+        "--embedded", action="store_true", help="SQLite and the embedded Redis even if PostgreSQL answers"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    client_counts = [int(part) for part in args.clients.split(",") if part.strip()]
+
+    bundle = starter_bundle()
+    print(f"starter model bundle: {bundle}", flush=True)
+    images = unit_images(IMAGE_COUNT, args.seed)
+    data_dir = Path(tempfile.mkdtemp(prefix="loupe-bench-api-"))
+    backends = Backends(data_dir, embedded=args.embedded)
+    server = None
+    django_ready = False
+    try:
+        print(
+            f"database: {backends.describe()['database']}; Redis: {backends.describe()['redis']}", flush=True
+        )
+        environment = {**embedded_environment(data_dir), **backends.environment()}
+        manage(environment, "migrate", "--noinput")
+        os.environ.update(environment)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        import django
+
+        django.setup()
+        django_ready = True
+        station, key = station_prepare(bundle, data_dir)
+
+        server = Server(environment, workers=args.workers, log_path=data_dir / "uvicorn.log")
+        start_seconds = server.wait_until_healthy()
+        print(
+            f"uvicorn ({args.workers} worker(s)) healthy after {start_seconds:.1f} s on {server.url}",
+            flush=True,
+        )
+
+        predictor = predictor_alone(
+            bundle, images, iterations=args.predictor_iterations, seconds=args.predictor_seconds
+        )
+        print(
+            f"predictor alone: pipeline p50 {predictor['pipeline_ms']['p50']:.1f} ms; throughput limit "
+            f"{predictor['throughput_limit_per_second']:.1f}/s with {predictor['throughput_limit_threads']} "
+            "thread(s)",
+            flush=True,
+        )
+
+        phases, accepted_ids, warmup_errors = [], [], 0
+        for clients in client_counts:
+            warmup = load_phase(
+                server.url, key, images, clients=clients, seconds=args.warmup, tag=f"w{clients}"
+            )
+            measured = load_phase(
+                server.url, key, images, clients=clients, seconds=args.seconds, tag=f"c{clients}"
+            )
+            accepted_ids += warmup.pop("unit_ids") + measured.pop("unit_ids")
+            warmup_errors += warmup["errors"]
+            measured["server_model_ms_p50"] = server_model_ms_p50(station, f"c{clients}")
+            phases.append(measured)
+            print(
+                f"{clients} client(s): {measured['requests']} requests, {measured['errors']} errors, "
+                f"p50 {measured['latency_ms']['p50'] or 0:.1f} ms, {measured['throughput_per_second']:.1f}/s",
+                flush=True,
+            )
+
+        from inspection.models import Unit
+
+        stored_ids = set(Unit.objects.filter(station=station).values_list("id", flat=True))
+        stored = {
+            "accepted": len(accepted_ids),
+            "distinct_ids_answered": len(set(accepted_ids)),
+            "stored": len(stored_ids),
+            "lost": len(set(accepted_ids) - stored_ids),
+            "stored_but_never_answered": len(stored_ids - set(accepted_ids)),
+        }
+        result = report(args, backends, predictor, phases, stored, warmup_errors)
+    finally:
+        if server is not None:
+            server.stop()
+        if django_ready:
+            from django.db import connections
+
+            connections.close_all()
+        backends.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    path = write_result("api", result)
+    print(f"written to {path}")
+
+
+def report(
+    args, backends: Backends, predictor: dict, phases: list[dict], stored: dict, warmup_errors: int
+) -> dict:
+    by_clients = {phase["clients"]: phase for phase in phases}
+    pipeline_p50 = predictor["pipeline_ms"]["p50"]
+    limit = predictor["throughput_limit_per_second"]
+    goals = {}
+    if 1 in by_clients and by_clients[1]["latency_ms"]["p50"] is not None:
+        ratio = by_clients[1]["latency_ms"]["p50"] / pipeline_p50
+        goals["one_client_p50_over_pipeline"] = _goal(
+            ratio, GOAL_ONE_CLIENT_P50_OVER_PIPELINE, ratio <= GOAL_ONE_CLIENT_P50_OVER_PIPELINE
+        )
+    if phases:
+        most = 16 if 16 in by_clients else max(by_clients)
+        ratio = by_clients[most]["throughput_per_second"] / limit
+        goals["sixteen_clients_throughput_over_predictor"] = {
+            **_goal(ratio, GOAL_SIXTEEN_CLIENTS_OVER_PREDICTOR, ratio >= GOAL_SIXTEEN_CLIENTS_OVER_PREDICTOR),
+            "measured_at_clients": most,
+        }
+    errors = sum(phase["errors"] for phase in phases) + warmup_errors
+    goals["errors"] = _goal(errors, 0, errors == 0)
+    goals["lost"] = _goal(stored["lost"], 0, stored["lost"] == 0 and stored["accepted"] == stored["stored"])
+
+    print()
+    print("| clients | requests | errors | p50 ms | p95 ms | p99 ms | units/s | model in server p50 ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for phase in phases:
+        latency = phase["latency_ms"]
+        print(
+            f"| {phase['clients']} | {phase['requests']} | {phase['errors']} | {_ms(latency['p50'])} | "
+            f"{_ms(latency['p95'])} | {_ms(latency['p99'])} | {phase['throughput_per_second']:.1f} | "
+            f"{_ms(phase['server_model_ms_p50'])} |"
+        )
+    by_threads = predictor["throughput_per_second_by_threads"]
+    print(
+        f"\npredictor alone: pipeline p50 {pipeline_p50:.1f} ms (sequential), throughput limit {limit:.1f}/s "
+        f"(best of {', '.join(f'{n} thread(s) {value:.1f}/s' for n, value in by_threads.items())})"
+    )
+    print(
+        f"units accepted (201) {stored['accepted']}, stored {stored['stored']}, lost {stored['lost']}, "
+        f"stored but never answered {stored['stored_but_never_answered']}"
+    )
+    for name, goal in goals.items():
+        where = f" (at {goal['measured_at_clients']} clients)" if "measured_at_clients" in goal else ""
+        verdict = "met" if goal["met"] else "NOT met"
+        print(f"{name}{where}: {goal['measured']:.3g} (goal {goal['goal']}) {verdict}")
+
+    return {
+        "image": f"1280x720 JPEG (quality {JPEG_QUALITY}), {IMAGE_COUNT} distinct generated units",
+        "backends": backends.describe(),
+        "uvicorn_workers": args.workers,
+        "seconds_per_phase": args.seconds,
+        "warmup_seconds": args.warmup,
+        "station": f"{STATION}: full automation, audit share 0",
+        "predictor_alone": predictor,
+        "phases": phases,
+        "warmup_errors": warmup_errors,
+        "units": stored,
+        "goals": goals,
+    }
+
+
+def _goal(measured: float, goal: float, met: bool) -> dict:
+    return {"measured": measured, "goal": goal, "met": met}
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "-"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The live feed of a station: `/ws/stations/<slug>/events/` forwards what `station_event_publish` sends.
+
+Two kinds of subscriber: the line's computer, with its device key in the handshake header
+`Authorization: Api-Key <key>` (a key sees only its own station), and a signed-in person's browser
+page (session cookie) holding `inspection.view_station`. A key in the header wins over a cookie.
+
+A refused handshake is accepted and then closed with a code saying why, because a server that
+closes before accepting answers a bare HTTP 403 and the client never learns the reason:
+
+- 4401: no credentials, or a wrong, revoked or expired key;
+- 4404: no such station (asked only once the client is authenticated, so strangers cannot probe
+  station names);
+- 4403: the key belongs to another station, or the person lacks `inspection.view_station`.
+
+Nothing is joined before the checks pass, so a refused client never receives an event.
+"""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from rest_framework.exceptions import AuthenticationFailed
+
+from inspection.authentication import device_from_key, key_from_header
+from inspection.events import station_group
+from inspection.models import Station
+
+NOT_AUTHENTICATED = 4401
+FORBIDDEN = 4403
+NO_SUCH_STATION = 4404
+VIEW_PERMISSION = "inspection.view_station"
+
+
+class StationEventsConsumer(AsyncJsonWebsocketConsumer):
+    group_name: str | None = None
+
+    async def connect(self) -> None:
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        refusal = await _refusal(
+            slug=slug, authorization=_header(self.scope, b"authorization"), user=self.scope.get("user")
+        )
+        if refusal is not None:
+            await self.accept()
+            await self.close(code=refusal)
+            return
+        # Join before accepting: once the client sees the handshake succeed, no event is missed.
+        self.group_name = station_group(slug)
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group_name is not None:
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+
+    async def station_event(self, message: dict) -> None:
+        """A `station.event` from the group: its "event" goes to the client as is."""
+        await self.send_json(message["event"])
+
+
+@database_sync_to_async
+def _refusal(*, slug: str, authorization: str | None, user) -> int | None:
+    """The close code refusing this handshake, or None to let it subscribe."""
+    key = key_from_header(authorization) if authorization is not None else None
+    if key is not None:
+        try:
+            device = device_from_key(key)
+        except AuthenticationFailed:
+            return NOT_AUTHENTICATED
+        if not Station.objects.filter(slug=slug).exists():
+            return NO_SUCH_STATION
+        return None if device.station.slug == slug else FORBIDDEN
+    if user is None or not user.is_authenticated or not user.is_active:
+        return NOT_AUTHENTICATED
+    if not Station.objects.filter(slug=slug).exists():
+        return NO_SUCH_STATION
+    return None if user.has_perm(VIEW_PERMISSION) else FORBIDDEN
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for header_name, value in scope.get("headers", []):
+        if header_name.lower() == name:
+            return value.decode("latin1")
+    return None

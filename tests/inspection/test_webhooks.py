@@ -1,0 +1,262 @@
+"""Final decisions pushed to a station's webhook, and the challenger's shadow predictions: the work
+the line's request leaves to Celery.
+
+The delivery tests run a real worker (`live_celery_worker`) against a small HTTP server started
+here, and check what actually arrived: one signed POST per decision, retried after a failure.
+The sweeper and the delivery's creation are tested as plain functions, with the broker's queue
+read back from Redis.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from inspection.models import (
+    AutomationLevel,
+    DecisionEvent,
+    DeliveryStatus,
+    Prediction,
+    PredictionRole,
+    RolloutMode,
+    Unit,
+    WebhookDelivery,
+)
+from inspection.services.decisions import decision_record
+from inspection.services.webhooks import webhook_deliveries_resend
+from tests.inspection.factories import jpeg_bytes, upload
+
+SECRET = "receiver-shared-secret"
+DELIVER_TASK = "workers.tasks.webhook_deliver"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ReceivedPost:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class WebhookReceiver:
+    """What a station's webhook endpoint got. It answers `statuses` in turn, then the last one."""
+
+    url: str
+    statuses: list[int] = field(default_factory=lambda: [200])
+    posts: list[ReceivedPost] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, post: ReceivedPost) -> int:
+        with self.lock:
+            self.posts.append(post)
+            return self.statuses[min(len(self.posts), len(self.statuses)) - 1]
+
+    def received(self) -> list[ReceivedPost]:
+        with self.lock:
+            return list(self.posts)
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """An HTTP server on 127.0.0.1 (a free port), in a thread, recording every POST."""
+    receiver: WebhookReceiver
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            status = receiver.record(ReceivedPost(self.path, dict(self.headers.items()), body))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args) -> None:
+            pass  # keep the test output clean
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver = WebhookReceiver(url=f"http://127.0.0.1:{server.server_address[1]}/loupe/decisions")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float, what: str) -> T:
+    """Poll `condition` until it returns something truthy, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def post_unit(client, serial: str, seed: int = 0) -> dict:
+    response = client.post(
+        "/api/v1/units/", {"serial": serial, "image": upload(jpeg_bytes(seed))}, format="multipart"
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def expected_signature(body: bytes) -> str:
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def delivered(unit_id: int) -> WebhookDelivery | None:
+    return WebhookDelivery.objects.filter(decision__unit_id=unit_id, status=DeliveryStatus.DELIVERED).first()
+
+
+def queued_tasks(redis_client) -> list[tuple[str, list]]:
+    """(task name, args) of each message waiting in the broker's default queue."""
+    tasks = []
+    for raw in redis_client.lrange("celery", 0, -1):
+        message = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        tasks.append((message["headers"]["task"], args))
+    return tasks
+
+
+def test_automatic_decision_is_delivered_once_and_signed(
+    live_celery_worker, make_station, device_client, webhook_receiver
+):
+    station = make_station(
+        slug="screens-1", level=AutomationLevel.FULL, webhook_url=webhook_receiver.url, webhook_secret=SECRET
+    )
+
+    posted = post_unit(device_client(station), "SN-1")
+
+    delivery = wait_for(lambda: delivered(posted["id"]), timeout=30, what="the webhook delivery")
+    (post,) = webhook_receiver.received()
+    assert post.path == "/loupe/decisions"
+    assert post.headers["X-Loupe-Signature"] == expected_signature(post.body)
+    assert post.headers["X-Loupe-Delivery"] == str(delivery.id)
+    body = json.loads(post.body)
+    decision = DecisionEvent.objects.get(unit_id=posted["id"])
+    assert body["event"] == "unit.decided"
+    assert body["decision_id"] == decision.id
+    assert body["unit"]["id"] == posted["id"]
+    assert body["unit"]["serial"] == "SN-1"
+    assert body["unit"]["decision"] == decision.verdict
+    assert post.body == delivery.body.encode()
+    assert delivery.attempts == 1
+    assert delivery.last_status_code == 200
+    assert delivery.delivered_at is not None
+
+
+def test_failed_delivery_is_retried_until_the_receiver_takes_it(
+    live_celery_worker, make_station, device_client, webhook_receiver
+):
+    webhook_receiver.statuses = [500, 200]
+    station = make_station(
+        slug="screens-1", level=AutomationLevel.FULL, webhook_url=webhook_receiver.url, webhook_secret=SECRET
+    )
+
+    posted = post_unit(device_client(station), "SN-2")
+
+    delivery = wait_for(lambda: delivered(posted["id"]), timeout=15, what="the retried webhook delivery")
+    first, second = webhook_receiver.received()
+    assert first.body == second.body == delivery.body.encode()
+    assert first.headers["X-Loupe-Delivery"] == second.headers["X-Loupe-Delivery"] == str(delivery.id)
+    assert second.headers["X-Loupe-Signature"] == expected_signature(second.body)
+    assert delivery.attempts == 2
+    assert delivery.last_status_code == 200
+    assert delivery.last_error == ""
+
+
+def test_challenger_shadow_prediction_is_made_by_the_worker(
+    live_celery_worker, make_station, make_model_version, device_client
+):
+    challenger = make_model_version(name="tiny", version=2)
+    station = make_station(
+        slug="screens-1", level=AutomationLevel.FULL, challenger=challenger, rollout_mode=RolloutMode.SHADOW
+    )
+
+    posted = post_unit(device_client(station), "SN-3")
+
+    shadow = wait_for(
+        lambda: Prediction.objects.filter(
+            unit_id=posted["id"], role=PredictionRole.CHALLENGER_SHADOW
+        ).first(),
+        timeout=30,
+        what="the challenger's shadow prediction",
+    )
+    assert shadow.model_version == challenger
+    assert posted["model_version"] == f"{station.champion.name}:{station.champion.version}"
+    assert Prediction.objects.filter(unit_id=posted["id"]).count() == 2
+
+
+@pytest.mark.django_db
+def test_sweeper_requeues_only_deliveries_never_attempted_before_the_cutoff(
+    media_root, redis_client, make_station, device_client, webhook_receiver
+):
+    # Without a commit (this test's transaction is rolled back) no delivery was ever queued.
+    station = make_station(
+        slug="screens-1", level=AutomationLevel.FULL, webhook_url=webhook_receiver.url, webhook_secret=SECRET
+    )
+    client = device_client(station)
+    forgotten, recent, done = (post_unit(client, f"SN-{n}", seed=n)["id"] for n in range(3))
+    long_ago = timezone.now() - timedelta(minutes=10)
+    WebhookDelivery.objects.filter(decision__unit_id__in=[forgotten, done]).update(created_at=long_ago)
+    WebhookDelivery.objects.filter(decision__unit_id=done).update(
+        status=DeliveryStatus.DELIVERED, attempts=1, last_attempt_at=long_ago, delivered_at=long_ago
+    )
+
+    count = webhook_deliveries_resend(older_than=timedelta(minutes=2))
+
+    forgotten_delivery = WebhookDelivery.objects.get(decision__unit_id=forgotten)
+    assert count == 1
+    assert queued_tasks(redis_client) == [(DELIVER_TASK, [forgotten_delivery.id])]
+    assert webhook_receiver.received() == []
+
+
+@pytest.mark.django_db
+def test_human_decision_creates_a_delivery_queued_after_commit(
+    media_root,
+    redis_client,
+    make_station,
+    device_client,
+    webhook_receiver,
+    django_capture_on_commit_callbacks,
+):
+    station = make_station(
+        slug="screens-1",
+        level=AutomationLevel.ASSISTED,
+        webhook_url=webhook_receiver.url,
+        webhook_secret=SECRET,
+    )
+    posted = post_unit(device_client(station), "SN-4")
+    inspector = get_user_model().objects.create_user(username="ines", password="unused-password")
+    assert posted["status"] == "pending"
+    assert not WebhookDelivery.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        decision = decision_record(unit=Unit.objects.get(pk=posted["id"]), user=inspector, verdict="pass")
+
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.decision == decision
+    assert delivery.url == webhook_receiver.url
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
+    body = json.loads(delivery.body)
+    assert body["decision_id"] == decision.id
+    assert body["unit"]["id"] == posted["id"]
+    assert body["unit"]["decision"] == "pass"
+    assert body["unit"]["decided_by"] == "human"
+    assert queued_tasks(redis_client) == [(DELIVER_TASK, [delivery.id])]
