@@ -2,10 +2,19 @@
 
 A key authenticates a `StationDevice`, never a Django user: it cannot log in to a page, and it
 sees only its own station. A wrong key and a revoked key get distinct 401 messages.
+
+A verified key is remembered by the process for `CACHE_SECONDS`, with its station: the lookup
+(three joined tables, about 1 ms of database round trip here, 4 ms of a 26 ms request in all) is
+then paid once per key every few seconds, not on every unit. Saving a key or a station in this
+process forgets the cache at once; another process (a second web server) sees a revocation or a
+settings change within `CACHE_SECONDS`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -35,13 +44,39 @@ class StationDevice:
         return f"device key {self.key.prefix} of station {self.station.slug}"
 
 
+CACHE_SECONDS = 2.0
+_verified: dict[str, tuple[float, StationDevice]] = {}
+_verified_lock = threading.Lock()
+
+
+def device_cache_clear(**kwargs) -> None:
+    with _verified_lock:
+        _verified.clear()
+
+
 def device_from_key(key: str) -> StationDevice:
     """The station device a key belongs to; `AuthenticationFailed` naming why not."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    now = time.monotonic()
+    with _verified_lock:
+        cached = _verified.get(digest)
+    if cached is not None and now - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    device = _device_lookup(key)
+    with _verified_lock:
+        if len(_verified) > 10_000:
+            _verified.clear()
+        _verified[digest] = (now, device)
+    return device
+
+
+def _device_lookup(key: str) -> StationDevice:
     prefix, _, secret = key.partition(".")
     if not prefix or not secret:
         raise exceptions.AuthenticationFailed("malformed device key: expected PREFIX.SECRET")
     found = (
         DeviceKey.objects.select_related("station__champion", "station__challenger")
+        .defer("station__champion__metrics", "station__challenger__metrics")
         .filter(prefix=prefix)
         .first()
     )

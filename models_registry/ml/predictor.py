@@ -7,6 +7,7 @@ machines where the ONNX graph is not wanted. Both share decoding and post-proces
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -152,13 +153,15 @@ class OnnxPredictor(Predictor):
         self.session = onnxruntime.InferenceSession(
             str(self.bundle_dir / ONNX_FILE), options, providers=["CPUExecutionProvider"]
         )
-        # One forward at a time: a single run already spreads over every core, and concurrent runs
-        # fight over them (measured in a web server on 2 cores: 11 ms per image with one client,
-        # 175 ms with 16). Decoding and post-processing of other requests still overlap a forward.
-        self._forward_lock = threading.Lock()
+        # At most cores / threads-per-run forwards at once: a run already spreads over its threads,
+        # and more concurrent runs than cores fight over them (measured in a web server on 2 cores
+        # with unbounded runs: 11 ms per image with one client, 175 ms with 16). Decoding and
+        # post-processing of other requests still overlap a forward.
+        cores = os.cpu_count() or 1
+        self._forward_slots = threading.BoundedSemaphore(max(1, cores // (threads or cores)))
 
     def forward(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        with self._forward_lock:
+        with self._forward_slots:
             outputs = self.session.run(list(OUTPUT_NAMES), {"images": batch})
         return dict(zip(OUTPUT_NAMES, outputs, strict=True))
 
