@@ -10,12 +10,15 @@ closes before accepting answers a bare HTTP 403 and the client never learns the 
 - 4401: no credentials, or a wrong, revoked or expired key;
 - 4404: no such station (asked only once the client is authenticated, so strangers cannot probe
   station names);
-- 4403: the key belongs to another station, or the person lacks `inspection.view_station`.
+- 4403: the key belongs to another station, the person lacks `inspection.view_station`, or a
+  signed-in browser connects from a page of another site (its Origin is not this host).
 
 Nothing is joined before the checks pass, so a refused client never receives an event.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -37,7 +40,11 @@ class StationEventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         slug = self.scope["url_route"]["kwargs"]["slug"]
         refusal = await _refusal(
-            slug=slug, authorization=_header(self.scope, b"authorization"), user=self.scope.get("user")
+            slug=slug,
+            authorization=_header(self.scope, b"authorization"),
+            user=self.scope.get("user"),
+            origin=_header(self.scope, b"origin"),
+            host=_header(self.scope, b"host"),
         )
         if refusal is not None:
             await self.accept()
@@ -58,7 +65,9 @@ class StationEventsConsumer(AsyncJsonWebsocketConsumer):
 
 
 @database_sync_to_async
-def _refusal(*, slug: str, authorization: str | None, user) -> int | None:
+def _refusal(
+    *, slug: str, authorization: str | None, user, origin: str | None = None, host: str | None = None
+) -> int | None:
     """The close code refusing this handshake, or None to let it subscribe."""
     key = key_from_header(authorization) if authorization is not None else None
     if key is not None:
@@ -71,6 +80,9 @@ def _refusal(*, slug: str, authorization: str | None, user) -> int | None:
         return None if device.station.slug == slug else FORBIDDEN
     if user is None or not user.is_authenticated or not user.is_active:
         return NOT_AUTHENTICATED
+    if origin is not None and host is not None and urlsplit(origin).netloc != host:
+        # A cookie rides along with any page's WebSocket: only this site's own pages may use it.
+        return FORBIDDEN
     if not Station.objects.filter(slug=slug).exists():
         return NO_SUCH_STATION
     return None if user.has_perm(VIEW_PERMISSION) else FORBIDDEN

@@ -64,9 +64,7 @@ def demo_model_ensure(
     return result.model_version
 
 
-def demo_station_ensure(
-    *, model_version: ModelVersion, say: Callable[[str], None] = logger.info
-) -> Station:
+def demo_station_ensure(*, model_version: ModelVersion, say: Callable[[str], None] = logger.info) -> Station:
     """The demo's station, at partial automation with the starter model as champion."""
     station = Station.objects.filter(slug=DEMO_STATION).first()
     if station is None:

@@ -155,3 +155,22 @@ def test_a_failure_while_storing_leaves_no_file_and_no_row(line, media_root, mon
     with pytest.raises(RuntimeError):
         line.post(UNITS, {"image": upload(jpeg_bytes()), "serial": "SN-1"}, format="multipart")
     assert nothing_stored(media_root)
+
+
+def test_a_key_revoked_after_use_is_refused_at_once(make_station, media_root):
+    # given a key the server has already verified (and remembers for a moment)
+    station = make_station()
+    row, key = device_key_create(station=station, name="line pc")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    assert (
+        client.post(UNITS, {"image": upload(jpeg_bytes()), "serial": "S1"}, format="multipart").status_code
+        == 201
+    )
+    # when a supervisor revokes it
+    row.revoked = True
+    row.save()
+    # then the next post is refused
+    response = client.post(UNITS, {"image": upload(jpeg_bytes()), "serial": "S2"}, format="multipart")
+    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+    assert Unit.objects.count() == 1

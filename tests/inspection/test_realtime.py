@@ -274,3 +274,13 @@ def test_inactive_user_is_refused(make_station):
     code = close_code(events_path(station.slug), headers)
 
     assert code == 4401
+
+
+def test_a_signed_in_browser_on_another_sites_page_is_refused(make_station):
+    station = make_station(slug="screens-1", champion=None)
+    headers = session_headers(inspector())
+    site = [(b"host", b"loupe.factory.local")]
+
+    foreign = close_code(events_path(station.slug), headers + site + [(b"origin", b"https://evil.example")])
+
+    assert foreign == 4403

@@ -136,3 +136,15 @@ def test_the_roles_exist_with_their_permissions():
     assert supervisor.permissions.filter(codename="change_station").exists()
     assert inspector.permissions.filter(codename="decide_unit").exists()
     assert not inspector.permissions.filter(codename="change_station").exists()
+
+
+def test_a_level_change_applies_to_the_next_unit(make_station, device_client):
+    station = make_station(level="full")
+    client = device_client(station)
+    first = client.post("/api/v1/units/", {"image": upload(jpeg_bytes()), "serial": "S1"}, format="multipart")
+    assert first.json()["status"] == "decided"
+    station_update(station=station, changes={"automation_level": "human"}, user=None)
+    second = client.post(
+        "/api/v1/units/", {"image": upload(jpeg_bytes()), "serial": "S2"}, format="multipart"
+    )
+    assert second.json()["status"] == "pending" and second.json()["automation_level"] == "human"
