@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db import transaction
+from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
@@ -134,7 +135,9 @@ class UnitAdmin(ReadOnlyAdmin):
 
     @admin.display(description="image")
     def image_preview(self, unit: Unit) -> str:
-        return format_html('<img src="{}" style="max-width: 640px">', unit.image.url)
+        return format_html(
+            '<img src="{}" style="max-width: 640px">', reverse("unit-image", kwargs={"pk": unit.pk})
+        )
 
 
 @admin.register(DecisionEvent)

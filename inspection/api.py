@@ -12,6 +12,7 @@ import time
 
 import redis
 from django.conf import settings
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -107,6 +108,7 @@ UNIT_SCHEMA = inline_serializer(
         "received_at": serializers.DateTimeField(),
         "captured_at": serializers.DateTimeField(allow_null=True),
         "url": serializers.CharField(),
+        "image_url": serializers.CharField(),
     },
 )
 
@@ -231,6 +233,20 @@ class UnitDecision(APIView):
         except DecisionRejected as error:
             raise ValidationError({"detail": str(error)}) from error
         return Response(unit_representation(unit=unit_get(unit_id=pk)), status=status.HTTP_201_CREATED)
+
+
+class UnitImage(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY}, summary="The unit's image as posted")
+    def get(self, request: Request, pk: int) -> FileResponse:
+        station = _station_scope(request)
+        if station is None and not request.user.has_perm("inspection.view_unit"):
+            raise PermissionDenied("viewing unit images needs a role that may see units")
+        unit = _unit_or_404(pk, station)
+        response = FileResponse(unit.image.open("rb"), content_type=f"image/{unit.image_format.lower()}")
+        response["Cache-Control"] = "private, max-age=86400, immutable"
+        return response
 
 
 def _wait_seconds(raw: str | None) -> float:

@@ -67,6 +67,7 @@ def unit_representation(
         "received_at": unit.received_at.isoformat(),
         "captured_at": unit.captured_at.isoformat() if unit.captured_at else None,
         "url": reverse("unit-detail", kwargs={"pk": unit.id}),
+        "image_url": reverse("unit-image", kwargs={"pk": unit.id}),
     }
     if unit.status == UnitStatus.PENDING:
         body["queue_reason"] = unit.queue_reason

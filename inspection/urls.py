@@ -7,4 +7,5 @@ urlpatterns = [
     path("units/", api.UnitListCreate.as_view(), name="unit-list"),
     path("units/<int:pk>/", api.UnitDetail.as_view(), name="unit-detail"),
     path("units/<int:pk>/decision/", api.UnitDecision.as_view(), name="unit-decision"),
+    path("units/<int:pk>/image", api.UnitImage.as_view(), name="unit-image"),
 ]

@@ -314,3 +314,93 @@ def test_the_openapi_schema_and_docs_describe_the_line_api(client):
     assert {"/api/v1/units/", "/api/v1/units/{id}/", "/api/v1/units/{id}/decision/"} <= set(paths)
     docs = client.get("/api/v1/docs/")
     assert docs.status_code == 200 and b"redoc" in docs.content.lower()
+
+
+def test_the_image_is_served_to_its_station_and_to_people_with_a_role(
+    make_station, make_model_version, device_client
+):
+    image = jpeg_bytes(3)
+    line = device_client(make_station(slug="one", level="full"))
+    posted = line.post(UNITS, {"image": upload(image), "serial": "S"}, format="multipart").json()
+    # the line's own key
+    response = line.get(posted["image_url"])
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content) == image
+    # another station's key: no such unit
+    other = device_client(make_station(slug="two", level="full", champion=make_model_version(version=2)))
+    assert other.get(posted["image_url"]).status_code == 404
+    # an inspector may, a signed-in person without a role may not
+    inspector, _ = inspector_client()
+    assert inspector.get(posted["image_url"]).status_code == 200
+    visitor = APIClient()
+    visitor.force_authenticate(User.objects.create_user("visitor"))
+    assert visitor.get(posted["image_url"]).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "level, station_settings, threshold, reason",
+    [
+        ("full", {"audit_share": 1.0}, 0.0, "audit"),
+        ("partial", {}, None, "deferred"),
+        ("assisted", {}, 0.0, "human"),
+        ("human", {}, 0.0, "human"),
+    ],
+)
+def test_a_human_decision_names_why_the_unit_waited(
+    make_station, make_model_version, device_client, level, station_settings, threshold, reason
+):
+    station = make_station(level=level, champion=make_model_version(threshold=threshold), **station_settings)
+    posted = post_unit(device_client(station)).json()
+    client, _ = inspector_client()
+    assert client.post(f"{posted['url']}decision/", {"verdict": "pass"}, format="json").status_code == 201
+    assert DecisionEvent.objects.get(unit_id=posted["id"]).reason == reason
+
+
+def test_region_disagreements_are_matched_by_overlap():
+    from inspection.services.decisions import region_mismatches
+
+    human = [
+        {"x": 10, "y": 10, "width": 20, "height": 20, "label": "crack"},  # the model found it
+        {"x": 200, "y": 50, "width": 30, "height": 10, "label": "scratch"},  # the model missed it
+        {"x": 100, "y": 100, "width": 20, "height": 20, "label": "crack"},  # found, as another class
+    ]
+    model = [
+        {"x": 12, "y": 11, "width": 20, "height": 20, "label": "crack", "score": 0.9},
+        {"x": 101, "y": 99, "width": 20, "height": 21, "label": "scratch", "score": 0.8},
+        {
+            "x": 300,
+            "y": 10,
+            "width": 15,
+            "height": 15,
+            "label": "crack",
+            "score": 0.7,
+        },  # not marked by the human
+    ]
+    mismatches = region_mismatches(human, model)
+    assert [(h and h["x"], m and m["x"]) for h, m, _ in mismatches] == [(200, None), (100, 101), (None, 300)]
+    matched_class = next(overlap for h, m, overlap in mismatches if h and m)
+    assert matched_class > 0.8
+
+
+def test_a_human_fail_with_regions_logs_region_disagreements(make_station, device_client):
+    # given a shadow unit whose model prediction outlined one crack (set here for certainty)
+    posted = post_unit(device_client(make_station(level="shadow"))).json()
+    model_region = {"x": 10, "y": 10, "width": 30, "height": 20, "label": "crack", "score": 0.9}
+    Prediction.objects.filter(unit_id=posted["id"]).update(
+        verdict="fail", label="crack", regions=[model_region]
+    )
+    # when the inspector fails it with the crack and a scratch the model did not see
+    client, _ = inspector_client()
+    regions = [
+        {"x": 11, "y": 10, "width": 30, "height": 20, "label": "crack"},
+        {"x": 150, "y": 90, "width": 40, "height": 8, "label": "scratch"},
+    ]
+    response = client.post(
+        f"{posted['url']}decision/", {"verdict": "fail", "regions": regions}, format="json"
+    )
+    assert response.status_code == 201
+    # then no image-level disagreement, one region-level: the missed scratch
+    disagreements = Disagreement.objects.filter(unit_id=posted["id"])
+    assert [d.kind for d in disagreements] == ["region"]
+    assert disagreements[0].detail["human"]["label"] == "scratch" and disagreements[0].detail["model"] is None
+    assert DecisionEvent.objects.get(unit_id=posted["id"]).defect_classes == ["crack", "scratch"]
