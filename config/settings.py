@@ -185,6 +185,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"VerdictEnum": "inspection.models.Verdict.values"},
 }
 
 LANGUAGE_CODE = "en-us"

@@ -14,7 +14,7 @@ import redis
 from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
@@ -42,6 +42,7 @@ def _station_scope(request: Request) -> Station | None:
     return request.user.station if isinstance(request.user, StationDevice) else None
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class MetadataField(serializers.Field):
     """A JSON object, sent as a JSON string in a multipart form."""
 
@@ -68,7 +69,7 @@ class UnitSubmitSerializer(serializers.Serializer):
     image = serializers.FileField(allow_empty_file=False, help_text="JPEG, PNG, BMP, TIFF or WebP")
     serial = serializers.CharField(max_length=200, help_text="The unit's serial number")
     captured_at = serializers.DateTimeField(required=False, help_text="When the camera took the image")
-    metadata = MetadataField(required=False, help_text="A JSON object kept with the unit")
+    metadata = MetadataField(required=False, help_text='A JSON object kept with the unit, e.g. {"lot": 7}')
 
     def validate_serial(self, value: str) -> str:
         if not value.strip():
@@ -132,8 +133,9 @@ class UnitListCreate(APIView):
                 description="A retry with the same key returns the first response; no second unit",
             )
         ],
-        responses={201: UNIT_SCHEMA, 200: UNIT_SCHEMA},
+        responses={201: UNIT_SCHEMA},
         summary="Submit a unit's image",
+        operation_id="units_create",
     )
     def post(self, request: Request) -> Response:
         station = _station_scope(request)
@@ -171,6 +173,7 @@ class UnitListCreate(APIView):
         parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=UnitStatus.values)],
         responses={200: UNIT_SCHEMA},
         summary="List units (a device key: its station's)",
+        operation_id="units_list",
     )
     def get(self, request: Request) -> Response:
         unit_status = request.query_params.get("status")
@@ -196,6 +199,7 @@ class UnitDetail(APIView):
         ],
         responses={200: UNIT_SCHEMA},
         summary="A unit and its current decision",
+        operation_id="units_retrieve",
     )
     def get(self, request: Request, pk: int) -> Response:
         wait = _wait_seconds(request.query_params.get("wait"))

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from inspection.models import DeviceKey, Station
@@ -109,3 +110,18 @@ class DeviceKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return KEYWORD
+
+
+class DeviceKeyScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema describes device keys."""
+
+    target_class = "inspection.authentication.DeviceKeyAuthentication"
+    name = "deviceKey"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": f"A station's device key: `{KEYWORD} <key>` (manage.py create_device_key)",
+        }

@@ -307,6 +307,16 @@ def test_a_bad_decision_is_a_clear_400_and_records_nothing(make_station, device_
     assert not DecisionEvent.objects.filter(unit_id=posted["id"]).exists()
 
 
+def test_the_openapi_schema_generates_without_warnings():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=out, stderr=StringIO())
+    assert "deviceKey" in out.getvalue() and "/api/v1/units/{id}/image" in out.getvalue()
+
+
 def test_the_openapi_schema_and_docs_describe_the_line_api(client):
     schema = client.get("/api/v1/schema/", {"format": "json"})
     assert schema.status_code == 200
