@@ -165,6 +165,12 @@ LOUPE_MAX_IMAGE_PIXELS = int(os.environ.get("LOUPE_MAX_IMAGE_PIXELS", str(40_000
 # Uploads up to the image limit stay in memory: no temporary file on the request path.
 FILE_UPLOAD_MAX_MEMORY_SIZE = LOUPE_MAX_IMAGE_BYTES
 LOUPE_LONG_POLL_MAX_SECONDS = 30
+# An inspector's claim on a unit; unfinished after this, the unit returns to the queue.
+LOUPE_CLAIM_SECONDS = int(os.environ.get("LOUPE_CLAIM_SECONDS", "120"))
+LOUPE_SHIFT_HOURS = 8
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/stations/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 LOUPE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("LOUPE_WEBHOOK_TIMEOUT_SECONDS", "5"))
 LOUPE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LOUPE_WEBHOOK_MAX_ATTEMPTS", "8"))
 

@@ -4,9 +4,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import views
+from inspection import pages
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("stations/", pages.station_list, name="station-list"),
+    path("stations/<slug:slug>/", pages.station_page, name="station-page"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("inspection.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),

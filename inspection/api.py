@@ -29,7 +29,7 @@ from inspection.events import redis_client, unit_channel
 from inspection.images import ImageRejected
 from inspection.models import Station, UnitStatus, Verdict
 from inspection.selectors import UnitNotFound, unit_get, unit_list, unit_representation
-from inspection.services.decisions import DecisionRejected, HumanRegion, decision_record
+from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
 from inspection.services.units import IdempotencyConflict, unit_submit
 
 logger = logging.getLogger(__name__)
@@ -234,6 +234,8 @@ class UnitDecision(APIView):
                 defect_classes=data.get("defect_classes", []),
                 regions=[HumanRegion(**region) for region in data.get("regions", [])],
             )
+        except DecisionConflict as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         except DecisionRejected as error:
             raise ValidationError({"detail": str(error)}) from error
         return Response(unit_representation(unit=unit_get(unit_id=pk)), status=status.HTTP_201_CREATED)

@@ -177,6 +177,11 @@ class Unit(models.Model):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     # The first response, replayed verbatim to a retry with the same Idempotency-Key.
     first_response = models.JSONField(default=dict, blank=True)
+    # The inspector working on a pending unit; a claim past its expiry returns it to the queue.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -187,7 +192,15 @@ class Unit(models.Model):
                 name="unique_idempotency_key_per_station",
             ),
         ]
-        indexes = [models.Index(fields=["station", "status", "received_at"], name="unit_queue")]
+        indexes = [
+            models.Index(fields=["station", "status", "received_at"], name="unit_queue"),
+            # The human queue: pending units oldest first; small however many units are decided.
+            models.Index(
+                fields=["station", "received_at", "id"],
+                condition=models.Q(status="pending"),
+                name="unit_pending_queue",
+            ),
+        ]
         permissions = [("decide_unit", "Can decide units (inspector)")]
 
     def __str__(self) -> str:

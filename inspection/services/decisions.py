@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from inspection.events import UNIT_DECIDED, station_event_publish
 from inspection.models import (
@@ -32,6 +33,10 @@ _REASON_BY_QUEUE = {QueueReason.DEFERRED: DecisionReason.DEFERRED, QueueReason.A
 
 class DecisionRejected(ValueError):
     """The decision is not valid for this unit; the message says why."""
+
+
+class DecisionConflict(DecisionRejected):
+    """Another inspector holds the unit's claim."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,18 @@ def decision_record(
     classes = sorted(set(defect_classes) | {region.label for region in regions})
 
     with transaction.atomic():
-        locked = Unit.objects.select_for_update().select_related("station").get(pk=unit.pk)
+        locked = (
+            Unit.objects.select_for_update(of=("self",))
+            .select_related("station", "claimed_by")
+            .get(pk=unit.pk)
+        )
+        if (
+            locked.status == UnitStatus.PENDING
+            and locked.claimed_by_id not in (None, user.pk)
+            and locked.claim_expires_at is not None
+            and locked.claim_expires_at > timezone.now()
+        ):
+            raise DecisionConflict(f"unit {locked.pk} is being decided by {locked.claimed_by}")
         if locked.status == UnitStatus.PENDING:
             reason = _REASON_BY_QUEUE.get(locked.queue_reason, DecisionReason.HUMAN)
         else:
@@ -97,9 +113,11 @@ def decision_record(
             reason=reason,
             policy=locked.routing,
         )
-        if locked.status != UnitStatus.DECIDED:
+        if locked.status != UnitStatus.DECIDED or locked.claimed_by_id is not None:
             locked.status = UnitStatus.DECIDED
-            locked.save(update_fields=["status"])
+            locked.claimed_by = None
+            locked.claim_expires_at = None
+            locked.save(update_fields=["status", "claimed_by", "claim_expires_at"])
         disagreements_record(decision=decision)
         webhook_delivery_create(decision=decision)
         body = unit_representation(unit=locked)

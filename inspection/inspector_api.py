@@ -1,0 +1,132 @@
+"""What the station page calls: claim the next unit, give one back, read the queue's figures.
+
+Signed-in people only (session + CSRF): a device key is refused here. Blind units (human-only and
+shadow levels, audits) come without anything of the model's: no score, no regions.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inspection.authentication import StationDevice
+from inspection.models import Station, Unit
+from inspection.selectors import unit_current_decision, unit_deciding_prediction
+from inspection.services.queue import inspector_shift_stats, queue_stats, unit_claim_next, unit_claim_release
+
+
+class IsInspector(BasePermission):
+    message = "the station page is for inspectors (a person with the inspector role)"
+
+    def has_permission(self, request, view) -> bool:
+        if isinstance(request.user, StationDevice):
+            return False
+        return bool(request.user and request.user.has_perm("inspection.decide_unit"))
+
+
+def inspector_unit(unit: Unit) -> dict:
+    """A claimed unit as the station page shows it."""
+    decision = unit_current_decision(unit=unit)
+    body = {
+        "id": unit.id,
+        "serial": unit.serial,
+        "received_at": unit.received_at.isoformat(),
+        "image_url": reverse("unit-image", kwargs={"pk": unit.id}),
+        "width": unit.image_width,
+        "height": unit.image_height,
+        "status": unit.status,
+        "automation_level": unit.automation_level,
+        "queue_reason": unit.queue_reason,
+        "blind": unit.blind,
+        "decision": decision.verdict if decision else None,
+        "claim_expires_at": unit.claim_expires_at.isoformat() if unit.claim_expires_at else None,
+    }
+    if not unit.blind:
+        prediction = unit_deciding_prediction(unit=unit)
+        if prediction is not None:
+            body["model"] = {
+                "score": round(prediction.defect_probability, 4),
+                "label": prediction.label,
+                "verdict": prediction.verdict,
+                "confidence": round(prediction.confidence, 4),
+                "regions": prediction.regions,
+                "version": f"{prediction.model_version.name}:{prediction.model_version.version}",
+            }
+    return body
+
+
+class ClaimSerializer(serializers.Serializer):
+    exclude = serializers.ListField(
+        child=serializers.IntegerField(), required=False, max_length=200, help_text="units not to offer"
+    )
+
+
+class ClaimNext(APIView):
+    permission_classes = [IsAuthenticated, IsInspector]
+
+    @extend_schema(
+        request=ClaimSerializer,
+        responses={200: inline_serializer("ClaimedUnit", {"id": serializers.IntegerField()}), 204: None},
+        summary="Claim the next pending unit of a station (station page)",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        station = get_object_or_404(Station, slug=slug)
+        serializer = ClaimSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        unit = unit_claim_next(
+            station=station, user=request.user, exclude=serializer.validated_data.get("exclude", [])
+        )
+        if unit is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(inspector_unit(unit))
+
+
+class ReleaseClaim(APIView):
+    permission_classes = [IsAuthenticated, IsInspector]
+
+    @extend_schema(
+        request=None, responses={204: None}, summary="Give a claimed unit back to the queue (skip)"
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        unit = get_object_or_404(Unit, pk=pk)
+        if not unit_claim_release(unit=unit, user=request.user):
+            raise ValidationError({"detail": f"unit {pk} is not pending and claimed by you"})
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class QueueFigures(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses={200: inline_serializer("QueueFigures", {"pending": serializers.IntegerField()})},
+        summary="Queue length, oldest pending age, and the caller's own count and pace this shift",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        station = get_object_or_404(Station, slug=slug)
+        if isinstance(request.user, StationDevice):
+            if request.user.station.pk != station.pk:
+                raise PermissionDenied("this key belongs to another station")
+            mine = None
+        else:
+            if not request.user.has_perm("inspection.view_station"):
+                raise PermissionDenied("viewing a station needs a role")
+            shift = inspector_shift_stats(user=request.user, station=station)
+            mine = {"decisions": shift.decisions, "per_hour": shift.per_hour}
+        queue = queue_stats(station=station)
+        return Response(
+            {
+                "station": station.slug,
+                "automation_level": station.automation_level,
+                "pending": queue.pending,
+                "unclaimed": queue.unclaimed,
+                "oldest_pending_seconds": queue.oldest_pending_seconds,
+                "mine": mine,
+            }
+        )

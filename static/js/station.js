@@ -1,0 +1,478 @@
+// The station page: claim a unit, show it large with the model's regions, decide with one key.
+// The next unit is claimed and its image decoded while the inspector looks at the current one,
+// so a decision swaps it in at once; the decision itself is sent in the background.
+(function () {
+  "use strict";
+
+  const root = document.getElementById("station");
+  if (!root) return;
+  const UNDO_SECONDS = 10;
+  const classes = root.dataset.classes ? root.dataset.classes.split(",") : [];
+  const claimUrl = root.dataset.claimUrl;
+  const queueUrl = root.dataset.queueUrl;
+  const $ = (id) => document.getElementById(id);
+  const image = $("unit-image");
+  const overlay = $("overlay");
+  const stage = $("stage");
+  const viewport = $("viewport");
+  const SVG = "http://www.w3.org/2000/svg";
+
+  const state = {
+    current: null, // {unit, img}
+    next: null, // a claimed unit whose image is loading or loaded: {unit, img, ready}
+    claimingNext: null,
+    skipped: [],
+    lastDecided: null, // {unit, img, at}
+    drafts: [],
+    classIndex: 0,
+    drawing: false,
+    showModel: true,
+    zoom: 1,
+    panX: 0,
+    panY: 0,
+    oldestAt: null,
+  };
+  // Keypress-to-image timings, read by the browser benchmark (bench/station_page.py).
+  window.loupeTimings = [];
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  async function api(method, url, body) {
+    const response = await fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const detail = data.detail || JSON.stringify(data);
+      throw new Error(`${response.status}: ${detail}`);
+    }
+    return data;
+  }
+
+  function say(text, bad) {
+    const status = $("status");
+    status.textContent = text;
+    status.className = "status" + (bad ? " bad" : "");
+  }
+
+  // --- claiming and preloading ---------------------------------------------------------------
+  function heldIds() {
+    const ids = [...state.skipped];
+    if (state.current) ids.push(state.current.unit.id);
+    if (state.next) ids.push(state.next.unit.id);
+    return ids;
+  }
+
+  function preload(unit) {
+    const img = new Image();
+    img.src = unit.image_url;
+    const entry = { unit, img, ready: img.decode().then(() => true, () => false) };
+    return entry;
+  }
+
+  async function claim() {
+    const unit = await api("POST", claimUrl, { exclude: heldIds() });
+    return unit ? preload(unit) : null;
+  }
+
+  function claimNext() {
+    if (state.next || state.claimingNext) return state.claimingNext;
+    state.claimingNext = claim()
+      .then((entry) => {
+        state.next = entry;
+        return entry;
+      })
+      .catch((error) => say(`could not claim a unit: ${error.message}`, true))
+      .finally(() => {
+        state.claimingNext = null;
+      });
+    return state.claimingNext;
+  }
+
+  async function advance() {
+    // Show the prefetched unit now; claim the one after it in the background.
+    let entry = state.next;
+    state.next = null;
+    if (!entry) {
+      await claimNext();
+      entry = state.next;
+      state.next = null;
+    }
+    show(entry);
+    claimNext();
+  }
+
+  // --- showing a unit ------------------------------------------------------------------------
+  function show(entry) {
+    state.current = entry;
+    state.drafts = [];
+    state.drawing = false;
+    $("btn-draw").classList.remove("on");
+    renderDrafts();
+    if (!entry) {
+      image.removeAttribute("src");
+      overlay.innerHTML = "";
+      $("empty").hidden = false;
+      stage.hidden = true;
+      $("unit-serial").textContent = "–";
+      $("unit-reason").textContent = "–";
+      $("unit-model").textContent = "–";
+      return;
+    }
+    const unit = entry.unit;
+    $("empty").hidden = true;
+    stage.hidden = false;
+    image.src = entry.img.src; // decoded already: the browser paints it from memory
+    image.width = unit.width;
+    image.height = unit.height;
+    overlay.setAttribute("viewBox", `0 0 ${unit.width} ${unit.height}`);
+    overlay.setAttribute("width", unit.width);
+    overlay.setAttribute("height", unit.height);
+    fit();
+    $("unit-serial").textContent = unit.serial;
+    $("unit-reason").textContent = describeReason(unit);
+    if (unit.blind) {
+      $("unit-model").textContent = "blind: decide without the model";
+    } else if (unit.model) {
+      const m = unit.model;
+      $("unit-model").textContent = `model ${m.version}: ${m.verdict} (${m.label}), score ${m.score.toFixed(3)}`;
+    } else {
+      $("unit-model").textContent = "no model output";
+    }
+    if (unit.decision) say(`already decided ${unit.decision}: a new verdict overrides it`);
+    drawOverlay();
+  }
+
+  function describeReason(unit) {
+    const reasons = {
+      human: "human-only station",
+      shadow: "shadow mode (blind)",
+      assisted: "AI-assisted",
+      deferred: "the model was not sure",
+      audit: "random audit (blind)",
+      no_model: "no model could decide",
+    };
+    return reasons[unit.queue_reason] || unit.queue_reason || unit.status;
+  }
+
+  function box(region, kind, label) {
+    const group = document.createElementNS(SVG, "g");
+    group.setAttribute("class", `region ${kind}`);
+    const rect = document.createElementNS(SVG, "rect");
+    rect.setAttribute("x", region.x);
+    rect.setAttribute("y", region.y);
+    rect.setAttribute("width", region.width);
+    rect.setAttribute("height", region.height);
+    const text = document.createElementNS(SVG, "text");
+    text.setAttribute("x", region.x);
+    text.setAttribute("y", Math.max(12, region.y - 4));
+    text.textContent = label;
+    group.append(rect, text);
+    return group;
+  }
+
+  function drawOverlay() {
+    overlay.innerHTML = "";
+    const unit = state.current && state.current.unit;
+    if (!unit) return;
+    if (state.showModel && !unit.blind && unit.model) {
+      for (const region of unit.model.regions) {
+        overlay.append(box(region, "model", `${region.label} ${region.score.toFixed(2)}`));
+      }
+    }
+    for (const region of state.drafts) overlay.append(box(region, "draft", region.label));
+  }
+
+  function renderDrafts() {
+    const list = $("drafts");
+    list.innerHTML = "";
+    for (const region of state.drafts) {
+      const item = document.createElement("li");
+      item.textContent = `${region.label} at ${Math.round(region.x)},${Math.round(region.y)} ` +
+        `(${Math.round(region.width)}×${Math.round(region.height)})`;
+      list.append(item);
+    }
+    document.querySelectorAll("#classes li").forEach((item, index) => {
+      item.classList.toggle("on", index === state.classIndex);
+    });
+  }
+
+  // --- deciding ------------------------------------------------------------------------------
+  function decide(verdict) {
+    const entry = state.current;
+    if (!entry) return;
+    const started = performance.now();
+    const label = classes[state.classIndex];
+    const regions = verdict === "fail" ? state.drafts.map((r) => ({ ...r })) : [];
+    const body = { verdict };
+    if (verdict === "fail") {
+      body.regions = regions;
+      body.defect_classes = regions.length ? [] : label ? [label] : [];
+    }
+    state.lastDecided = { entry, verdict, at: Date.now() };
+    advance()
+      .then(() => state.current && state.current.ready)
+      .then(() => {
+        // two frames: the new image is on screen
+        requestAnimationFrame(() =>
+          requestAnimationFrame(() => window.loupeTimings.push(performance.now() - started))
+        );
+      });
+    api("POST", `/api/v1/units/${entry.unit.id}/decision/`, body)
+      .then(() => {
+        say(`${entry.unit.serial}: ${verdict}`);
+        refreshQueue();
+      })
+      .catch((error) => say(`${entry.unit.serial} NOT saved: ${error.message}`, true));
+  }
+
+  function undo() {
+    const last = state.lastDecided;
+    if (!last || Date.now() - last.at > UNDO_SECONDS * 1000) {
+      say(`nothing to undo (only within ${UNDO_SECONDS} s)`, true);
+      return;
+    }
+    state.lastDecided = null;
+    // The current unit stays claimed and comes right after; the undone one is decided again
+    // (recorded as an override of the first verdict).
+    if (state.current) {
+      if (state.next) api("POST", `/api/v1/units/${state.next.unit.id}/release/`).catch(() => {});
+      state.next = state.current;
+    }
+    const entry = last.entry;
+    entry.unit.decision = last.verdict;
+    show(entry);
+    say(`${entry.unit.serial}: decide again`);
+  }
+
+  function skip() {
+    const entry = state.current;
+    if (!entry) return;
+    state.skipped.push(entry.unit.id);
+    api("POST", `/api/v1/units/${entry.unit.id}/release/`).catch(() => {});
+    advance();
+  }
+
+  // --- zoom, pan, drawing --------------------------------------------------------------------
+  function applyTransform() {
+    stage.style.transform = `translate(${state.panX}px, ${state.panY}px) scale(${state.zoom})`;
+  }
+
+  function fit() {
+    const unit = state.current && state.current.unit;
+    if (!unit) return;
+    const scale = Math.min(viewport.clientWidth / unit.width, viewport.clientHeight / unit.height);
+    state.zoom = scale;
+    state.panX = (viewport.clientWidth - unit.width * scale) / 2;
+    state.panY = (viewport.clientHeight - unit.height * scale) / 2;
+    applyTransform();
+  }
+
+  function zoomBy(factor, centerX, centerY) {
+    const x = centerX === undefined ? viewport.clientWidth / 2 : centerX;
+    const y = centerY === undefined ? viewport.clientHeight / 2 : centerY;
+    const zoom = Math.min(20, Math.max(0.05, state.zoom * factor));
+    state.panX = x - ((x - state.panX) * zoom) / state.zoom;
+    state.panY = y - ((y - state.panY) * zoom) / state.zoom;
+    state.zoom = zoom;
+    applyTransform();
+  }
+
+  function imagePoint(event) {
+    const bounds = viewport.getBoundingClientRect();
+    return {
+      x: (event.clientX - bounds.left - state.panX) / state.zoom,
+      y: (event.clientY - bounds.top - state.panY) / state.zoom,
+    };
+  }
+
+  let drag = null;
+  viewport.addEventListener("mousedown", (event) => {
+    if (!state.current) return;
+    event.preventDefault();
+    drag = { start: imagePoint(event), x: event.clientX, y: event.clientY, panX: state.panX, panY: state.panY };
+  });
+  window.addEventListener("mousemove", (event) => {
+    if (!drag) return;
+    if (state.drawing) {
+      const point = imagePoint(event);
+      drawOverlay();
+      overlay.append(box(rectangle(drag.start, point), "draft", classes[state.classIndex] || ""));
+    } else {
+      state.panX = drag.panX + event.clientX - drag.x;
+      state.panY = drag.panY + event.clientY - drag.y;
+      applyTransform();
+    }
+  });
+  window.addEventListener("mouseup", (event) => {
+    if (!drag) return;
+    if (state.drawing) {
+      const region = rectangle(drag.start, imagePoint(event));
+      if (region.width >= 2 && region.height >= 2) {
+        state.drafts.push({ ...region, label: classes[state.classIndex] || "defect" });
+        renderDrafts();
+      }
+      drawOverlay();
+    }
+    drag = null;
+  });
+  viewport.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    const bounds = viewport.getBoundingClientRect();
+    zoomBy(event.deltaY < 0 ? 1.15 : 1 / 1.15, event.clientX - bounds.left, event.clientY - bounds.top);
+  }, { passive: false });
+
+  function rectangle(a, b) {
+    const unit = state.current.unit;
+    const clamp = (value, limit) => Math.min(Math.max(value, 0), limit);
+    const x1 = clamp(Math.min(a.x, b.x), unit.width);
+    const y1 = clamp(Math.min(a.y, b.y), unit.height);
+    const x2 = clamp(Math.max(a.x, b.x), unit.width);
+    const y2 = clamp(Math.max(a.y, b.y), unit.height);
+    return { x: x1, y: y1, width: x2 - x1, height: y2 - y1 };
+  }
+
+  function takeModelRegions() {
+    const unit = state.current && state.current.unit;
+    if (!unit || unit.blind || !unit.model) return;
+    for (const region of unit.model.regions) {
+      const label = classes.includes(region.label) ? region.label : classes[state.classIndex];
+      state.drafts.push({ x: region.x, y: region.y, width: region.width, height: region.height, label });
+    }
+    renderDrafts();
+    drawOverlay();
+  }
+
+  function chooseClass(index) {
+    if (index >= classes.length) return;
+    state.classIndex = index;
+    const last = state.drafts[state.drafts.length - 1];
+    if (last) last.label = classes[index];
+    renderDrafts();
+    drawOverlay();
+  }
+
+  // --- keys and buttons ----------------------------------------------------------------------
+  const actions = {
+    p: () => decide("pass"),
+    f: () => decide("fail"),
+    d: () => {
+      state.drawing = !state.drawing;
+      $("btn-draw").classList.toggle("on", state.drawing);
+    },
+    a: takeModelRegions,
+    s: skip,
+    z: undo,
+    h: () => {
+      state.showModel = !state.showModel;
+      drawOverlay();
+    },
+    "+": () => zoomBy(1.25),
+    "=": () => zoomBy(1.25),
+    "-": () => zoomBy(0.8),
+    0: fit,
+    backspace: () => {
+      state.drafts.pop();
+      renderDrafts();
+      drawOverlay();
+    },
+    arrowleft: () => { state.panX += 60; applyTransform(); },
+    arrowright: () => { state.panX -= 60; applyTransform(); },
+    arrowup: () => { state.panY += 60; applyTransform(); },
+    arrowdown: () => { state.panY -= 60; applyTransform(); },
+  };
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target && ["INPUT", "TEXTAREA"].includes(event.target.tagName)) return;
+    const key = event.key.toLowerCase();
+    if (/^[1-9]$/.test(key) && key !== "0") {
+      chooseClass(Number(key) - 1);
+      event.preventDefault();
+      return;
+    }
+    const action = actions[key];
+    if (action) {
+      event.preventDefault();
+      action();
+    }
+  });
+  document.querySelectorAll(".actions button").forEach((button) => {
+    button.addEventListener("click", () => actions[button.dataset.key]());
+  });
+  document.querySelectorAll("#classes li").forEach((item, index) => {
+    item.addEventListener("click", () => chooseClass(index));
+  });
+  window.addEventListener("resize", fit);
+
+  // --- live figures --------------------------------------------------------------------------
+  function age(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    if (seconds < 60) return `${Math.floor(seconds)} s`;
+    if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+    return `${(seconds / 3600).toFixed(1)} h`;
+  }
+
+  let queueTimer = null;
+  function refreshQueue() {
+    clearTimeout(queueTimer);
+    queueTimer = setTimeout(async () => {
+      try {
+        const figures = await api("GET", queueUrl);
+        $("queue-pending").textContent = figures.pending;
+        state.oldestAt = figures.oldest_pending_seconds === null ? null
+          : Date.now() - figures.oldest_pending_seconds * 1000;
+        $("queue-oldest").textContent = age(figures.oldest_pending_seconds);
+        if (figures.mine) {
+          $("my-count").textContent = figures.mine.decisions;
+          $("my-pace").textContent = figures.mine.per_hour === null ? "–" : Math.round(figures.mine.per_hour);
+        }
+      } catch (error) {
+        say(`queue figures unavailable: ${error.message}`, true);
+      }
+    }, 150);
+  }
+  setInterval(() => {
+    $("queue-oldest").textContent = state.oldestAt === null ? "–" : age((Date.now() - state.oldestAt) / 1000);
+  }, 1000);
+  setInterval(refreshQueue, 15000);
+
+  let retry = 500;
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}${root.dataset.eventsPath}`);
+    socket.onopen = () => {
+      retry = 500;
+      $("live").textContent = "live";
+      $("live").className = "ok";
+      refreshQueue();
+      if (!state.current) advance();
+    };
+    socket.onmessage = (message) => {
+      const event = JSON.parse(message.data);
+      refreshQueue();
+      if (event.type === "unit.received" && event.unit.status === "pending") {
+        if (!state.current) advance();
+        else if (!state.next) claimNext();
+      }
+    };
+    socket.onclose = () => {
+      $("live").textContent = "offline, reconnecting";
+      $("live").className = "bad";
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
+    };
+  }
+
+  refreshQueue();
+  advance().then(() => {
+    connect();
+  });
+})();
