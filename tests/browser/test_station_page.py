@@ -1,0 +1,222 @@
+"""The station page in Chromium: live arrivals, one-key decisions, blind levels, two inspectors."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from django.contrib.auth.models import Group, User
+
+from inspection.models import DecisionEvent, Prediction, Unit
+from inspection.roles import INSPECTOR
+from inspection.services.stations import device_key_create
+from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+from tests.browser.conftest import sign_in
+from tests.inspection.factories import jpeg_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "station-page.png"
+REGIONS = [
+    {"x": 60, "y": 40, "width": 90, "height": 30, "label": "crack", "score": 0.91},
+    {"x": 200, "y": 100, "width": 40, "height": 40, "label": "scratch", "score": 0.62},
+]
+
+
+def inspector(name: str) -> User:
+    user = User.objects.create_user(name, password="pw")
+    user.groups.add(Group.objects.get(name=INSPECTOR))
+    return user
+
+
+class Line:
+    """The production line's computer: posts units and long-polls through the real HTTP API."""
+
+    def __init__(self, server, station):
+        _, key = device_key_create(station=station, name="line pc")
+        self.server = server
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Api-Key {key}"
+
+    def post(self, serial: str, seed: int = 0, **size) -> dict:
+        return self.post_bytes(serial, jpeg_bytes(seed, **size))
+
+    def post_bytes(self, serial: str, image: bytes) -> dict:
+        response = self.session.post(
+            f"{self.server.url}/api/v1/units/",
+            files={"image": ("unit.jpg", image, "image/jpeg")},
+            data={"serial": serial},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def wait(self, unit: dict, seconds: float = 10) -> dict:
+        response = self.session.get(
+            f"{self.server.url}{unit['url']}", params={"wait": seconds}, timeout=seconds + 5
+        )
+        return response.json()
+
+
+def with_regions(unit: dict) -> None:
+    """Give the unit's prediction known regions, so the test can check what is drawn (the tiny
+    test model's own regions are whatever one epoch at 64 px learned)."""
+    Prediction.objects.filter(unit_id=unit["id"]).update(regions=REGIONS)
+
+
+def test_a_unit_posted_by_the_line_appears_live_and_the_fail_key_reaches_the_line(
+    asgi_server, browser, make_station
+):
+    # given an inspector on the station page of an AI-assisted station, with an empty queue
+    station = make_station(level="assisted")
+    inspector("ines")
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = sign_in(context, asgi_server, "ines")
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+    page.wait_for_selector("#live.ok")
+    assert page.is_visible("#empty")
+    # when the line posts a unit
+    line = Line(asgi_server, station)
+    unit = line.post("SN-LIVE-1", seed=4)
+    # then it appears without a reload, with as many outlines as the model gave regions
+    page.wait_for_function(
+        "document.getElementById('unit-serial').textContent === 'SN-LIVE-1'", timeout=10_000
+    )
+    model_regions = Prediction.objects.get(unit_id=unit["id"]).regions
+    assert page.locator(".region.model").count() == len(model_regions)
+    # and when the inspector picks class 2 and presses the fail key, the line's long-poll says fail
+    answer: dict = {}
+    poll = threading.Thread(target=lambda: answer.update(line.wait(unit)))
+    poll.start()
+    page.keyboard.press("2")
+    page.keyboard.press("f")
+    poll.join(timeout=15)
+    assert answer.get("decision") == "fail" and answer.get("decided_by") == "human"
+    event = DecisionEvent.objects.get(unit_id=unit["id"])
+    assert event.defect_classes == ["scratch"] and event.decided_by_user.username == "ines"
+    context.close()
+
+
+def test_assisted_units_show_the_models_regions_and_h_hides_them(asgi_server, browser, make_station):
+    # given a 1280x720 unit with two cracks, its prediction outlining them (the generator's true
+    # boxes stand in for a well-trained model's regions: the tiny test model's are arbitrary)
+    station = make_station(level="assisted")
+    inspector("ines")
+    cracked = generate_unit(np.random.default_rng(21), SyntheticConfig(width=1280, height=720), label="crack")
+    buffer = io.BytesIO()
+    cracked.image.convert("RGB").save(buffer, "JPEG", quality=90)
+    unit = Line(asgi_server, station).post_bytes("SN-000412", buffer.getvalue())
+    regions = [
+        {"x": x, "y": y, "width": w, "height": h, "label": "crack", "score": round(0.93 - 0.07 * index, 2)}
+        for index, (x, y, w, h) in enumerate(instance.box for instance in cracked.instances)
+    ]
+    Prediction.objects.filter(unit_id=unit["id"]).update(regions=regions, verdict="fail", label="crack")
+    # when the inspector opens the station page
+    context = browser.new_context(viewport={"width": 1440, "height": 860})
+    page = sign_in(context, asgi_server, "ines")
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+    page.wait_for_function("document.getElementById('unit-serial').textContent === 'SN-000412'")
+    page.wait_for_selector("#live.ok")
+    page.wait_for_function("document.getElementById('queue-pending').textContent !== '–'")
+    # then every region is outlined with its class and score
+    assert page.locator(".region.model").count() == len(regions)
+    assert f"crack {regions[0]['score']:.2f}" in page.text_content("#overlay")
+    if os.environ.get("LOUPE_UPDATE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(SCREENSHOT))
+    # H hides the highlights; A takes them as the inspector's own regions
+    page.keyboard.press("h")
+    assert page.locator(".region.model").count() == 0
+    page.keyboard.press("a")
+    assert page.locator(".region.draft").count() == len(regions)
+    context.close()
+
+
+def test_blind_levels_show_nothing_of_the_model(asgi_server, browser, make_station):
+    station = make_station(level="shadow")
+    inspector("ines")
+    line = Line(asgi_server, station)
+    unit = line.post("SN-BLIND", seed=2)
+    with_regions(unit)
+    context = browser.new_context()
+    page = sign_in(context, asgi_server, "ines")
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+    page.wait_for_function("document.getElementById('unit-serial').textContent === 'SN-BLIND'")
+    assert page.locator(".region.model").count() == 0
+    assert "blind" in page.inner_text("#unit-model")
+    # even pressing "take the model's regions" and toggling highlights shows nothing
+    page.keyboard.press("a")
+    page.keyboard.press("h")
+    page.keyboard.press("h")
+    assert page.locator(".region").count() == 0
+    context.close()
+
+
+def test_two_inspectors_get_different_units(asgi_server, browser, make_station):
+    station = make_station(level="assisted")
+    inspector("ines")
+    inspector("omar")
+    line = Line(asgi_server, station)
+    for index in range(4):
+        line.post(f"SN-{index}", seed=index)
+    serials = []
+    contexts = []
+    for name in ("ines", "omar"):
+        context = browser.new_context()
+        contexts.append(context)
+        page = sign_in(context, asgi_server, name)
+        page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+        page.wait_for_function("document.getElementById('unit-serial').textContent.startsWith('SN-')")
+        serials.append(page.inner_text("#unit-serial"))
+    assert serials[0] != serials[1]
+    claims = dict(Unit.objects.filter(serial__in=serials).values_list("serial", "claimed_by__username"))
+    assert claims == {serials[0]: "ines", serials[1]: "omar"}
+    for context in contexts:
+        context.close()
+
+
+def test_the_keys_work_without_the_mouse(asgi_server, browser, make_station):
+    station = make_station(level="assisted")
+    inspector("ines")
+    line = Line(asgi_server, station)
+    units = [line.post(f"SN-K{index}", seed=index) for index in range(3)]
+    context = browser.new_context()
+    page = sign_in(context, asgi_server, "ines")
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+
+    def showing(serial: str) -> None:
+        page.wait_for_function(f"document.getElementById('unit-serial').textContent === '{serial}'")
+
+    showing("SN-K0")
+    page.keyboard.press("p")  # pass
+    showing("SN-K1")
+    page.keyboard.press("s")  # skip: back to the queue
+    showing("SN-K2")
+    page.keyboard.press("1")
+    page.keyboard.press("f")  # fail as class 1
+    page.wait_for_function("document.getElementById('status').textContent.includes('SN-K2: fail')")
+    page.keyboard.press("z")  # undo: SN-K2 comes back to be decided again
+    showing("SN-K2")
+    page.keyboard.press("p")
+    page.wait_for_function("document.getElementById('status').textContent.includes('SN-K2: pass')")
+    verdicts = {
+        unit["serial"]: list(
+            DecisionEvent.objects.filter(unit_id=unit["id"]).order_by("id").values_list("verdict", "reason")
+        )
+        for unit in units
+    }
+    assert verdicts == {
+        "SN-K0": [("pass", "human")],
+        "SN-K1": [],
+        "SN-K2": [("fail", "human"), ("pass", "override")],
+    }
+    assert Unit.objects.get(serial="SN-K1").claimed_by is None  # skipped units go back
+    # zoom and the overlay toggle answer their keys too
+    before = page.eval_on_selector("#stage", "element => element.style.transform")
+    page.keyboard.press("+")
+    assert page.eval_on_selector("#stage", "element => element.style.transform") != before
+    context.close()
