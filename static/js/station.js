@@ -34,6 +34,7 @@
   };
   // Keypress-to-image timings, read by the browser benchmark (bench/station_page.py).
   window.loupeTimings = [];
+  window.loupeNextReady = () => !state.claimingNext && (!state.next || state.next.loaded);
 
   function csrfToken() {
     const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -73,7 +74,11 @@
   function preload(unit) {
     const img = new Image();
     img.src = unit.image_url;
-    const entry = { unit, img, ready: img.decode().then(() => true, () => false) };
+    const entry = { unit, img, loaded: false };
+    entry.ready = img.decode().then(
+      () => (entry.loaded = true),
+      () => false
+    );
     return entry;
   }
 
