@@ -22,6 +22,7 @@
     next: null, // a claimed unit whose image is loading or loaded: {unit, img, ready}
     claimingNext: null,
     skipped: [],
+    decided: [], // ids decided here: their decision may still be on its way to the server
     lastDecided: null, // {unit, img, at}
     drafts: [],
     classIndex: 0,
@@ -65,7 +66,7 @@
 
   // --- claiming and preloading ---------------------------------------------------------------
   function heldIds() {
-    const ids = [...state.skipped];
+    const ids = [...state.skipped.slice(-50), ...state.decided.slice(-50)];
     if (state.current) ids.push(state.current.unit.id);
     if (state.next) ids.push(state.next.unit.id);
     return ids;
@@ -222,6 +223,7 @@
       body.defect_classes = regions.length ? [] : label ? [label] : [];
     }
     state.lastDecided = { entry, verdict, at: Date.now() };
+    state.decided.push(entry.unit.id);
     advance()
       .then(() => state.current && state.current.ready)
       .then(() => {

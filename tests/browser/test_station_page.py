@@ -220,3 +220,30 @@ def test_the_keys_work_without_the_mouse(asgi_server, browser, make_station):
     page.keyboard.press("+")
     assert page.eval_on_selector("#stage", "element => element.style.transform") != before
     context.close()
+
+
+def test_a_region_drawn_with_the_mouse_goes_with_the_fail(asgi_server, browser, make_station):
+    station = make_station(level="assisted")
+    inspector("ines")
+    unit = Line(asgi_server, station).post("SN-DRAW", seed=5)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = sign_in(context, asgi_server, "ines")
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+    page.wait_for_function("document.getElementById('unit-serial').textContent === 'SN-DRAW'")
+    # the Draw button, then a drag across the middle of the image, then the class and Fail buttons
+    page.click("#btn-draw")
+    box = page.locator("#unit-image").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5, steps=5)
+    page.mouse.up()
+    assert page.locator("#drafts li").count() == 1
+    page.click("#classes li[data-class='scratch']")
+    page.click("#btn-fail")
+    page.wait_for_function("document.getElementById('status').textContent.includes('SN-DRAW: fail')")
+    event = DecisionEvent.objects.get(unit_id=unit["id"])
+    (region,) = event.regions
+    assert region["label"] == "scratch" and event.defect_classes == ["scratch"]
+    # in image pixels: about 30 % to 60 % across the 320 px wide image
+    assert 80 < region["x"] < 110 and 80 < region["width"] < 110
+    context.close()
