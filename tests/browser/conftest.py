@@ -2,7 +2,7 @@
 
 `asgi_server` runs `uvicorn config.asgi:application` in a subprocess on the test database, Redis
 and media folder (HTTP and WebSockets, as in production); `browser` is one headless Chromium
-for the session. Without Chromium the tests skip, saying why (`.ci/run` installs it).
+per test module. Without Chromium the tests skip, saying why (`.ci/run` installs it).
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 SERVER_START_TIMEOUT_SECONDS = 60.0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module-scoped: Playwright's sync API holds an event loop on the main thread while it runs,
+    which other tests' `async_to_sync` calls must not find."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium package (.ci/run does)")
     from playwright.sync_api import sync_playwright
