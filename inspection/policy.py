@@ -49,6 +49,9 @@ class StationPolicy:
     uncertainty_band: float = 0.0
     audit_share: float = 0.0
 
+    def as_dict(self) -> dict:
+        return {**asdict(self), "level": Level(self.level).value}
+
 
 @dataclass(frozen=True)
 class Outcome:

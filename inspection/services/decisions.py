@@ -119,8 +119,8 @@ def decision_record(
             locked.claim_expires_at = None
             locked.save(update_fields=["status", "claimed_by", "claim_expires_at"])
         disagreements_record(decision=decision)
-        webhook_delivery_create(decision=decision)
         body = unit_representation(unit=locked)
+        webhook_delivery_create(decision=decision, unit_body=body)
         transaction.on_commit(
             lambda: station_event_publish(
                 station_slug=locked.station.slug, events=[{"type": UNIT_DECIDED, "unit": body}]

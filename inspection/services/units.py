@@ -99,14 +99,17 @@ def unit_submit(
         else None
     )
     audit_draw = random.random()
+    station_policy = _station_policy(station)
     outcome = policy.decide(
-        _station_policy(station),
+        station_policy,
         policy.ModelOutput(result.verdict, result.confidence) if result is not None else None,
         threshold=threshold,
         audit_draw=audit_draw,
     )
     snapshot = {
-        **_station_policy_dict(station),
+        **station_policy.as_dict(),
+        "rollout_mode": station.rollout_mode,
+        "canary_share": station.canary_share,
         "certified_threshold": threshold,
         "required_confidence": outcome.threshold,
         "role": role.value,
@@ -157,8 +160,9 @@ def unit_submit(
                     reason=DecisionReason.AUTOMATIC,
                     policy=snapshot,
                 )
-                webhook_delivery_create(decision=decision)
             body = unit_representation(unit=unit, decision=decision, prediction=prediction, loaded=True)
+            if decision is not None:
+                webhook_delivery_create(decision=decision, unit_body=body)
             if idempotency_key:
                 unit.first_response = body
                 unit.save(update_fields=["first_response"])
@@ -192,17 +196,6 @@ def _station_policy(station: Station) -> policy.StationPolicy:
         uncertainty_band=station.uncertainty_band,
         audit_share=station.audit_share,
     )
-
-
-def _station_policy_dict(station: Station) -> dict:
-    return {
-        "level": station.automation_level,
-        "target_escape_rate": station.target_escape_rate,
-        "uncertainty_band": station.uncertainty_band,
-        "audit_share": station.audit_share,
-        "rollout_mode": station.rollout_mode,
-        "canary_share": station.canary_share,
-    }
 
 
 def _predictor(model_version: ModelVersion):

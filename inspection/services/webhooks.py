@@ -21,7 +21,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from inspection.models import DecisionEvent, DeliveryStatus, WebhookDelivery
-from inspection.selectors import unit_representation
 from inspection.services.tasks import task_enqueue
 
 logger = logging.getLogger(__name__)
@@ -35,20 +34,14 @@ def webhook_signature(*, secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def webhook_delivery_create(*, decision: DecisionEvent) -> WebhookDelivery | None:
+def webhook_delivery_create(*, decision: DecisionEvent, unit_body: dict) -> WebhookDelivery | None:
     """Record the delivery of a decision to its station's webhook (inside the decision's
-    transaction) and queue its first attempt after the commit. None when no webhook is set."""
+    transaction; `unit_body` is the unit as the API shows it with this decision) and queue its
+    first attempt after the commit. None when the station has no webhook."""
     station = decision.unit.station
     if not station.webhook_url:
         return None
-    unit = decision.unit
-    body = {
-        "event": "unit.decided",
-        "decision_id": decision.id,
-        "unit": unit_representation(
-            unit=unit, decision=decision, prediction=_deciding_prediction(decision), loaded=True
-        ),
-    }
+    body = {"event": "unit.decided", "decision_id": decision.id, "unit": unit_body}
     delivery = WebhookDelivery.objects.create(
         station=station,
         decision=decision,
@@ -57,12 +50,6 @@ def webhook_delivery_create(*, decision: DecisionEvent) -> WebhookDelivery | Non
     )
     transaction.on_commit(lambda: task_enqueue(DELIVER_TASK, delivery.id, what="webhook delivery"))
     return delivery
-
-
-def _deciding_prediction(decision: DecisionEvent):
-    from inspection.selectors import unit_deciding_prediction
-
-    return unit_deciding_prediction(unit=decision.unit)
 
 
 class DeliveryFailed(Exception):

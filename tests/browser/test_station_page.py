@@ -10,14 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from django.contrib.auth.models import Group, User
 
 from inspection.models import DecisionEvent, Prediction, Unit
-from inspection.roles import INSPECTOR
 from inspection.services.stations import device_key_create
 from models_registry.ml.synthetic import SyntheticConfig, generate_unit
 from tests.browser.conftest import sign_in
-from tests.inspection.factories import jpeg_bytes
+from tests.inspection.factories import jpeg_bytes, person
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,12 +24,6 @@ REGIONS = [
     {"x": 60, "y": 40, "width": 90, "height": 30, "label": "crack", "score": 0.91},
     {"x": 200, "y": 100, "width": 40, "height": 40, "label": "scratch", "score": 0.62},
 ]
-
-
-def inspector(name: str) -> User:
-    user = User.objects.create_user(name, password="pw")
-    user.groups.add(Group.objects.get(name=INSPECTOR))
-    return user
 
 
 class Line:
@@ -74,7 +66,7 @@ def test_a_unit_posted_by_the_line_appears_live_and_the_fail_key_reaches_the_lin
 ):
     # given an inspector on the station page of an AI-assisted station, with an empty queue
     station = make_station(level="assisted")
-    inspector("ines")
+    person("ines")
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = sign_in(context, asgi_server, "ines")
     page.goto(f"{asgi_server.url}/stations/{station.slug}/")
@@ -106,7 +98,7 @@ def test_assisted_units_show_the_models_regions_and_h_hides_them(asgi_server, br
     # given a 1280x720 unit with two cracks, its prediction outlining them (the generator's true
     # boxes stand in for a well-trained model's regions: the tiny test model's are arbitrary)
     station = make_station(level="assisted")
-    inspector("ines")
+    person("ines")
     cracked = generate_unit(np.random.default_rng(21), SyntheticConfig(width=1280, height=720), label="crack")
     buffer = io.BytesIO()
     cracked.image.convert("RGB").save(buffer, "JPEG", quality=90)
@@ -138,7 +130,7 @@ def test_assisted_units_show_the_models_regions_and_h_hides_them(asgi_server, br
 
 def test_blind_levels_show_nothing_of_the_model(asgi_server, browser, make_station):
     station = make_station(level="shadow")
-    inspector("ines")
+    person("ines")
     line = Line(asgi_server, station)
     unit = line.post("SN-BLIND", seed=2)
     with_regions(unit)
@@ -158,8 +150,8 @@ def test_blind_levels_show_nothing_of_the_model(asgi_server, browser, make_stati
 
 def test_two_inspectors_get_different_units(asgi_server, browser, make_station):
     station = make_station(level="assisted")
-    inspector("ines")
-    inspector("omar")
+    person("ines")
+    person("omar")
     line = Line(asgi_server, station)
     for index in range(4):
         line.post(f"SN-{index}", seed=index)
@@ -181,7 +173,7 @@ def test_two_inspectors_get_different_units(asgi_server, browser, make_station):
 
 def test_the_keys_work_without_the_mouse(asgi_server, browser, make_station):
     station = make_station(level="assisted")
-    inspector("ines")
+    person("ines")
     line = Line(asgi_server, station)
     units = [line.post(f"SN-K{index}", seed=index) for index in range(3)]
     context = browser.new_context()
@@ -224,7 +216,7 @@ def test_the_keys_work_without_the_mouse(asgi_server, browser, make_station):
 
 def test_a_region_drawn_with_the_mouse_goes_with_the_fail(asgi_server, browser, make_station):
     station = make_station(level="assisted")
-    inspector("ines")
+    person("ines")
     unit = Line(asgi_server, station).post("SN-DRAW", seed=5)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = sign_in(context, asgi_server, "ines")

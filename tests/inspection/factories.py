@@ -30,3 +30,21 @@ def upload(data: bytes, name: str = "unit.jpg") -> io.BytesIO:
     file = io.BytesIO(data)
     file.name = name
     return file
+
+
+def person(name: str = "ines", role: str = "inspector", password: str = "pw"):
+    """A user in one of the role groups (inspector, labeler, supervisor)."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(name, password=password)
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def posted_unit(client, serial: str = "SN-1", seed: int = 0) -> dict:
+    """Post a generated unit with a device-key client; its 201 body."""
+    response = client.post(
+        "/api/v1/units/", {"serial": serial, "image": upload(jpeg_bytes(seed))}, format="multipart"
+    )
+    assert response.status_code == 201, response.content
+    return response.json()

@@ -4,24 +4,17 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from inspection.models import Unit
-from inspection.roles import INSPECTOR, LABELER
+from inspection.roles import LABELER
 from inspection.services.decisions import DecisionConflict, decision_record
 from inspection.services.queue import inspector_shift_stats, queue_stats, unit_claim_next, unit_claim_release
-from tests.inspection.factories import jpeg_bytes, upload
+from tests.inspection.factories import jpeg_bytes, person, upload
 
 pytestmark = pytest.mark.django_db
-
-
-def person(name: str, role: str = INSPECTOR) -> User:
-    user = User.objects.create_user(name, password="pw")
-    user.groups.add(Group.objects.get(name=role))
-    return user
 
 
 def pending_units(station, device_client, count: int) -> list[int]:

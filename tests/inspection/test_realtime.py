@@ -22,15 +22,13 @@ from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from config.asgi import application
 from inspection.models import AutomationLevel, Unit
-from inspection.roles import INSPECTOR
 from inspection.services.decisions import decision_record
 from inspection.services.stations import device_key_create
-from tests.inspection.factories import jpeg_bytes, upload
+from tests.inspection.factories import person, posted_unit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,14 +86,6 @@ def new_key(station) -> str:
     return device_key_create(station=station, name="line computer")[1]
 
 
-def post_unit(client, serial: str, seed: int = 0) -> dict:
-    response = client.post(
-        "/api/v1/units/", {"serial": serial, "image": upload(jpeg_bytes(seed))}, format="multipart"
-    )
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
 def close_code(path: str, headers: list[tuple[bytes, bytes]]) -> int:
     """The code the server closes a refused handshake with (it accepts, then closes)."""
 
@@ -127,12 +117,6 @@ def events_during(
     return async_to_sync(scenario)()
 
 
-def inspector(username: str = "ines"):
-    user = get_user_model().objects.create_user(username=username, password="unused-password")
-    user.groups.add(Group.objects.get(name=INSPECTOR))
-    return user
-
-
 def test_device_receives_unit_received_and_decided_at_full_automation(
     media_root, redis_client, make_station, device_client
 ):
@@ -140,7 +124,7 @@ def test_device_receives_unit_received_and_decided_at_full_automation(
     client = device_client(station)
 
     posted, events = events_during(
-        events_path(station.slug), key_headers(new_key(station)), lambda: post_unit(client, "SN-1"), count=2
+        events_path(station.slug), key_headers(new_key(station)), lambda: posted_unit(client, "SN-1"), count=2
     )
 
     assert [event["type"] for event in events] == ["unit.received", "unit.decided"]
@@ -153,12 +137,12 @@ def test_pending_unit_decided_by_a_person_is_pushed_as_unit_decided(
 ):
     station = make_station(slug="screens-1", level=AutomationLevel.ASSISTED)
     client = device_client(station)
-    person = inspector()
+    inspector = person()
 
     def post_then_decide() -> dict:
-        posted = post_unit(client, "SN-2")
+        posted = posted_unit(client, "SN-2")
         unit = Unit.objects.get(pk=posted["id"])
-        decision_record(unit=unit, user=person, verdict="fail", defect_classes=["crack"])
+        decision_record(unit=unit, user=inspector, verdict="fail", defect_classes=["crack"])
         return posted
 
     posted, (received, decided) = events_during(
@@ -179,7 +163,7 @@ def test_signed_in_inspector_receives_events(media_root, redis_client, make_stat
     client = device_client(station)
 
     posted, (event,) = events_during(
-        events_path(station.slug), session_headers(inspector()), lambda: post_unit(client, "SN-3"), count=1
+        events_path(station.slug), session_headers(person()), lambda: posted_unit(client, "SN-3"), count=1
     )
 
     assert event == {"type": "unit.received", "unit": posted}
@@ -191,8 +175,8 @@ def test_events_of_another_station_are_not_forwarded(media_root, redis_client, m
     other_client, watched_client = device_client(other), device_client(watched)
 
     def post_both() -> None:
-        post_unit(other_client, "OTHER-1")
-        post_unit(watched_client, "WATCHED-1")
+        posted_unit(other_client, "OTHER-1")
+        posted_unit(watched_client, "WATCHED-1")
 
     _, (first,) = events_during(events_path(watched.slug), key_headers(new_key(watched)), post_both, count=1)
 
@@ -207,7 +191,7 @@ def test_subscriber_idle_longer_than_the_layers_blocking_read_still_receives_eve
 
     def idle_then_post() -> dict:
         time.sleep(IDLE_SECONDS)
-        return post_unit(client, "SN-IDLE")
+        return posted_unit(client, "SN-IDLE")
 
     posted, (event,) = events_during(
         events_path(station.slug), key_headers(new_key(station)), idle_then_post, count=1
@@ -266,7 +250,7 @@ def test_signed_in_user_without_the_permission_is_refused(make_station):
 
 def test_inactive_user_is_refused(make_station):
     station = make_station(slug="screens-1", champion=None)
-    user = inspector()
+    user = person()
     headers = session_headers(user)
     user.is_active = False
     user.save()
@@ -278,7 +262,7 @@ def test_inactive_user_is_refused(make_station):
 
 def test_a_signed_in_browser_on_another_sites_page_is_refused(make_station):
     station = make_station(slug="screens-1", champion=None)
-    headers = session_headers(inspector())
+    headers = session_headers(person())
     site = [(b"host", b"loupe.factory.local")]
 
     foreign = close_code(events_path(station.slug), headers + site + [(b"origin", b"https://evil.example")])

@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from inspection.models import (
@@ -16,9 +16,8 @@ from inspection.models import (
     Unit,
     UnitStatus,
 )
-from inspection.roles import INSPECTOR
 from inspection.services.decisions import decision_record
-from tests.inspection.factories import jpeg_bytes, upload
+from tests.inspection.factories import jpeg_bytes, person, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -238,8 +237,7 @@ def test_a_person_posting_units_is_refused(make_station, client):
 
 
 def inspector_client(name: str = "ines") -> tuple[APIClient, User]:
-    user = User.objects.create_user(name)
-    user.groups.add(Group.objects.get(name=INSPECTOR))
+    user = person(name)
     client = APIClient()
     client.force_authenticate(user)
     return client, user

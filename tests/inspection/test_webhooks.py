@@ -37,7 +37,7 @@ from inspection.models import (
 )
 from inspection.services.decisions import decision_record
 from inspection.services.webhooks import webhook_deliveries_resend
-from tests.inspection.factories import jpeg_bytes, upload
+from tests.inspection.factories import posted_unit
 
 SECRET = "receiver-shared-secret"
 DELIVER_TASK = "workers.tasks.webhook_deliver"
@@ -108,14 +108,6 @@ def wait_for(condition: Callable[[], T], *, timeout: float, what: str) -> T:
         time.sleep(0.1)
 
 
-def post_unit(client, serial: str, seed: int = 0) -> dict:
-    response = client.post(
-        "/api/v1/units/", {"serial": serial, "image": upload(jpeg_bytes(seed))}, format="multipart"
-    )
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
 def expected_signature(body: bytes) -> str:
     return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
 
@@ -141,7 +133,7 @@ def test_automatic_decision_is_delivered_once_and_signed(
         slug="screens-1", level=AutomationLevel.FULL, webhook_url=webhook_receiver.url, webhook_secret=SECRET
     )
 
-    posted = post_unit(device_client(station), "SN-1")
+    posted = posted_unit(device_client(station), "SN-1")
 
     delivery = wait_for(lambda: delivered(posted["id"]), timeout=30, what="the webhook delivery")
     (post,) = webhook_receiver.received()
@@ -169,7 +161,7 @@ def test_failed_delivery_is_retried_until_the_receiver_takes_it(
         slug="screens-1", level=AutomationLevel.FULL, webhook_url=webhook_receiver.url, webhook_secret=SECRET
     )
 
-    posted = post_unit(device_client(station), "SN-2")
+    posted = posted_unit(device_client(station), "SN-2")
 
     delivery = wait_for(lambda: delivered(posted["id"]), timeout=15, what="the retried webhook delivery")
     first, second = webhook_receiver.received()
@@ -189,7 +181,7 @@ def test_challenger_shadow_prediction_is_made_by_the_worker(
         slug="screens-1", level=AutomationLevel.FULL, challenger=challenger, rollout_mode=RolloutMode.SHADOW
     )
 
-    posted = post_unit(device_client(station), "SN-3")
+    posted = posted_unit(device_client(station), "SN-3")
 
     shadow = wait_for(
         lambda: Prediction.objects.filter(
@@ -212,7 +204,7 @@ def test_sweeper_requeues_only_deliveries_never_attempted_before_the_cutoff(
         slug="screens-1", level=AutomationLevel.FULL, webhook_url=webhook_receiver.url, webhook_secret=SECRET
     )
     client = device_client(station)
-    forgotten, recent, done = (post_unit(client, f"SN-{n}", seed=n)["id"] for n in range(3))
+    forgotten, recent, done = (posted_unit(client, f"SN-{n}", seed=n)["id"] for n in range(3))
     long_ago = timezone.now() - timedelta(minutes=10)
     WebhookDelivery.objects.filter(decision__unit_id__in=[forgotten, done]).update(created_at=long_ago)
     WebhookDelivery.objects.filter(decision__unit_id=done).update(
@@ -242,7 +234,7 @@ def test_human_decision_creates_a_delivery_queued_after_commit(
         webhook_url=webhook_receiver.url,
         webhook_secret=SECRET,
     )
-    posted = post_unit(device_client(station), "SN-4")
+    posted = posted_unit(device_client(station), "SN-4")
     inspector = get_user_model().objects.create_user(username="ines", password="unused-password")
     assert posted["status"] == "pending"
     assert not WebhookDelivery.objects.exists()
