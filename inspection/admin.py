@@ -4,6 +4,7 @@ decisions, disagreements and webhook deliveries (read-only records)."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html
@@ -21,6 +22,7 @@ from inspection.models import (
     Unit,
     WebhookDelivery,
 )
+from inspection.services.rollout import challenger_promote, challenger_to_canary, champion_rollback
 from inspection.services.stations import station_changes_record, station_snapshot
 from inspection.services.tasks import task_enqueue
 from inspection.services.webhooks import DELIVER_TASK
@@ -84,6 +86,36 @@ class StationAdmin(admin.ModelAdmin):
         (None, {"fields": ("created_at", "updated_at")}),
     )
     inlines = [DeviceKeyInline, StationChangeInline]
+    actions = ["challenger_canary", "challenger_champion", "champion_back"]
+
+    def has_rollout_permission(self, request) -> bool:
+        return request.user.has_perm("inspection.change_station")
+
+    def _rollout(self, request, queryset, step, done: str) -> None:
+        for station in queryset:
+            try:
+                step(station=station, user=request.user)
+            except ValidationError as error:
+                self.message_user(request, f"{station.slug}: {'; '.join(error.messages)}", messages.ERROR)
+            else:
+                self.message_user(request, f"{station.slug}: {done}", messages.SUCCESS)
+
+    @admin.action(description="Challenger: canary for a tenth of the units", permissions=["rollout"])
+    def challenger_canary(self, request, queryset) -> None:
+        self._rollout(
+            request,
+            queryset,
+            lambda **kwargs: challenger_to_canary(share=0.1, **kwargs),
+            "the challenger decides 10 % of units",
+        )
+
+    @admin.action(description="Challenger: promote to champion", permissions=["rollout"])
+    def challenger_champion(self, request, queryset) -> None:
+        self._rollout(request, queryset, challenger_promote, "the challenger is the champion")
+
+    @admin.action(description="Champion: roll back to the previous one", permissions=["rollout"])
+    def champion_back(self, request, queryset) -> None:
+        self._rollout(request, queryset, champion_rollback, "rolled back to the previous champion")
 
     def get_readonly_fields(self, request, obj=None):
         # The slug is in device integrations' URLs and WebSocket paths: fixed once created.

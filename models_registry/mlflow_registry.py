@@ -128,6 +128,28 @@ def register_model(*, run_id: str, name: str, description: str = "") -> Register
     return RegisteredVersion(name=name, version=int(version.version), run_id=run_id, source=source)
 
 
+def alias_set(*, name: str, alias: str, version: int) -> None:
+    """Point a registry alias (e.g. `screens-1-champion`) of model `name` at `version`."""
+    _client().set_registered_model_alias(name, alias, str(version))
+
+
+def alias_delete(*, name: str, alias: str) -> None:
+    """Remove an alias; nothing happens if the model has no such alias."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client().delete_registered_model_alias(name, alias)
+    except MlflowException as error:
+        if "RESOURCE_DOES_NOT_EXIST" not in str(error.error_code) and "not found" not in str(error).lower():
+            raise
+
+
+def aliases(*, name: str) -> dict[str, int]:
+    """The model's aliases and the versions they point at."""
+    model = _client().get_registered_model(name)
+    return {alias: int(version) for alias, version in model.aliases.items()}
+
+
 def latest_version(name: str) -> int | None:
     client = _client()
     versions = client.search_model_versions(f"name = '{name}'")

@@ -1,0 +1,120 @@
+"""A new model's way in, by a supervisor: challenger in shadow → canary (a share) → champion,
+and a one-step rollback to the previous champion.
+
+Each step is a settings change of the station, so it is recorded like any other (who, when,
+old → new, with the step named in the note), and the MLflow registry aliases follow:
+`<station>-champion` and `<station>-challenger` on the registered model of each version.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from inspection.models import RolloutMode, Station, StationChange
+from inspection.services.stations import station_update
+from models_registry import mlflow_registry
+from models_registry.models import ModelVersion
+from models_registry.selectors import UnknownModel, model_version_get
+
+
+def champion_alias(station: Station) -> str:
+    return f"{station.slug}-champion"
+
+
+def challenger_alias(station: Station) -> str:
+    return f"{station.slug}-challenger"
+
+
+def challenger_set(*, station: Station, model_version: ModelVersion, user) -> Station:
+    """Make `model_version` the station's challenger, in shadow: it predicts every unit off the
+    request path and decides none."""
+    if station.champion_id == model_version.pk:
+        raise ValidationError(f"{model_version} is already the champion of {station.slug}")
+    previous = station.challenger
+    with transaction.atomic():
+        station_update(
+            station=station,
+            changes={"challenger": model_version, "rollout_mode": RolloutMode.SHADOW},
+            user=user,
+            note="challenger in shadow",
+        )
+        transaction.on_commit(lambda: _move_challenger_alias(station, previous, model_version))
+    station.refresh_from_db()
+    return station
+
+
+def challenger_to_canary(*, station: Station, share: float, user) -> Station:
+    """Let the challenger decide a sticky `share` of the station's units."""
+    if station.challenger_id is None:
+        raise ValidationError(f"station {station.slug} has no challenger to put in canary")
+    if not 0 < share <= 1:
+        raise ValidationError(f"a canary share is between 0 and 1, not {share}")
+    station_update(
+        station=station,
+        changes={"rollout_mode": RolloutMode.CANARY, "canary_share": share},
+        user=user,
+        note=f"canary at {share:.0%}",
+    )
+    station.refresh_from_db()
+    return station
+
+
+def challenger_promote(*, station: Station, user) -> Station:
+    """The challenger becomes champion; the station has no challenger after."""
+    challenger, champion = station.challenger, station.champion
+    if challenger is None:
+        raise ValidationError(f"station {station.slug} has no challenger to promote")
+    with transaction.atomic():
+        station_update(
+            station=station,
+            changes={"champion": challenger, "challenger": None, "rollout_mode": RolloutMode.SHADOW},
+            user=user,
+            note="challenger promoted to champion",
+        )
+        transaction.on_commit(lambda: _promote_aliases(station, champion, challenger))
+    station.refresh_from_db()
+    return station
+
+
+def champion_rollback(*, station: Station, user) -> Station:
+    """Back to the champion before the last change of champion (one step)."""
+    last = (
+        StationChange.objects.filter(station=station, field="champion").exclude(old_value=None).first()
+    )  # newest first
+    if last is None:
+        raise ValidationError(f"station {station.slug} has had no earlier champion to roll back to")
+    try:
+        previous = model_version_get(reference=str(last.old_value))
+    except UnknownModel as error:
+        raise ValidationError(f"the earlier champion {last.old_value} is gone: {error}") from error
+    if previous.pk == station.champion_id:
+        raise ValidationError(f"{previous} is already the champion of {station.slug}")
+    current, challenger = station.champion, station.challenger
+    with transaction.atomic():
+        station_update(
+            station=station,
+            changes={"champion": previous, "challenger": None, "rollout_mode": RolloutMode.SHADOW},
+            user=user,
+            note=f"rolled back to {previous.name}:{previous.version}",
+        )
+        transaction.on_commit(lambda: _promote_aliases(station, current, previous, challenger))
+    station.refresh_from_db()
+    return station
+
+
+def _move_challenger_alias(station: Station, previous: ModelVersion | None, new: ModelVersion) -> None:
+    if previous is not None and previous.name != new.name:
+        mlflow_registry.alias_delete(name=previous.name, alias=challenger_alias(station))
+    mlflow_registry.alias_set(name=new.name, alias=challenger_alias(station), version=new.version)
+
+
+def _promote_aliases(
+    station: Station, old: ModelVersion | None, new: ModelVersion, challenger: ModelVersion | None = None
+) -> None:
+    """`<station>-champion` on the new champion only; no `<station>-challenger` left anywhere."""
+    for version in {v.name: v for v in (old, new, challenger) if v is not None}.values():
+        mlflow_registry.alias_delete(name=version.name, alias=challenger_alias(station))
+        if version.name != new.name:
+            mlflow_registry.alias_delete(name=version.name, alias=champion_alias(station))
+    mlflow_registry.alias_set(name=new.name, alias=champion_alias(station), version=new.version)
