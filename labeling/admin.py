@@ -1,6 +1,36 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import FileResponse
 
+from labeling.exporters.services import DatasetExportError, dataset_export_zip
 from labeling.models import Annotation, Dataset, DatasetItem, ImageAsset
+
+EXPORT_TITLES = {"coco": "COCO", "yolo": "YOLO", "voc": "Pascal VOC", "labelstudio": "Label Studio JSON"}
+
+
+def _export_action(format: str, title: str):
+    """An admin action downloading one data set as a zip in `format` (what `export_dataset`
+    writes; the zip's `.loupe-export` manifest lists what was left out or approximated)."""
+
+    @admin.action(description=f"Export as {title} (zip)", permissions=["view"])
+    def export(model_admin: admin.ModelAdmin, request, queryset):
+        if queryset.count() != 1:
+            model_admin.message_user(request, "Select exactly one data set to export.", messages.WARNING)
+            return None
+        dataset = queryset.get()
+        try:
+            archive, _summary = dataset_export_zip(dataset=dataset, format=format)
+        except DatasetExportError as error:
+            model_admin.message_user(request, f"Export failed: {error}", messages.ERROR)
+            return None
+        return FileResponse(
+            archive,
+            as_attachment=True,
+            filename=f"{dataset.name}-{format}.zip",
+            content_type="application/zip",
+        )
+
+    export.__name__ = f"export_{format}"
+    return export
 
 
 @admin.register(Dataset)
@@ -8,6 +38,7 @@ class DatasetAdmin(admin.ModelAdmin):
     list_display = ("name", "source_format", "class_list", "item_count", "created_at")
     search_fields = ("name",)
     readonly_fields = ("created_at",)
+    actions = [_export_action(format, title) for format, title in EXPORT_TITLES.items()]
 
     @admin.display(description="classes")
     def class_list(self, dataset: Dataset) -> str:

@@ -171,3 +171,15 @@ def encode_brush_rle(mask: np.ndarray) -> list[int]:
         index = end
     bits.extend([0] * (-len(bits) % 8))
     return [int("".join(map(str, bits[start : start + 8])), 2) for start in range(0, len(bits), 8)]
+
+
+def labelstudio_result(result_type: str, value: dict, width: int = 40, height: int = 20) -> dict:
+    """One entry of a Label Studio task's annotation `result` list."""
+    return {
+        "type": result_type,
+        "value": value,
+        "from_name": "label",
+        "to_name": "image",
+        "original_width": width,
+        "original_height": height,
+    }

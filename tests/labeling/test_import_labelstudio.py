@@ -8,6 +8,7 @@ from tests.labeling.factories import (
     annotations_of,
     encode_brush_rle,
     import_dataset,
+    labelstudio_result,
     mask_array,
     row_counts,
     stored_files,
@@ -27,17 +28,6 @@ def brush_mask():
     return mask
 
 
-def result(result_type, value, width=40, height=20):
-    return {
-        "type": result_type,
-        "value": value,
-        "from_name": "label",
-        "to_name": "image",
-        "original_width": width,
-        "original_height": height,
-    }
-
-
 def make_export(root):
     write_image(root / "images" / "boxes.jpg", size=(40, 20), seed=1)
     write_image(root / "images" / "cancel.jpg", size=(40, 20), seed=2)
@@ -53,7 +43,7 @@ def make_export(root):
                 {
                     "was_cancelled": False,
                     "result": [
-                        result(
+                        labelstudio_result(
                             "rectanglelabels",
                             {
                                 "x": 25,
@@ -64,28 +54,28 @@ def make_export(root):
                                 "rectanglelabels": ["scratch"],
                             },
                         ),
-                        result(
+                        labelstudio_result(
                             "polygonlabels",
                             {"points": [[10, 10], [50, 10], [50, 50]], "polygonlabels": ["dent"]},
                         ),
-                        result("relation", {}),
+                        labelstudio_result("relation", {}),
                     ],
                 }
             ],
-            "predictions": [{"result": [result("choices", {"choices": ["bogus"]})]}],
+            "predictions": [{"result": [labelstudio_result("choices", {"choices": ["bogus"]})]}],
         },
         {
             "id": 2,
             "data": {"image": "/data/local-files/?d=images/cancel.jpg"},
             "annotations": [
-                {"was_cancelled": True, "result": [result("choices", {"choices": ["crack"]})]},
-                {"was_cancelled": False, "result": [result("choices", {"choices": ["chip"]})]},
+                {"was_cancelled": True, "result": [labelstudio_result("choices", {"choices": ["crack"]})]},
+                {"was_cancelled": False, "result": [labelstudio_result("choices", {"choices": ["chip"]})]},
             ],
         },
         {
             "id": 3,
             "data": {"image": "/data/upload/4/1a2b3c4d-upload.jpg"},
-            "annotations": [{"result": [result("choices", {"choices": ["No defect"]})]}],
+            "annotations": [{"result": [labelstudio_result("choices", {"choices": ["No defect"]})]}],
         },
         {
             "id": 4,
@@ -93,7 +83,7 @@ def make_export(root):
             "annotations": [
                 {
                     "result": [
-                        result(
+                        labelstudio_result(
                             "brushlabels",
                             {
                                 "format": "rle",
@@ -109,7 +99,7 @@ def make_export(root):
         {
             "id": 6,
             "data": {"image": "http://example.com/media/ok.jpg"},
-            "annotations": [{"result": [result("choices", {"choices": ["PASS"]})]}],
+            "annotations": [{"result": [labelstudio_result("choices", {"choices": ["PASS"]})]}],
         },
     ]
     return write_json(root / "export.json", tasks)
@@ -151,7 +141,7 @@ def test_rotated_rectangle_becomes_a_polygon_with_its_box(tmp_path):
         [
             {
                 "data": {"image": "a.jpg"},
-                "annotations": [{"result": [result("rectanglelabels", value, 100, 100)]}],
+                "annotations": [{"result": [labelstudio_result("rectanglelabels", value, 100, 100)]}],
             }
         ],
     )
@@ -178,7 +168,7 @@ def test_labelstudio_bad_tasks_are_named(tmp_path, media_root):
             "annotations": [
                 {
                     "result": [
-                        result(
+                        labelstudio_result(
                             "rectanglelabels",
                             {"x": 90, "y": 0, "width": 50, "height": 10, "rectanglelabels": ["x"]},
                         )
@@ -192,7 +182,7 @@ def test_labelstudio_bad_tasks_are_named(tmp_path, media_root):
             "annotations": [
                 {
                     "result": [
-                        result(
+                        labelstudio_result(
                             "brushlabels",
                             {
                                 "format": "rle",
