@@ -93,3 +93,33 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.label}"
+
+
+class DatasetSnapshot(models.Model):
+    """An immutable version of a data set: which items, with which annotation rows, in which split.
+
+    Training reads a snapshot, never the live data set, so a model version names exactly what it
+    learned from and is evaluated on; the test split inside it never changes across versions.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="snapshots")
+    version = models.PositiveIntegerField()
+    classes = models.JSONField(default=list)
+    # [{"item": id, "sha256": ..., "split": ..., "annotations": [ids]}, ...], ordered by item id.
+    manifest = models.JSONField(default=list)
+    counts = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "version"], name="unique_snapshot_version"),
+        ]
+        ordering = ["dataset", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}@{self.version}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("a data set snapshot is immutable: make a new one")
+        super().save(*args, **kwargs)

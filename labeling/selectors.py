@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import Prefetch
 
 from labeling.models import Annotation, AnnotationKind, Dataset, DatasetItem
@@ -20,11 +22,11 @@ def dataset_get(*, name: str) -> Dataset:
         raise UnknownDataset(f"no dataset named {name!r} (datasets: {known})") from None
 
 
-def item_sample(item: DatasetItem) -> Sample:
-    """One item and its annotations as the model's plain `Sample`."""
+def item_sample(item: DatasetItem, annotations: Iterable[Annotation] | None = None) -> Sample:
+    """One item and its annotations (or just `annotations`, e.g. a snapshot's) as a `Sample`."""
     boxes, polygons, masks, classes = [], [], [], set()
     no_defect = False
-    for annotation in item.annotations.all():
+    for annotation in item.annotations.all() if annotations is None else annotations:
         if annotation.kind == AnnotationKind.NO_DEFECT:
             no_defect = True
         elif annotation.kind == AnnotationKind.IMAGE_CLASS:
