@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+from models_registry.ml.calibration import loosest_bound_within
+
 
 class Level(StrEnum):
     HUMAN = "human"
@@ -78,16 +80,13 @@ def certified_threshold(risk_control: Mapping[str, Mapping], target_escape_rate:
     bounds no looser than the target, the loosest certified one is used (it automates the most while
     still meeting the target); None when no such bound was certified.
     """
-    best_alpha, best_threshold = -1.0, None
-    for alpha_text, entry in risk_control.items():
-        alpha = float(alpha_text)
-        if alpha > target_escape_rate + 1e-12 or not entry.get("certified"):
-            continue
-        if entry.get("threshold") is None:
-            continue
-        if alpha > best_alpha:
-            best_alpha, best_threshold = alpha, float(entry["threshold"])
-    return best_threshold
+    certified = [
+        alpha
+        for alpha, entry in risk_control.items()
+        if entry.get("certified") and entry.get("threshold") is not None
+    ]
+    alpha = loosest_bound_within(certified, target_escape_rate)
+    return None if alpha is None else float(risk_control[alpha]["threshold"])
 
 
 def decide(

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from models_registry.ml.calibration import loosest_bound_within
+
 
 @dataclass(frozen=True)
 class GateMargins:
@@ -31,10 +33,8 @@ class GateResult:
 def coverage_at(metrics: Mapping, target_escape_rate: float) -> float:
     """Test coverage at the loosest error bound no looser than the target (0 if none)."""
     table = metrics.get("coverage_at_error") or {}
-    bounds = [alpha for alpha in table if float(alpha) <= target_escape_rate + 1e-12]
-    if not bounds:
-        return 0.0
-    return float(table[max(bounds, key=float)] or 0.0)
+    alpha = loosest_bound_within(table, target_escape_rate)
+    return 0.0 if alpha is None else float(table[alpha] or 0.0)
 
 
 def gate_decide(

@@ -12,7 +12,7 @@ certified; with too little data none is, and the model is not allowed to decide 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -149,6 +149,13 @@ def certify_threshold(
             f"no threshold keeps the error below {alpha:g} with confidence {1 - delta:g}",
         )
     return best
+
+
+def loosest_bound_within(alphas: Iterable[str | float], target: float) -> str | float | None:
+    """Of the error bounds `alphas` (keys of a risk-control or coverage table), the loosest one
+    that still meets `target`; None when every bound is looser."""
+    within = [alpha for alpha in alphas if float(alpha) <= target + 1e-12]
+    return max(within, key=float) if within else None
 
 
 def risk_control_table(
