@@ -137,6 +137,7 @@ MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = LOUPE_DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns at start-up about a missing folder
 # WhiteNoise serves static files from the ASGI app itself (no separate web server needed);
 # `run_stack` collects them, and the finders cover a checkout that has not.
 WHITENOISE_USE_FINDERS = True
