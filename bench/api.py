@@ -39,11 +39,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import OUT, REPOSITORY, embedded_environment, manage, write_result  # noqa: E402
+from common import OUT, REPOSITORY, Backends, embedded_environment, manage, write_result  # noqa: E402
 from predictor_speed import percentile, starter_bundle  # noqa: E402
 
-LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432"
-LOCAL_REDIS = "redis://127.0.0.1:6379"
 STATION = "bench-line"
 MODEL_NAME = "loupe-demo"
 IMAGE_COUNT = 64
@@ -82,75 +80,6 @@ def unit_images(count: int, seed: int) -> list[bytes]:
             path.write_bytes(buffer.getvalue())
         images.append(path.read_bytes())
     return images
-
-
-class Backends:
-    """PostgreSQL and Redis on this machine when they answer, else the embedded ones.
-
-    The database is created for the run and dropped after it; the Redis database number is a
-    test-run slot (tests/run.py's), so no test run on this machine uses it meanwhile.
-    """
-
-    def __init__(self, data_dir: Path, *, embedded: bool) -> None:
-        import psycopg
-
-        from config.embedded import redis_answers, start_embedded_redis
-        from tests.run import acquire_slot
-
-        self.slot, self._slot_lock = acquire_slot()
-        self.database_name = f"loupe_bench_api_{self.slot}"
-        self.database_url = ""
-        self.redis_url = ""
-        self._embedded_redis = None
-        if not embedded and _postgres_answers():
-            with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", autocommit=True) as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
-                connection.execute(f'CREATE DATABASE "{self.database_name}"')
-            self.database_url = f"{LOCAL_POSTGRES}/{self.database_name}"
-        if not embedded and redis_answers(LOCAL_REDIS):
-            self.redis_url = f"{LOCAL_REDIS}/{self.slot}"
-        else:
-            self._embedded_redis = start_embedded_redis(data_dir)
-
-    def describe(self) -> dict[str, str]:
-        return {
-            "database": f"PostgreSQL {self.database_url}" if self.database_url else "SQLite (embedded)",
-            "redis": self.redis_url or "embedded Redis (unix socket)",
-        }
-
-    def environment(self) -> dict[str, str]:
-        # Empty means "embedded" to the settings.
-        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, "MLFLOW_TRACKING_URI": ""}
-
-    def close(self) -> None:
-        import psycopg
-        import redis
-
-        if self.database_url:
-            with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", autocommit=True) as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
-        if self.redis_url:
-            client = redis.Redis.from_url(self.redis_url)
-            client.flushdb()
-            client.close()
-        if self._embedded_redis is not None:
-            self._embedded_redis.stop()
-        self._slot_lock.close()
-
-
-def _postgres_answers() -> bool:
-    import psycopg
-
-    try:
-        with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", connect_timeout=3) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.Error:
-        return False
-    return True
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgres://", "postgresql://", 1)
 
 
 def station_prepare(bundle: Path, data_dir: Path) -> tuple[object, str]:
@@ -393,7 +322,7 @@ def main() -> None:
     print(f"starter model bundle: {bundle}", flush=True)
     images = unit_images(IMAGE_COUNT, args.seed)
     data_dir = Path(tempfile.mkdtemp(prefix="loupe-bench-api-"))
-    backends = Backends(data_dir, embedded=args.embedded)
+    backends = Backends(data_dir, embedded=args.embedded, name="api")
     server = None
     django_ready = False
     try:

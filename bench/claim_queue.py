@@ -33,11 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import write_result  # noqa: E402
+from common import LOCAL_POSTGRES, Backends, embedded_environment, write_result  # noqa: E402
 from predictor_speed import percentile  # noqa: E402
 
-LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432"
-LOCAL_REDIS = "redis://127.0.0.1:6379"
 # (slug, automation level, why its pending units wait for a person)
 STATIONS = (
     ("bench-assisted", "assisted", "assisted"),
@@ -63,73 +61,6 @@ class Claim:
     held_from: float
     held_until: float
     outcome: str  # "decided", "released" or "empty"
-
-
-class ThrowawayDatabase:
-    """A PostgreSQL database for the run, and a Redis database for the events the decisions
-    publish (a test-run slot, as bench/api.py uses, or an embedded Redis when none answers)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        import psycopg
-
-        from config.embedded import redis_answers, start_embedded_redis
-        from tests.run import acquire_slot
-
-        if not _postgres_answers():
-            raise SystemExit(
-                f"refused: PostgreSQL does not answer at {LOCAL_POSTGRES} (this benchmark measures "
-                "PostgreSQL's row locks and partial index; SQLite would say nothing about them)"
-            )
-        self.slot, self._slot_lock = acquire_slot()
-        self.name = f"loupe_bench_claim_queue_{self.slot}"
-        with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-            connection.execute(f'CREATE DATABASE "{self.name}"')
-        self.url = f"{LOCAL_POSTGRES}/{self.name}"
-        self._embedded_redis = None
-        if redis_answers(LOCAL_REDIS):
-            self.redis_url = f"{LOCAL_REDIS}/{self.slot}"
-        else:
-            self._embedded_redis = start_embedded_redis(data_dir)
-            self.redis_url = ""
-
-    def environment(self, data_dir: Path) -> dict[str, str]:
-        return {
-            "DATABASE_URL": self.url,
-            "REDIS_URL": self.redis_url,
-            "MLFLOW_TRACKING_URI": "",
-            "LOUPE_DATA_DIR": str(data_dir),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-        }
-
-    def drop(self) -> None:
-        import psycopg
-        import redis
-
-        with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        if self.redis_url:
-            client = redis.Redis.from_url(self.redis_url)
-            client.flushdb()
-            client.close()
-        if self._embedded_redis is not None:
-            self._embedded_redis.stop()
-        self._slot_lock.close()
-
-
-def _postgres_answers() -> bool:
-    import psycopg
-
-    try:
-        with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", connect_timeout=3) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.Error:
-        return False
-    return True
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgres://", "postgresql://", 1)
 
 
 def stations_and_inspectors(inspector_count: int) -> tuple[dict, list]:
@@ -412,14 +343,25 @@ def main() -> None:
 
     data_dir = Path(tempfile.mkdtemp(prefix="loupe-bench-claim-"))
     try:
-        database = ThrowawayDatabase(data_dir)
+        database = Backends(data_dir, embedded=False, name="claim_queue")
     except BaseException:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise
     django_ready = False
     try:
-        print(f"database: PostgreSQL {database.url}", flush=True)
-        os.environ.update(database.environment(data_dir))
+        if not database.database_url:
+            raise SystemExit(
+                f"refused: PostgreSQL does not answer at {LOCAL_POSTGRES} (this benchmark measures "
+                "PostgreSQL's row locks and partial index; SQLite would say nothing about them)"
+            )
+        print(f"database: {database.describe()['database']}", flush=True)
+        os.environ.update(
+            {
+                **embedded_environment(data_dir),
+                **database.environment(),
+                "DJANGO_SETTINGS_MODULE": "config.settings",
+            }
+        )
         import django
 
         django.setup()
@@ -496,7 +438,7 @@ def main() -> None:
 
             connections.close_all()
             connections["default"].close_pool()
-        database.drop()
+        database.close()
         shutil.rmtree(data_dir, ignore_errors=True)
     path = write_result("claim_queue", result)
     print(f"written to {path}")

@@ -55,3 +55,77 @@ def write_result(name: str, result: dict) -> Path:
     path = OUT / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
     return path
+
+
+LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432"
+LOCAL_REDIS = "redis://127.0.0.1:6379"
+
+
+class Backends:
+    """PostgreSQL and Redis on this machine when they answer, else the embedded ones.
+
+    The database (`loupe_bench_<name>_<slot>`) is created for the run and dropped after it; the
+    Redis database number is a test-run slot (tests/run.py's), so no test run on this machine
+    uses it meanwhile.
+    """
+
+    def __init__(self, data_dir: Path, *, embedded: bool, name: str) -> None:
+        import psycopg
+
+        from config.embedded import redis_answers, start_embedded_redis
+        from tests.run import acquire_slot
+
+        self.slot, self._slot_lock = acquire_slot()
+        self.database_name = f"loupe_bench_{name}_{self.slot}"
+        self.database_url = ""
+        self.redis_url = ""
+        self._embedded_redis = None
+        if not embedded and _postgres_answers():
+            with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+                connection.execute(f'CREATE DATABASE "{self.database_name}"')
+            self.database_url = f"{LOCAL_POSTGRES}/{self.database_name}"
+        if not embedded and redis_answers(LOCAL_REDIS):
+            self.redis_url = f"{LOCAL_REDIS}/{self.slot}"
+        else:
+            self._embedded_redis = start_embedded_redis(data_dir)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "database": f"PostgreSQL {self.database_url}" if self.database_url else "SQLite (embedded)",
+            "redis": self.redis_url or "embedded Redis (unix socket)",
+        }
+
+    def environment(self) -> dict[str, str]:
+        # Empty means "embedded" to the settings.
+        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, "MLFLOW_TRACKING_URI": ""}
+
+    def close(self) -> None:
+        import psycopg
+        import redis
+
+        if self.database_url:
+            with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+        if self.redis_url:
+            client = redis.Redis.from_url(self.redis_url)
+            client.flushdb()
+            client.close()
+        if self._embedded_redis is not None:
+            self._embedded_redis.stop()
+        self._slot_lock.close()
+
+
+def _postgres_answers() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(f"{_libpq(LOCAL_POSTGRES)}/postgres", connect_timeout=3) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgres://", "postgresql://", 1)

@@ -27,8 +27,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from api import Backends, Server, station_prepare, unit_images  # noqa: E402
-from common import embedded_environment, manage, write_result  # noqa: E402
+from api import Server, station_prepare, unit_images  # noqa: E402
+from common import Backends, embedded_environment, manage, write_result  # noqa: E402
 from predictor_speed import percentile, starter_bundle  # noqa: E402
 
 CHROMIUM = os.environ.get("LOUPE_CHROMIUM", "/usr/bin/chromium")
@@ -50,7 +50,7 @@ def main() -> None:
     bundle = starter_bundle()
     images = unit_images(64, 0)
     data_dir = Path(tempfile.mkdtemp(prefix="loupe-bench-station-"))
-    backends = Backends(data_dir, embedded=args.embedded)
+    backends = Backends(data_dir, embedded=args.embedded, name="station_page")
     server = None
     try:
         environment = {**embedded_environment(data_dir), **backends.environment()}
