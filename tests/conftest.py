@@ -115,36 +115,16 @@ def live_celery_worker(transactional_db, media_root: Path, redis_client, tmp_pat
     The broker database is emptied first, so the worker only sees tasks sent by this test.
     Data the test writes is visible to the worker because `transactional_db` commits it.
     """
-    from django.conf import settings
-    from django.db import connection
-
     from config.celery import app
 
     hostname = f"loupe-test-{uuid.uuid4().hex[:8]}@localhost"
-    environment = dict(os.environ)
-    environment["LOUPE_MEDIA_ROOT"] = str(settings.MEDIA_ROOT)
-    environment["PYTHONUNBUFFERED"] = "1"
-    if connection.vendor != "sqlite":
-        environment["DATABASE_URL"] = _database_url_with_name(
-            os.environ["DATABASE_URL"], connection.settings_dict["NAME"]
-        )
     log_path = tmp_path / "celery-worker.log"
     command = [
         sys.executable, "-m", "celery", "-A", "config", "worker",
         "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO",
         "--hostname", hostname, "--without-mingle", "--without-gossip",
     ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPOSITORY,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
+    process = start_test_process(command, log_path=log_path)
     worker = LiveCeleryWorker(hostname=hostname, process=process, log_path=log_path)
     try:
         _wait_for_worker(app, worker)
@@ -166,13 +146,44 @@ def _wait_for_worker(app, worker: LiveCeleryWorker) -> None:
 
 
 def _stop_worker(worker: LiveCeleryWorker) -> None:
-    if worker.process.poll() is None:
-        worker.process.send_signal(signal.SIGTERM)
+    stop_test_process(worker.process, timeout=WORKER_STOP_TIMEOUT_SECONDS)
+
+
+def start_test_process(command: list[str], *, log_path: Path) -> subprocess.Popen:
+    """A subprocess of the system (a Celery worker, a web server) on this test's database, Redis
+    and media root, its output in `log_path`, killed with the test run if that dies."""
+    from django.conf import settings
+    from django.db import connection
+
+    environment = dict(os.environ)
+    environment["LOUPE_MEDIA_ROOT"] = str(settings.MEDIA_ROOT)
+    environment["PYTHONUNBUFFERED"] = "1"
+    if connection.vendor != "sqlite":
+        environment["DATABASE_URL"] = _database_url_with_name(
+            os.environ["DATABASE_URL"], connection.settings_dict["NAME"]
+        )
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            command,
+            cwd=REPOSITORY,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
+
+
+def stop_test_process(process: subprocess.Popen, *, timeout: float) -> None:
+    """SIGTERM, then after `timeout` SIGKILL for its whole process group."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            worker.process.wait(timeout=WORKER_STOP_TIMEOUT_SECONDS)
+            process.wait(timeout=timeout)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(worker.process.pid, signal.SIGKILL)
-    worker.process.wait()
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _database_url_with_name(url: str, name: str) -> str:

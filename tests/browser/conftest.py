@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,8 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from config.embedded import die_with_parent
-from tests.conftest import REPOSITORY, _database_url_with_name
+from tests.conftest import start_test_process, stop_test_process
 from tests.inspection.conftest import device_client, make_model_version, make_station, tiny_bundle  # noqa: F401
 
 CHROMIUM = os.environ.get("LOUPE_CHROMIUM", "/usr/bin/chromium")
@@ -74,44 +72,19 @@ def _free_port() -> int:
 @pytest.fixture
 def asgi_server(transactional_db, media_root: Path, redis_client, tmp_path: Path) -> Iterator[AsgiServer]:
     """uvicorn on the test database (committed by `transactional_db`), Redis and media root."""
-    from django.db import connection
-
     port = _free_port()
-    environment = dict(os.environ)
-    environment["LOUPE_MEDIA_ROOT"] = str(media_root)
-    environment["PYTHONUNBUFFERED"] = "1"
-    if connection.vendor != "sqlite":
-        environment["DATABASE_URL"] = _database_url_with_name(
-            os.environ["DATABASE_URL"], connection.settings_dict["NAME"]
-        )
     log_path = tmp_path / "uvicorn.log"
     command = [
         sys.executable, "-m", "uvicorn", "config.asgi:application",
         "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
     ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPOSITORY,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
+    process = start_test_process(command, log_path=log_path)
     server = AsgiServer(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
     try:
         _wait_until_serving(server)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        stop_test_process(process, timeout=10)
 
 
 def _wait_until_serving(server: AsgiServer) -> None:
