@@ -260,7 +260,7 @@ def write_dataset(
             "info": {
                 "description": "Loupe synthetic phone-screen units",
                 "seed": seed,
-                "config": _config_as_dict(config),
+                "config": config_as_dict(config),
             },
             "categories": [
                 {"id": number, "name": name, "supercategory": "defect"}
@@ -316,7 +316,8 @@ def _choose_label(rng: np.random.Generator, config: SyntheticConfig) -> str:
     return DEFECT_CLASSES[min(int(class_draw * len(DEFECT_CLASSES)), len(DEFECT_CLASSES) - 1)]
 
 
-def _config_as_dict(config: SyntheticConfig) -> dict:
+def config_as_dict(config: SyntheticConfig) -> dict:
+    """The generator's settings as plain JSON values (size and drift knobs)."""
     return {
         "width": config.width,
         "height": config.height,

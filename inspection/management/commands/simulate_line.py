@@ -35,7 +35,7 @@ from inspection.authentication import KEYWORD, device_from_key
 from inspection.models import Station
 from inspection.selectors import station_get
 from inspection.services.stations import device_key_create
-from models_registry.ml.synthetic import NEW_DEFECT_CLASSES, SyntheticConfig, generate_unit
+from models_registry.ml.synthetic import NEW_DEFECT_CLASSES, SyntheticConfig, config_as_dict, generate_unit
 from models_registry.ml.types import NO_DEFECT
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -428,15 +428,10 @@ def _check_key(key: str, station: Station) -> None:
 
 
 def _drift(config: SyntheticConfig) -> dict:
-    return {
-        "defect_rate": config.defect_rate,
-        "brightness": config.brightness,
-        "contrast": config.contrast,
-        "blur": config.blur,
-        "color_cast": list(config.color_cast),
-        "new_defect": config.new_defect,
-        "new_defect_rate": config.new_defect_rate if config.new_defect else None,
-    }
+    drift = {key: value for key, value in config_as_dict(config).items() if key not in ("width", "height")}
+    if not config.new_defect:
+        drift["new_defect_rate"] = None
+    return drift
 
 
 def _json_or_none(response: requests.Response):
