@@ -39,7 +39,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import OUT, REPOSITORY, Backends, embedded_environment, manage, write_result  # noqa: E402
+from common import OUT, REPOSITORY, Backends, embedded_environment, goal_check, manage, write_result  # noqa: E402
 from predictor_speed import percentile, starter_bundle  # noqa: E402
 
 STATION = "bench-line"
@@ -407,19 +407,23 @@ def report(
     goals = {}
     if 1 in by_clients and by_clients[1]["latency_ms"]["p50"] is not None:
         ratio = by_clients[1]["latency_ms"]["p50"] / pipeline_p50
-        goals["one_client_p50_over_pipeline"] = _goal(
+        goals["one_client_p50_over_pipeline"] = goal_check(
             ratio, GOAL_ONE_CLIENT_P50_OVER_PIPELINE, ratio <= GOAL_ONE_CLIENT_P50_OVER_PIPELINE
         )
     if phases:
         most = 16 if 16 in by_clients else max(by_clients)
         ratio = by_clients[most]["throughput_per_second"] / limit
         goals["sixteen_clients_throughput_over_predictor"] = {
-            **_goal(ratio, GOAL_SIXTEEN_CLIENTS_OVER_PREDICTOR, ratio >= GOAL_SIXTEEN_CLIENTS_OVER_PREDICTOR),
+            **goal_check(
+                ratio, GOAL_SIXTEEN_CLIENTS_OVER_PREDICTOR, ratio >= GOAL_SIXTEEN_CLIENTS_OVER_PREDICTOR
+            ),
             "measured_at_clients": most,
         }
     errors = sum(phase["errors"] for phase in phases) + warmup_errors
-    goals["errors"] = _goal(errors, 0, errors == 0)
-    goals["lost"] = _goal(stored["lost"], 0, stored["lost"] == 0 and stored["accepted"] == stored["stored"])
+    goals["errors"] = goal_check(errors, 0, errors == 0)
+    goals["lost"] = goal_check(
+        stored["lost"], 0, stored["lost"] == 0 and stored["accepted"] == stored["stored"]
+    )
 
     print()
     print("| clients | requests | errors | p50 ms | p95 ms | p99 ms | units/s | model in server p50 ms |")
@@ -458,10 +462,6 @@ def report(
         "units": stored,
         "goals": goals,
     }
-
-
-def _goal(measured: float, goal: float, met: bool) -> dict:
-    return {"measured": measured, "goal": goal, "met": met}
 
 
 def _ms(value: float | None) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import LOCAL_POSTGRES, Backends, embedded_environment, write_result  # noqa: E402
+from common import LOCAL_POSTGRES, Backends, embedded_environment, goal_check, write_result  # noqa: E402
 from predictor_speed import percentile  # noqa: E402
 
 # (slug, automation level, why its pending units wait for a person)
@@ -477,13 +477,13 @@ def report(
             f"{latency['max']:.2f} | {phase['claims_per_second']:.1f} |"
         )
     goals = {
-        f"claim_p95_ms_{phase['threads']}_threads": _goal(
+        f"claim_p95_ms_{phase['threads']}_threads": goal_check(
             phase["claim_ms"]["p95"], GOAL_P95_MS, phase["claim_ms"]["p95"] <= GOAL_P95_MS
         )
         for phase in phases
     }
     double_claims = sum(len(phase["double_claims"]) for phase in phases)
-    goals["double_claims"] = _goal(double_claims, 0, double_claims == 0)
+    goals["double_claims"] = goal_check(double_claims, 0, double_claims == 0)
     print()
     for name, goal in goals.items():
         print(f"{name}: {goal['measured']:.3g} (goal {goal['goal']}) {'met' if goal['met'] else 'NOT met'}")
@@ -509,10 +509,6 @@ def report(
         "consistency": consistency,
         "goals": goals,
     }
-
-
-def _goal(measured: float, goal: float, met: bool) -> dict:
-    return {"measured": measured, "goal": goal, "met": met}
 
 
 if __name__ == "__main__":

@@ -50,6 +50,11 @@ def require_dataset(name: str) -> Path:
     return path
 
 
+def goal_check(measured: float, goal: float, met: bool) -> dict:
+    """One goal as the results JSON records it."""
+    return {"measured": measured, "goal": goal, "met": met}
+
+
 def write_result(name: str, result: dict) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"
