@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from inspection.models import DecisionEvent, Station, Unit, UnitStatus
@@ -60,14 +60,15 @@ class QueueStats:
 
 def queue_stats(*, station: Station, now: datetime | None = None) -> QueueStats:
     now = now or timezone.now()
-    pending = Unit.objects.filter(station=station, status=UnitStatus.PENDING)
-    figures = pending.aggregate(oldest=Min("received_at"))
-    claimed = pending.filter(claimed_by__isnull=False, claim_expires_at__gte=now).count()
-    count = pending.count()
+    figures = Unit.objects.filter(station=station, status=UnitStatus.PENDING).aggregate(
+        pending=Count("id"),
+        claimed=Count("id", filter=Q(claimed_by__isnull=False, claim_expires_at__gte=now)),
+        oldest=Min("received_at"),
+    )
     oldest = figures["oldest"]
     return QueueStats(
-        pending=count,
-        unclaimed=count - claimed,
+        pending=figures["pending"],
+        unclaimed=figures["pending"] - figures["claimed"],
         oldest_pending_seconds=(now - oldest).total_seconds() if oldest else None,
     )
 
