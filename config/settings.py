@@ -169,6 +169,10 @@ LOUPE_LONG_POLL_MAX_SECONDS = 30
 # An inspector's claim on a unit; unfinished after this, the unit returns to the queue.
 LOUPE_CLAIM_SECONDS = int(os.environ.get("LOUPE_CLAIM_SECONDS", "120"))
 LOUPE_SHIFT_HOURS = 8
+# Labeling: how long a labeler or reviewer holds a task, and below which margin |2p - 1| a unit
+# the model decided alone still goes to the labeling queue.
+LOUPE_LABEL_CLAIM_SECONDS = int(os.environ.get("LOUPE_LABEL_CLAIM_SECONDS", "600"))
+LOUPE_LABEL_UNCERTAIN_MARGIN = float(os.environ.get("LOUPE_LABEL_UNCERTAIN_MARGIN", "0.5"))
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/stations/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

@@ -13,6 +13,7 @@ urlpatterns = [
     path("stations/<slug:slug>/", pages.station_page, name="station-page"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("inspection.urls")),
+    path("api/v1/labeling/", include("labeling.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("api/v1/docs/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-docs"),
 ]

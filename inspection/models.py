@@ -64,6 +64,34 @@ class Station(models.Model):
     canary_share = models.FloatField(
         default=0.1, validators=_SHARE, help_text="Share of units the challenger decides in canary mode."
     )
+    # Labeling and continuous training.
+    label_random_share = models.FloatField(
+        default=0.05,
+        validators=_SHARE,
+        help_text="Share of units the model decided alone that go to the labeling queue at random, "
+        "whatever their usefulness: an unbiased sample for evaluation and calibration.",
+    )
+    retrain_after_labels = models.PositiveIntegerField(
+        default=100,
+        help_text="Retrain when this many units have new accepted labels since the last training "
+        "(0: never on label count).",
+    )
+    retrain_every_hours = models.PositiveIntegerField(
+        default=0,
+        help_text="Also retrain on this schedule when the labels changed since the last training "
+        "(0: no schedule).",
+    )
+    gate_coverage_margin = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A candidate may cover this much less than the champion at the target escape rate "
+        "and still go into shadow.",
+    )
+    gate_auroc_margin = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A candidate's AUROC may be this much lower than the champion's and still pass.",
+    )
     webhook_url = models.URLField(blank=True, max_length=500)
     webhook_secret = models.CharField(
         max_length=200, blank=True, help_text="Key of the HMAC-SHA256 signature of each webhook body."

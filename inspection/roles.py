@@ -17,6 +17,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     LABELER: (
         "inspection.view_unit",
         "inspection.view_station",
+        "labeling.label_item",
     ),
     SUPERVISOR: (
         "inspection.view_station",
@@ -31,13 +32,21 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "inspection.view_devicekey",
         "inspection.change_devicekey",
         "models_registry.view_modelversion",
+        "labeling.label_item",
+        "labeling.view_labeltask",
+        "labeling.view_labelsubmission",
     ),
 }
 
 
-def roles_ensure(**kwargs) -> None:
+def roles_ensure(*, using: str = "default", **kwargs) -> None:
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
     from django.contrib.auth.models import Group, Permission
 
+    # The roles name other apps' permissions, which their own post_migrate may not have made yet.
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=using)
     for role, names in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=role)
         permissions = []

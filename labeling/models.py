@@ -7,6 +7,7 @@ labels: boxes, polygons, masks, an image-level class, or an explicit "no defect"
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -16,6 +17,11 @@ class Dataset(models.Model):
     classes = models.JSONField(default=list)
     source_format = models.CharField(max_length=20, blank=True)
     source_path = models.TextField(blank=True)
+    # The station whose inspector verdicts and labeling work flow into this data set, and whose
+    # models retrain from it (at most one data set per station).
+    station = models.OneToOneField(
+        "inspection.Station", on_delete=models.PROTECT, null=True, blank=True, related_name="dataset"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -51,6 +57,13 @@ class DatasetItem(models.Model):
     source_name = models.CharField(max_length=500)
     # Assigned once, by the first training on the data set; the test split never changes after.
     split = models.CharField(max_length=12, choices=Split.choices, blank=True, db_index=True)
+    # The line unit the image came from, for items of a station's data set.
+    unit = models.ForeignKey(
+        "inspection.Unit", on_delete=models.SET_NULL, null=True, blank=True, related_name="dataset_items"
+    )
+    # When the item's labels last changed (an inspector verdict, an accepted label): what the
+    # retraining trigger counts.
+    labelled_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -85,11 +98,20 @@ class Annotation(models.Model):
     label = models.CharField(max_length=100, blank=True)
     geometry = models.JSONField(default=dict, blank=True)
     mask = models.FileField(upload_to=mask_upload_path, blank=True, max_length=255)
+    # "import", "decision:<id>" (an inspector's verdict) or "submission:<id>" (a labeler's work).
     source = models.CharField(max_length=50, default="import")
+    submission = models.ForeignKey(
+        "LabelSubmission", on_delete=models.CASCADE, null=True, blank=True, related_name="annotations"
+    )
+    # The item's current label is its active rows. Rows are never edited: a newer verdict or an
+    # accepted label deactivates the older rows, and a submission's rows stay inactive until a
+    # reviewer accepts them (only accepted labels train). Snapshots keep the ids they read.
+    active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["item", "active"], name="annotation_item_active")]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.label}"
@@ -123,3 +145,105 @@ class DatasetSnapshot(models.Model):
         if not self._state.adding:
             raise ValueError("a data set snapshot is immutable: make a new one")
         super().save(*args, **kwargs)
+
+
+class TaskTier(models.IntegerChoices):
+    """Why a unit is worth labeling, most useful first."""
+
+    DISAGREEMENT = 0, "human and model disagree"
+    DEFERRED = 1, "deferred or audited by a person"
+    UNCERTAIN = 2, "model uncertain"
+    RANDOM = 3, "random slice"
+
+
+class TaskStatus(models.TextChoices):
+    OPEN = "open"
+    IN_REVIEW = "in_review"
+    DONE = "done"
+
+
+class LabelTask(models.Model):
+    """An item of a station's data set waiting for a labeler (one task per item).
+
+    The queue is ordered by `tier`, then by the model's `margin` (smallest: most uncertain). Random
+    slice tasks are drawn whatever their usefulness and served at the station's random share, so
+    the labelled set keeps an unbiased sample.
+    """
+
+    station = models.ForeignKey("inspection.Station", on_delete=models.CASCADE, related_name="label_tasks")
+    item = models.OneToOneField(DatasetItem, on_delete=models.CASCADE, related_name="label_task")
+    tier = models.PositiveSmallIntegerField(choices=TaskTier.choices)
+    # |2p - 1| of the champion's defect probability; null without a prediction.
+    margin = models.FloatField(null=True, blank=True)
+    random_slice = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.OPEN)
+    # The reviewer's comment when the last label was rejected: what the next labeler must fix.
+    feedback = models.TextField(blank=True)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tier", "margin", "id"]
+        indexes = [
+            models.Index(
+                fields=["station", "random_slice", "tier", "margin", "id"],
+                condition=models.Q(status="open"),
+                name="label_task_open_queue",
+            ),
+        ]
+        permissions = [("label_item", "Can label and review (labeler)")]
+
+    def __str__(self) -> str:
+        return f"task {self.pk} ({self.get_tier_display()}, {self.status})"
+
+
+class SubmissionStatus(models.TextChoices):
+    PENDING = "pending", "waiting for review"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    FIXED = "fixed", "fixed by the reviewer"
+
+
+class LabelSubmission(models.Model):
+    """A labeler's answer to a task: its annotation rows (inactive until accepted), or no defect.
+
+    A reviewer other than the author accepts it (its rows become the item's label), rejects it
+    with a comment (the task goes back to the queue), or fixes it (the reviewer's corrected
+    submission is accepted in its place; this one is marked fixed)."""
+
+    task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="submissions")
+    station = models.ForeignKey("inspection.Station", on_delete=models.CASCADE, related_name="+")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    no_defect = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=10, choices=SubmissionStatus.choices, default=SubmissionStatus.PENDING
+    )
+    # The submission this one corrects (a reviewer's fix).
+    fixes = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    review_comment = models.TextField(blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["station", "id"],
+                condition=models.Q(status="pending"),
+                name="label_submission_review_queue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"submission {self.pk} ({self.status})"

@@ -23,10 +23,13 @@ def dataset_get(*, name: str) -> Dataset:
 
 
 def item_sample(item: DatasetItem, annotations: Iterable[Annotation] | None = None) -> Sample:
-    """One item and its annotations (or just `annotations`, e.g. a snapshot's) as a `Sample`."""
+    """One item and its current label (its active annotation rows), or just `annotations`
+    (e.g. a snapshot's), as a `Sample`."""
     boxes, polygons, masks, classes = [], [], [], set()
     no_defect = False
-    for annotation in item.annotations.all() if annotations is None else annotations:
+    if annotations is None:
+        annotations = [annotation for annotation in item.annotations.all() if annotation.active]
+    for annotation in annotations:
         if annotation.kind == AnnotationKind.NO_DEFECT:
             no_defect = True
         elif annotation.kind == AnnotationKind.IMAGE_CLASS:

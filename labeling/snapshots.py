@@ -33,8 +33,9 @@ def dataset_snapshot_create(*, dataset: Dataset) -> DatasetSnapshot:
         manifest = []
         counts: Counter = Counter()
         for item in items:
-            annotation_ids = [annotation.id for annotation in item.annotations.all()]
-            sample = item_sample(item)
+            current = [annotation for annotation in item.annotations.all() if annotation.active]
+            annotation_ids = [annotation.id for annotation in current]
+            sample = item_sample(item, current)
             if sample.defective is None:
                 continue  # unlabelled: nothing to learn from yet
             manifest.append(

@@ -37,6 +37,7 @@ from inspection.models import (
 from inspection.selectors import unit_representation
 from inspection.services.tasks import task_enqueue
 from inspection.services.webhooks import webhook_delivery_create
+from labeling.station_data import automatic_decision_consider
 from models_registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ def unit_submit(
             body = unit_representation(unit=unit, decision=decision, prediction=prediction, loaded=True)
             if decision is not None:
                 webhook_delivery_create(decision=decision, unit_body=body)
+                automatic_decision_consider(unit=unit, prediction=prediction, station=station)
             if idempotency_key:
                 unit.first_response = body
                 unit.save(update_fields=["first_response"])

@@ -142,7 +142,9 @@ def _export_items(
 ) -> Iterator[ExportItem]:
     items = (
         dataset.items.select_related("image")
-        .prefetch_related(Prefetch("annotations", queryset=Annotation.objects.order_by("id")))
+        .prefetch_related(
+            Prefetch("annotations", queryset=Annotation.objects.filter(active=True).order_by("id"))
+        )
         .order_by("id")
     )
     if split is not None:
