@@ -146,7 +146,7 @@ def dataset_import(*, path: Path | str, name: str, format: str, skip_bad: bool =
     Every image is decoded and every label validated before anything is written. Bad files are
     listed in the summary and skipped when `skip_bad` is true; otherwise `BadFilesError` is raised
     and nothing is written: no rows, no files. Images already in the data set are left unchanged;
-    new defect classes are appended (sorted) after the data set's existing ones.
+    new defect classes are appended after the data set's existing ones, in the source's order.
 
     Raises `DatasetImportError` for an unknown format, a missing path or an invalid name, and
     `DatasetFormatError` when the folder or index file cannot be read as that format.
@@ -177,7 +177,7 @@ def dataset_import(*, path: Path | str, name: str, format: str, skip_bad: bool =
             dataset, summary.dataset_created = Dataset.objects.select_for_update().get_or_create(
                 name=name, defaults={"source_format": format, "source_path": str(source)}
             )
-            summary.new_classes = sorted(set(parsed.classes) - set(dataset.classes))
+            summary.new_classes = [name for name in parsed.classes if name not in dataset.classes]
             if summary.new_classes:
                 dataset.classes = [*dataset.classes, *summary.new_classes]
                 dataset.save(update_fields=["classes"])

@@ -166,7 +166,7 @@ def parse_coco(path: Path) -> ParseResult:
         ):
             raise DatasetFormatError(f"{json_path}: category {category!r} needs an id and a name")
         categories[category["id"]] = str(category["name"]).strip()
-    result.classes.update(name for name in categories.values() if not is_no_defect_name(name))
+    result.declare(name for name in categories.values() if not is_no_defect_name(name))
 
     images: dict[object, dict] = {}
     for entry in document["images"]:

@@ -92,20 +92,34 @@ class BadFile:
 
 @dataclass
 class ParseResult:
-    """What an importer found: the records to import, the bad files, and the declared classes."""
+    """What an importer found: the records to import, the bad files, and the classes.
+
+    `declared` keeps the order a source gives its classes (COCO categories, a YOLO names file);
+    `classes` is that order, then the classes only met in labels, sorted (folder and file names
+    have no order of their own)."""
 
     records: list[ImportRecord] = field(default_factory=list)
     bad_files: list[BadFile] = field(default_factory=list)
-    classes: set[str] = field(default_factory=set)
+    declared: list[str] = field(default_factory=list)
+    found: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+
+    def declare(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self.declared:
+                self.declared.append(name)
 
     def add(self, record: ImportRecord) -> None:
         self.records.append(record)
-        self.classes.update(
+        self.found.update(
             annotation.label
             for annotation in record.annotations
             if annotation.label and annotation.kind != "no_defect"
         )
+
+    @property
+    def classes(self) -> list[str]:
+        return [*self.declared, *sorted(self.found - set(self.declared))]
 
     def bad(self, path: Path | str, reason: str) -> None:
         self.bad_files.append(BadFile(str(path), reason))

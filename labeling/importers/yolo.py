@@ -71,8 +71,8 @@ def load_class_names(root: Path) -> tuple[list[str], Path]:
                     ]
                 except (OSError, UnicodeDecodeError) as error:
                     raise DatasetFormatError(f"{path}: not readable ({error})") from error
-            if not names or not all(names):
-                raise DatasetFormatError(f"{path}: empty class name list")
+            if not all(names):
+                raise DatasetFormatError(f"{path}: an empty class name")
             return names, path
     raise DatasetFormatError(f"{root}: no classes.txt, obj.names or data.yaml with the class names")
 
@@ -140,7 +140,7 @@ def parse_yolo(path: Path) -> ParseResult:
     if not folders:
         raise DatasetFormatError(f"{path}: no images/ (and labels/) folder found")
     names, names_file = load_class_names(path)
-    result = ParseResult(classes={name for name in names if not is_no_defect_name(name)})
+    result = ParseResult(declared=[name for name in names if not is_no_defect_name(name)])
     for images_folder, labels_folder in folders:
         used_labels: set[Path] = set()
         for image_path in image_files(images_folder):

@@ -77,7 +77,7 @@ def test_coco_boxes_polygons_rle_and_no_defect(tmp_path):
 
     import_dataset(tmp_path / "coco", name="coco", format="coco")
 
-    assert Dataset.objects.get(name="coco").classes == ["dent", "scratch", "unused"]
+    assert Dataset.objects.get(name="coco").classes == ["scratch", "dent", "unused"]  # the categories order
     assert annotations_of("coco", "a.jpg") == [("box", "scratch"), ("box", "dent"), ("polygon", "dent")]
     assert annotations_of("coco", "b.jpg") == [("no_defect", "")]
     assert annotations_of("coco", "c.jpg") == [("box", "dent"), ("mask", "dent")]

@@ -2,6 +2,7 @@ import pytest
 from django.core.management.base import CommandError
 
 from labeling.models import Annotation, Dataset
+from labeling.services import dataset_import
 from tests.labeling.factories import (
     annotations_of,
     import_dataset,
@@ -30,7 +31,7 @@ def test_yolo_boxes_polygons_and_backgrounds(tmp_path):
 
     import_dataset(tmp_path / "yolo", name="yolo", format="yolo")
 
-    assert Dataset.objects.get(name="yolo").classes == ["dent", "scratch"]
+    assert Dataset.objects.get(name="yolo").classes == ["scratch", "dent"]  # the names file order
     assert annotations_of("yolo", "images/train/a.jpg") == [("box", "scratch"), ("box", "dent")]
     assert annotations_of("yolo", "images/train/empty.jpg") == [("no_defect", "")]
     assert annotations_of("yolo", "images/val/nolabel.jpg") == [("no_defect", "")]
@@ -52,7 +53,7 @@ def test_yolo_names_from_data_yaml_mapping_and_split_folders(tmp_path):
 
     import_dataset(root, name="yolo", format="yolo")
 
-    assert Dataset.objects.get(name="yolo").classes == ["chip", "crack"]
+    assert Dataset.objects.get(name="yolo").classes == ["crack", "chip"]  # the names order
     assert annotations_of("yolo", "train/images/a.png") == [("box", "chip")]
     assert annotations_of("yolo", "valid/images/b.png") == [("no_defect", "")]
 
@@ -86,3 +87,23 @@ def test_yolo_without_class_names_is_a_clear_error(tmp_path):
 
     with pytest.raises(CommandError, match="no classes.txt, obj.names or data.yaml"):
         import_dataset(tmp_path / "yolo", name="yolo", format="yolo")
+
+
+def test_an_empty_names_file_imports_background_images_only(tmp_path):
+    root = tmp_path / "yolo"
+    write_text(root / "classes.txt", "")
+    write_image(root / "images" / "a.jpg", size=(40, 20), seed=1)
+    write_text(root / "labels" / "a.txt", "")
+
+    summary = dataset_import(path=root, name="all-good", format="yolo")
+
+    assert summary.classes == [] and summary.annotations_by_kind == {"no_defect": 1}
+
+
+def test_classes_keep_the_names_files_order(tmp_path):
+    root = tmp_path / "yolo"
+    write_text(root / "classes.txt", "scratch\ncrack\nchip\n")
+    write_image(root / "images" / "a.jpg", size=(40, 20), seed=1)
+    write_text(root / "labels" / "a.txt", "2 0.5 0.5 0.2 0.2\n")
+
+    assert dataset_import(path=root, name="ordered", format="yolo").classes == ["scratch", "crack", "chip"]
