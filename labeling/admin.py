@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.http import FileResponse
 
 from labeling.exporters.services import DatasetExportError, dataset_export_zip
-from labeling.models import Annotation, Dataset, DatasetItem, ImageAsset
+from labeling.models import Annotation, Dataset, DatasetItem, ImageAsset, LabelSubmission, LabelTask
 
 EXPORT_TITLES = {"coco": "COCO", "yolo": "YOLO", "voc": "Pascal VOC", "labelstudio": "Label Studio JSON"}
 
@@ -35,7 +35,7 @@ def _export_action(format: str, title: str):
 
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
-    list_display = ("name", "source_format", "class_list", "item_count", "created_at")
+    list_display = ("name", "station", "source_format", "class_list", "item_count", "created_at")
     search_fields = ("name",)
     readonly_fields = ("created_at",)
     actions = [_export_action(format, title) for format, title in EXPORT_TITLES.items()]
@@ -52,16 +52,16 @@ class DatasetAdmin(admin.ModelAdmin):
 class AnnotationInline(admin.TabularInline):
     model = Annotation
     extra = 0
-    fields = ("kind", "label", "geometry", "mask", "source", "created_at")
+    fields = ("kind", "label", "geometry", "mask", "source", "active", "created_at")
     readonly_fields = ("created_at",)
 
 
 @admin.register(DatasetItem)
 class DatasetItemAdmin(admin.ModelAdmin):
-    list_display = ("source_name", "dataset", "split", "image")
+    list_display = ("source_name", "dataset", "split", "labelled_at", "image")
     list_filter = ("dataset", "split")
     search_fields = ("source_name", "image__sha256")
-    raw_id_fields = ("image",)
+    raw_id_fields = ("image", "unit")
     inlines = [AnnotationInline]
 
 
@@ -70,3 +70,44 @@ class ImageAssetAdmin(admin.ModelAdmin):
     list_display = ("sha256", "width", "height", "format", "created_at")
     search_fields = ("sha256",)
     readonly_fields = ("sha256", "width", "height", "format", "created_at")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Labeling work is written by the labeling pages; the admin shows it."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class SubmissionInline(admin.TabularInline):
+    model = LabelSubmission
+    fk_name = "task"
+    extra = 0
+    fields = ("author", "status", "no_defect", "reviewer", "review_comment", "reviewed_at", "created_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(LabelTask)
+class LabelTaskAdmin(ReadOnlyAdmin):
+    list_display = ("id", "station", "tier", "margin", "random_slice", "status", "claimed_by", "updated_at")
+    list_filter = ("station", "status", "tier", "random_slice")
+    search_fields = ("item__source_name",)
+    raw_id_fields = ("item",)
+    inlines = [SubmissionInline]
+
+
+@admin.register(LabelSubmission)
+class LabelSubmissionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "station", "task", "author", "status", "reviewer", "reviewed_at", "created_at")
+    list_filter = ("station", "status")
+    search_fields = ("author__username", "reviewer__username", "review_comment")

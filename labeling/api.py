@@ -224,7 +224,9 @@ class ReviewClaimNext(APIView):
     permission_classes = [IsAuthenticated, IsLabeler]
 
     @extend_schema(
-        request=LabelClaimSerializer, responses={200: _ANY, 204: None}, summary="Claim the next label to review"
+        request=LabelClaimSerializer,
+        responses={200: _ANY, 204: None},
+        summary="Claim the next label to review",
     )
     def post(self, request: Request, slug: str) -> Response:
         station = _station(slug)

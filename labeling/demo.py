@@ -17,6 +17,7 @@ from labeling.models import Dataset, Split
 from labeling.selectors import dataset_samples
 from labeling.services import dataset_import
 from labeling.splits import dataset_split_assign
+from labeling.station_data import station_dataset_link
 from models_registry.models import ModelVersion
 from models_registry.services import model_version_train
 
@@ -78,4 +79,10 @@ def demo_station_ensure(*, model_version: ModelVersion, say: Callable[[str], Non
         say(f"demo station {station.slug} created (partial automation, champion {model_version})")
     else:
         say(f"demo station ready: {station.slug} (level {station.automation_level})")
+    demo_dataset = Dataset.objects.filter(name=DEMO_DATASET, station__isnull=True).first()
+    if demo_dataset is not None and not Dataset.objects.filter(station=station).exists():
+        # The starter model's data set becomes the station's: verdicts and labels from the demo
+        # line add to it, and retraining keeps its frozen test split.
+        station_dataset_link(station=station, dataset=demo_dataset)
+        say(f"data set {demo_dataset.name} now collects the labels of {station.slug}")
     return station

@@ -425,3 +425,17 @@ def test_labeling_needs_the_labeler_role(assisted, device_client):
         assert APIClient().post(url, {}, format="json").status_code in (401, 403)
     supervisor = person("sam", role="supervisor")
     assert _client(supervisor).get("/api/v1/labeling/stations/screens-1/figures/").status_code == 200
+
+
+def test_an_imported_data_set_linked_to_a_station_collects_its_verdicts(make_station, tmp_path):
+    from labeling.models import Dataset
+    from labeling.station_data import station_dataset_link
+
+    imported = Dataset.objects.create(name="screens-imported", classes=["scratch"])
+    station = make_station(slug="linked", level=AutomationLevel.ASSISTED, defect_classes=["crack", "scratch"])
+    station_dataset_link(station=station, dataset=imported)
+    assert imported.classes == ["scratch", "crack"]  # the station's classes are added after its own
+    with pytest.raises(ValueError, match="already has a data set"):
+        station_dataset_link(station=station, dataset=Dataset.objects.create(name="other"))
+    unit = _decided(station, "SN-1", "pass", probability=0.2)
+    assert DatasetItem.objects.get(unit=unit).dataset == imported
