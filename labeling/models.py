@@ -189,10 +189,17 @@ class LabelTask(models.Model):
     class Meta:
         ordering = ["tier", "margin", "id"]
         indexes = [
+            # The queue in the claim's order, and the random slice oldest first: small however
+            # many tasks are done.
             models.Index(
-                fields=["station", "random_slice", "tier", "margin", "id"],
+                fields=["station", "tier", "margin", "id"],
                 condition=models.Q(status="open"),
                 name="label_task_open_queue",
+            ),
+            models.Index(
+                fields=["station", "id"],
+                condition=models.Q(status="open", random_slice=True),
+                name="label_task_open_random",
             ),
         ]
         permissions = [("label_item", "Can label and review (labeler)")]

@@ -103,7 +103,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='labeltask',
-            index=models.Index(condition=models.Q(('status', 'open')), fields=['station', 'random_slice', 'tier', 'margin', 'id'], name='label_task_open_queue'),
+            index=models.Index(condition=models.Q(('status', 'open')), fields=['station', 'tier', 'margin', 'id'], name='label_task_open_queue'),
+        ),
+        migrations.AddIndex(
+            model_name='labeltask',
+            index=models.Index(condition=models.Q(('random_slice', True), ('status', 'open')), fields=['station', 'id'], name='label_task_open_random'),
         ),
         migrations.AddIndex(
             model_name='labelsubmission',
