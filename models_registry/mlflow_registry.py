@@ -177,3 +177,50 @@ def download_bundle(*, name: str, version: int, cache_dir: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+@dataclass(frozen=True)
+class RunState:
+    run_id: str
+    status: str  # RUNNING, FINISHED, FAILED, KILLED, SCHEDULED
+    versions: tuple[tuple[str, int], ...]  # (name, version) registered from the run
+
+
+def runs_tagged(*, key: str, value: str) -> list[RunState]:
+    """Every run of the experiment carrying the tag `key` = `value`, with the versions registered
+    from each (how a retried training finds what a killed attempt left behind)."""
+    from mlflow.entities import ViewType
+
+    client = _client()
+    runs = client.search_runs(
+        [experiment_id()],
+        filter_string=f"tags.`{key}` = '{value}'",
+        run_view_type=ViewType.ALL,
+        max_results=1000,
+    )
+    states = []
+    for run in runs:
+        versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+        states.append(
+            RunState(
+                run_id=run.info.run_id,
+                status=run.info.status,
+                versions=tuple(sorted((v.name, int(v.version)) for v in versions)),
+            )
+        )
+    return states
+
+
+def run_terminate(*, run_id: str, status: str) -> None:
+    """End a run left open (its process died) as FINISHED, FAILED or KILLED."""
+    _client().set_terminated(run_id, status=status)
+
+
+def model_version_delete(*, name: str, version: int) -> None:
+    """Delete one registered version (its run and artifacts stay)."""
+    _client().delete_model_version(name, str(version))
+
+
+def versions(*, name: str) -> list[int]:
+    """The registered versions of model `name` (none if it is not registered)."""
+    return sorted(int(v.version) for v in _client().search_model_versions(f"name = '{name}'"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,11 +86,14 @@ def model_version_train(
     batch_size: int = 16,
     on_epoch: Callable | None = None,
     on_step: Callable | None = None,
+    run_tags: Mapping[str, str] | None = None,
 ) -> TrainingResult:
     """Train, calibrate and evaluate a model, log it all to MLflow and register a version.
 
     The version row is written only after MLflow holds the complete bundle, so a failure
-    anywhere leaves a FAILED run and no registered version.
+    anywhere leaves a FAILED run and no registered version. A killed process can still leave a
+    RUNNING run, and a version registered in MLflow without its row: `run_tags` (e.g. a training
+    job's id) let the caller find and clean those up (see `models_registry.retraining`).
     """
     from models_registry.ml.pipeline import train_bundle
     from models_registry.ml.training import TrainConfig
@@ -108,7 +111,7 @@ def model_version_train(
         **config.as_dict(),
     }
     with mlflow_registry.training_run(
-        run_name=f"{model_name}-train", tags={"loupe.dataset": dataset_name}
+        run_name=f"{model_name}-train", tags={"loupe.dataset": dataset_name, **(run_tags or {})}
     ) as run:
         run.log_params(params)
 
