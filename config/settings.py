@@ -120,6 +120,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 CELERY_BEAT_SCHEDULE = {
     "webhook-deliveries-resend": {"task": "workers.tasks.webhook_deliveries_resend", "schedule": 60.0},
+    "training-triggers-sweep": {"task": "workers.tasks.training_triggers_sweep", "schedule": 60.0},
+    "training-jobs-stale-requeue": {"task": "workers.tasks.training_jobs_stale_requeue", "schedule": 60.0},
 }
 
 CHANNEL_LAYERS = {
@@ -158,6 +160,24 @@ LOUPE_MODEL_CACHE = LOUPE_DATA_DIR / "model-cache"
 LOUPE_INFERENCE_THREADS = int(os.environ.get("LOUPE_INFERENCE_THREADS", "0")) or None
 # The model served when no station names one: NAME, NAME:VERSION or models:/NAME/VERSION.
 LOUPE_ACTIVE_MODEL = os.environ.get("LOUPE_ACTIVE_MODEL", "")
+
+# --- Continuous training (models_registry.retraining) ----------------------------------------
+# What a retraining trains: the same recipe as `manage.py train`'s defaults.
+LOUPE_RETRAIN_EPOCHS = int(os.environ.get("LOUPE_RETRAIN_EPOCHS", "12"))
+LOUPE_RETRAIN_INPUT_SIZE = int(os.environ.get("LOUPE_RETRAIN_INPUT_SIZE", "256"))
+LOUPE_RETRAIN_BATCH_SIZE = int(os.environ.get("LOUPE_RETRAIN_BATCH_SIZE", "16"))
+LOUPE_RETRAIN_BACKBONE = os.environ.get("LOUPE_RETRAIN_BACKBONE", "efficientnet_lite0")
+LOUPE_RETRAIN_PRETRAINED = _env_bool("LOUPE_RETRAIN_PRETRAINED", True)
+LOUPE_RETRAIN_SEED = int(os.environ.get("LOUPE_RETRAIN_SEED", "0"))
+# A running job's worker beats every HEARTBEAT seconds; after STALE seconds without a beat the
+# worker is taken for dead and the job queued again, at most MAX_ATTEMPTS attempts in all.
+# A queued job no worker took for RESEND seconds is sent to the broker again.
+LOUPE_TRAINING_HEARTBEAT_SECONDS = float(os.environ.get("LOUPE_TRAINING_HEARTBEAT_SECONDS", "10"))
+LOUPE_TRAINING_STALE_SECONDS = float(os.environ.get("LOUPE_TRAINING_STALE_SECONDS", "120"))
+LOUPE_TRAINING_MAX_ATTEMPTS = int(os.environ.get("LOUPE_TRAINING_MAX_ATTEMPTS", "3"))
+LOUPE_TRAINING_RESEND_SECONDS = float(os.environ.get("LOUPE_TRAINING_RESEND_SECONDS", "3600"))
+# Live progress between epochs: at most one update of the job (and event) per this many seconds.
+LOUPE_TRAINING_PROGRESS_SECONDS = float(os.environ.get("LOUPE_TRAINING_PROGRESS_SECONDS", "1"))
 
 # --- Line API -------------------------------------------------------------------------------
 # Largest accepted unit image, in bytes and in pixels (a decompression bomb is refused from its header).

@@ -14,7 +14,8 @@ from inspection.services.webhooks import (
     webhook_deliveries_resend,
     webhook_delivery_give_up,
 )
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, TrainingJob
+from models_registry.retraining import training_job_run, training_jobs_stale_requeue, training_triggers_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -56,3 +57,23 @@ def webhook_deliver(self, delivery_id: int) -> str:
 def webhook_deliveries_resend_task() -> int:
     """Beat: requeue deliveries a broker outage or a dead worker left pending."""
     return webhook_deliveries_resend()
+
+
+@shared_task(name="workers.tasks.training_job_run", acks_late=True)
+def training_job_run_task(job_id: int) -> str:
+    """Train, evaluate and gate one job. A worker killed mid-way leaves the message unacknowledged
+    and the job's heartbeat stale; either the redelivery or the sweep below runs it again."""
+    job = TrainingJob.objects.select_related("station", "snapshot").get(pk=job_id)
+    return training_job_run(job=job).status
+
+
+@shared_task(name="workers.tasks.training_triggers_sweep", acks_late=True)
+def training_triggers_sweep_task() -> list[int]:
+    """Beat: queue a retraining of every station its label count or schedule says is due."""
+    return [job.pk for job in training_triggers_sweep()]
+
+
+@shared_task(name="workers.tasks.training_jobs_stale_requeue", acks_late=True)
+def training_jobs_stale_requeue_task() -> list[int]:
+    """Beat: queue again the jobs whose worker died (or fail them after the last attempt)."""
+    return [job.pk for job in training_jobs_stale_requeue()]

@@ -26,9 +26,10 @@ def challenger_alias(station: Station) -> str:
     return f"{station.slug}-challenger"
 
 
-def challenger_set(*, station: Station, model_version: ModelVersion, user) -> Station:
+def challenger_set(*, station: Station, model_version: ModelVersion, user, reason: str = "") -> Station:
     """Make `model_version` the station's challenger, in shadow: it predicts every unit off the
-    request path and decides none."""
+    request path and decides none. `user` is None for an automatic change, whose `reason` (e.g.
+    the training job that passed the gate) goes into the audit note."""
     if station.champion_id == model_version.pk:
         raise ValidationError(f"{model_version} is already the champion of {station.slug}")
     previous = station.challenger
@@ -37,7 +38,7 @@ def challenger_set(*, station: Station, model_version: ModelVersion, user) -> St
             station=station,
             changes={"challenger": model_version, "rollout_mode": RolloutMode.SHADOW},
             user=user,
-            note="challenger in shadow",
+            note=f"challenger in shadow: {reason}" if reason else "challenger in shadow",
         )
         transaction.on_commit(lambda: _move_challenger_alias(station, previous, model_version))
     station.refresh_from_db()
