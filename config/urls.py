@@ -5,12 +5,16 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import views
 from inspection import pages
+from labeling import pages as labeling_pages
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("stations/", pages.station_list, name="station-list"),
     path("stations/<slug:slug>/", pages.station_page, name="station-page"),
+    path("labeling/", labeling_pages.labeling_station_list, name="labeling-station-list"),
+    path("labeling/<slug:slug>/", labeling_pages.labeling_page, name="labeling-page"),
+    path("labeling/<slug:slug>/review/", labeling_pages.review_page, name="review-page"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("inspection.urls")),
     path("api/v1/labeling/", include("labeling.urls")),
