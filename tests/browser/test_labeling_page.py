@@ -135,17 +135,33 @@ def test_a_box_drawn_while_zoomed_and_panned_is_sent_in_image_pixels_with_the_ch
     context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/")
     showing_task(page, task.id)
     assert page.inner_text("#task-current") == "crack (whole image) · the inspector's verdict"
-    # when she picks class 2 and the box tool with the keys, zooms in twice, pans, and drags
+    # when she picks class 2 and the box tool with the keys, zooms in with the keys and the
+    # wheel, pans with an arrow, a drag with Space held and one with the middle button, and drags
     page.keyboard.press("2")
     page.keyboard.press("b")
-    before = page.evaluate("window.loupeLabeling.view()")
+    fitted = page.evaluate("window.loupeLabeling.view()")
     page.keyboard.press("+")
     page.keyboard.press("+")
     page.keyboard.press("ArrowLeft")
-    after = page.evaluate("window.loupeLabeling.view()")
-    assert after["zoom"] == pytest.approx(before["zoom"] * 1.25**2)
+    page.mouse.move(*on_screen(page, 320, 180))
+    page.mouse.wheel(0, -100)
+    zoomed = page.evaluate("window.loupeLabeling.view()")
+    assert zoomed["zoom"] == pytest.approx(fitted["zoom"] * 1.25**2 * 1.15)
+    page.keyboard.down(" ")
+    page.mouse.down()
+    page.mouse.move(*on_screen(page, 300, 170), steps=4)  # the image follows the mouse
+    page.mouse.up()
+    page.keyboard.up(" ")
+    page.mouse.down(button="middle")
+    page.mouse.move(*on_screen(page, 330, 175), steps=4)
+    page.mouse.up(button="middle")
+    panned = page.evaluate("window.loupeLabeling.view()")
+    assert panned["zoom"] == zoomed["zoom"] and panned["panX"] != zoomed["panX"]
+    assert page.locator("#shapes li.muted").count() == 1  # panning drew nothing
     drag(page, (280, 150), (360, 210))
     assert page.locator("#shapes li").count() == 1
+    page.keyboard.press("0")  # fit the whole image again
+    assert page.evaluate("window.loupeLabeling.view()") == fitted
     page.keyboard.press("Enter")
     status_says(page, "sent for review")
     # then a pending submission holds that box, in image pixels, in class 2
