@@ -336,16 +336,18 @@ class _Progress:
 
     def __init__(self, job: TrainingJob, attempt: int, lost: threading.Event):
         self.job, self.attempt, self.lost = job, attempt, lost
-        self.started = time.monotonic()
+        self.first_step_at: float | None = None  # the rate excludes loading data and building the network
         self.last_sent = float("-inf")
 
     def step(self, step: int, total: int, loss: float) -> None:
         if self.lost.is_set():
             raise TrainingJobLost(self.job.pk)
         now = time.monotonic()
+        if self.first_step_at is None:
+            self.first_step_at = now
         if now - self.last_sent < settings.LOUPE_TRAINING_PROGRESS_SECONDS and step < total:
             return
-        eta = (now - self.started) / step * (total - step)
+        eta = (now - self.first_step_at) / (step - 1) * (total - step) if step > 1 else None
         epochs = settings.LOUPE_RETRAIN_EPOCHS
         epoch = min(epochs, math.ceil(step * epochs / total))  # the epoch in progress
         self._save(epoch=epoch, epochs=epochs, step=step, steps=total, loss=loss, eta_seconds=eta)
