@@ -75,7 +75,8 @@ class TrainingJob(models.Model):
     # When the data set was read for the snapshot: labels changed after it count toward the next job.
     labels_as_of = models.DateTimeField()
     attempts = models.PositiveSmallIntegerField(default=0)
-    # Progress of the running attempt; `heartbeat_at` goes stale when its worker dies.
+    # Progress of the running attempt. `heartbeat_at` is its worker's last beat (stale once the worker
+    # died), or for a queued job when it was last sent to the broker.
     epoch = models.PositiveIntegerField(default=0)
     epochs = models.PositiveIntegerField(default=0)
     step = models.PositiveIntegerField(default=0)
