@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class LabelingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "labeling"
+
+    def ready(self) -> None:
+        from inspection.signals import automatic_decision_recorded, human_decision_recorded
+        from labeling.station_data import on_automatic_decision, on_human_decision
+
+        human_decision_recorded.connect(on_human_decision, dispatch_uid="labeling.on_human_decision")
+        automatic_decision_recorded.connect(
+            on_automatic_decision, dispatch_uid="labeling.on_automatic_decision"
+        )

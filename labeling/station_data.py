@@ -11,6 +11,10 @@ enters it as a `DatasetItem` that shares the unit's stored image file (no copy):
 
 A later verdict on the same unit (an override) replaces the earlier verdict's label, unless a
 labeler's accepted label already stands: that one is the more careful of the two.
+
+Inspection does not import this module (it is the lower layer): it sends the signals of
+`inspection.signals` inside the decision's transaction, and `LabelingConfig.ready` connects the
+receivers at the bottom of this module.
 """
 
 from __future__ import annotations
@@ -190,3 +194,13 @@ def decision_label_record(*, decision) -> LabelTask:
         task.status = TaskStatus.OPEN
         task.save(update_fields=["status", "updated_at"])
     return task
+
+
+def on_human_decision(*, decision, **kwargs) -> None:
+    """Receiver of `inspection.signals.human_decision_recorded`."""
+    decision_label_record(decision=decision)
+
+
+def on_automatic_decision(*, unit, prediction, station, **kwargs) -> None:
+    """Receiver of `inspection.signals.automatic_decision_recorded`."""
+    automatic_decision_consider(unit=unit, prediction=prediction, station=station)

@@ -26,7 +26,7 @@ from inspection.models import (
 )
 from inspection.selectors import unit_representation
 from inspection.services.webhooks import webhook_delivery_create
-from labeling.station_data import decision_label_record
+from inspection.signals import human_decision_recorded
 
 REGION_MATCH_IOU = 0.3
 _REASON_BY_QUEUE = {QueueReason.DEFERRED: DecisionReason.DEFERRED, QueueReason.AUDIT: DecisionReason.AUDIT}
@@ -120,7 +120,7 @@ def decision_record(
             locked.claim_expires_at = None
             locked.save(update_fields=["status", "claimed_by", "claim_expires_at"])
         disagreements_record(decision=decision)
-        decision_label_record(decision=decision)
+        human_decision_recorded.send(sender=DecisionEvent, decision=decision)
         body = unit_representation(unit=locked)
         webhook_delivery_create(decision=decision, unit_body=body)
         transaction.on_commit(

@@ -37,7 +37,7 @@ from inspection.models import (
 from inspection.selectors import unit_representation
 from inspection.services.tasks import task_enqueue
 from inspection.services.webhooks import webhook_delivery_create
-from labeling.station_data import automatic_decision_consider
+from inspection.signals import automatic_decision_recorded
 from models_registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -164,7 +164,9 @@ def unit_submit(
             body = unit_representation(unit=unit, decision=decision, prediction=prediction, loaded=True)
             if decision is not None:
                 webhook_delivery_create(decision=decision, unit_body=body)
-                automatic_decision_consider(unit=unit, prediction=prediction, station=station)
+                automatic_decision_recorded.send(
+                    sender=DecisionEvent, unit=unit, prediction=prediction, station=station
+                )
             if idempotency_key:
                 unit.first_response = body
                 unit.save(update_fields=["first_response"])
