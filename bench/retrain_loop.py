@@ -313,9 +313,9 @@ def main() -> None:
         from inspection.services.stations import station_create, station_update
         from labeling.models import Split
         from labeling.snapshots import snapshot_samples
-        from models_registry.models import TrainingTrigger
-        from models_registry.retraining import training_job_request, training_triggers_sweep
         from models_registry.services import model_version_evaluate
+        from workers.models import TrainingTrigger
+        from workers.retraining import training_job_request, training_triggers_sweep
 
         worker = Worker(environment, data_dir / "celery-worker.log")
         seconds["worker_start"] = worker.wait_until_ready()

@@ -161,7 +161,7 @@ LOUPE_INFERENCE_THREADS = int(os.environ.get("LOUPE_INFERENCE_THREADS", "0")) or
 # The model served when no station names one: NAME, NAME:VERSION or models:/NAME/VERSION.
 LOUPE_ACTIVE_MODEL = os.environ.get("LOUPE_ACTIVE_MODEL", "")
 
-# --- Continuous training (models_registry.retraining) ----------------------------------------
+# --- Continuous training (workers.retraining) ------------------------------------------------
 # What a retraining trains: the same recipe as `manage.py train`'s defaults.
 LOUPE_RETRAIN_EPOCHS = int(os.environ.get("LOUPE_RETRAIN_EPOCHS", "12"))
 LOUPE_RETRAIN_INPUT_SIZE = int(os.environ.get("LOUPE_RETRAIN_INPUT_SIZE", "256"))

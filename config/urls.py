@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from config import views
 from inspection import pages
 from labeling import pages as labeling_pages
+from workers import admin_views as training_admin
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,6 +16,12 @@ urlpatterns = [
     path("labeling/", labeling_pages.labeling_station_list, name="labeling-station-list"),
     path("labeling/<slug:slug>/", labeling_pages.labeling_page, name="labeling-page"),
     path("labeling/<slug:slug>/review/", labeling_pages.review_page, name="review-page"),
+    # "Retrain now" on a station's admin page; before admin/, whose station URLs would take it.
+    path(
+        "admin/inspection/station/<int:pk>/retrain/",
+        training_admin.station_retrain,
+        name="station-retrain",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("inspection.urls")),
     path("api/v1/labeling/", include("labeling.urls")),

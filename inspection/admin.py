@@ -1,15 +1,15 @@
 """The supervisor's admin: station settings (every change audited), device keys, units and their
-decisions, disagreements and webhook deliveries (read-only records)."""
+decisions, disagreements and webhook deliveries (read-only records).
+
+The station page's Training panel and "Retrain now" belong to `workers` (a template tag that the
+station's change form loads, and a view routed in `config/urls.py`): inspection never imports it."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
@@ -29,10 +29,6 @@ from inspection.services.rollout import challenger_promote, challenger_to_canary
 from inspection.services.stations import station_changes_record, station_snapshot
 from inspection.services.tasks import task_enqueue
 from inspection.services.webhooks import DELIVER_TASK
-from labeling.snapshots import EmptySnapshot
-from models_registry.models import TrainingTrigger
-from models_registry.retraining import labels_since_last_training, training_job_request
-from models_registry.selectors import training_job_summary, training_jobs_recent
 
 # Loupe's device keys belong to stations; the library's generic key model is not used.
 admin.site.unregister(APIKey)
@@ -123,57 +119,6 @@ class StationAdmin(admin.ModelAdmin):
     @admin.action(description="Champion: roll back to the previous one", permissions=["rollout"])
     def champion_back(self, request, queryset) -> None:
         self._rollout(request, queryset, champion_rollback, "rolled back to the previous champion")
-
-    def get_urls(self):
-        retrain = path(
-            "<path:object_id>/retrain/",
-            self.admin_site.admin_view(self.retrain_view),
-            name="inspection_station_retrain",
-        )
-        return [retrain, *super().get_urls()]
-
-    def retrain_view(self, request, object_id: str):
-        """ "Retrain now": snapshot the station's data and queue its training (POST, supervisors)."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not self.has_rollout_permission(request):
-            raise PermissionDenied
-        station = get_object_or_404(Station, pk=object_id)
-        try:
-            job, created = training_job_request(
-                station=station, trigger=TrainingTrigger.ADMIN, user=request.user
-            )
-        except EmptySnapshot as error:
-            self.message_user(request, f"Nothing to train on: {error}.", messages.ERROR)
-        else:
-            if created:
-                self.message_user(request, f"Training job {job.pk} queued on snapshot {job.snapshot}.")
-            else:
-                self.message_user(
-                    request,
-                    f"Nothing new to train: job {job.pk} on snapshot {job.snapshot} is "
-                    f"{job.get_status_display()}.",
-                    messages.WARNING,
-                )
-        return HttpResponseRedirect(reverse("admin:inspection_station_change", args=[station.pk]))
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        station = Station.objects.filter(pk=object_id).first() if object_id.isdigit() else None
-        if station is not None:
-            jobs = training_jobs_recent(station=station)
-            extra_context = {
-                **(extra_context or {}),
-                "training": {
-                    "jobs": [training_job_summary(job) for job in jobs],
-                    "labels_since": labels_since_last_training(station=station),
-                    "can_retrain": self.has_rollout_permission(request),
-                    "events_path": f"/ws/stations/{station.slug}/events/",
-                    "retrain_url": reverse("admin:inspection_station_retrain", args=[station.pk]),
-                    "epochs": settings.LOUPE_RETRAIN_EPOCHS,
-                    "input_size": settings.LOUPE_RETRAIN_INPUT_SIZE,
-                },
-            }
-        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
         # The slug is in device integrations' URLs and WebSocket paths: fixed once created.

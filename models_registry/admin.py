@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from models_registry.models import ModelVersion, TrainingJob
+from models_registry.models import ModelVersion
 
 
 @admin.register(ModelVersion)
@@ -20,23 +20,3 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="test accuracy")
     def test_accuracy(self, version: ModelVersion):
         return (version.metrics.get("test") or {}).get("image_accuracy")
-
-
-@admin.register(TrainingJob)
-class TrainingJobAdmin(admin.ModelAdmin):
-    """Jobs are written by the retraining services; the admin shows them (queue one from the
-    station's page, "Retrain now")."""
-
-    list_display = ("id", "station", "snapshot", "status", "trigger", "attempts", "candidate", "created_at")
-    list_filter = ("status", "trigger", "station")
-    list_select_related = ("station", "snapshot", "snapshot__dataset", "candidate")
-    readonly_fields = [field.name for field in TrainingJob._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -93,7 +93,7 @@ def model_version_train(
     The version row is written only after MLflow holds the complete bundle, so a failure
     anywhere leaves a FAILED run and no registered version. A killed process can still leave a
     RUNNING run, and a version registered in MLflow without its row: `run_tags` (e.g. a training
-    job's id) let the caller find and clean those up (see `models_registry.retraining`).
+    job's id) let the caller find and clean those up (see `workers.retraining`).
     """
     from models_registry.ml.pipeline import train_bundle
     from models_registry.ml.training import TrainConfig

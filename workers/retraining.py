@@ -56,15 +56,10 @@ from labeling.snapshots import dataset_snapshot_create, snapshot_samples
 from labeling.station_data import station_dataset_get
 from models_registry import mlflow_registry
 from models_registry.gate import GateMargins, gate_decide
-from models_registry.models import (
-    ACTIVE_TRAINING_STATUSES,
-    ModelVersion,
-    TrainingJob,
-    TrainingStatus,
-    TrainingTrigger,
-)
-from models_registry.selectors import training_job_summary
+from models_registry.models import ModelVersion
 from models_registry.services import model_version_evaluate, model_version_train
+from workers.models import ACTIVE_TRAINING_STATUSES, TrainingJob, TrainingStatus, TrainingTrigger
+from workers.selectors import training_job_summary
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ from inspection.services.webhooks import (
     webhook_deliveries_resend,
     webhook_delivery_give_up,
 )
-from models_registry.models import ModelVersion, TrainingJob
-from models_registry.retraining import training_job_run, training_jobs_stale_requeue, training_triggers_sweep
+from models_registry.models import ModelVersion
+from workers.models import TrainingJob
+from workers.retraining import training_job_run, training_jobs_stale_requeue, training_triggers_sweep
 
 logger = logging.getLogger(__name__)
 

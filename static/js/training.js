@@ -1,7 +1,7 @@
 // The Training panel of a station's admin page: keeps its job rows live from the station's
 // WebSocket. `training.progress` (each epoch, and a few times a second between) and
 // `training.status` (queued, running, shadow, rejected, failed...) events carry a `job` object
-// with the fields the server-side template renders (models_registry.selectors.training_job_summary).
+// with the fields the server-side template renders (workers.selectors.training_job_summary).
 (function () {
   "use strict";
 

@@ -20,10 +20,11 @@ import pytest
 from inspection.models import AutomationLevel, Station, Unit
 from inspection.services.decisions import decision_record
 from inspection.services.units import unit_submit
-from models_registry.models import ModelVersion, TrainingJob
+from models_registry.models import ModelVersion
 from tests.conftest import start_test_process, stop_test_process
 from tests.inspection.conftest import device_client, make_model_version, make_station, tiny_bundle  # noqa: F401
 from tests.inspection.factories import jpeg_bytes, person
+from workers.models import TrainingJob
 
 TINY_RETRAINING = {
     "LOUPE_RETRAIN_EPOCHS": "1",

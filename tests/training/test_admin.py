@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from inspection.roles import INSPECTOR, SUPERVISOR
-from models_registry.models import TrainingJob, TrainingStatus, TrainingTrigger
+from workers.models import TrainingJob, TrainingStatus, TrainingTrigger
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from inspection.roles import SUPERVISOR
-from models_registry.models import TrainingJob
-from models_registry.retraining import training_job_run
 from tests.browser.conftest import asgi_server, browser, sign_in  # noqa: F401
+from workers.models import TrainingJob
+from workers.retraining import training_job_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from labeling.snapshots import EmptySnapshot, dataset_snapshot_create
 from labeling.station_data import station_dataset_get
-from models_registry.models import TrainingJob, TrainingStatus, TrainingTrigger
-from models_registry.retraining import (
+from tests.training.conftest import units_judge
+from workers.models import TrainingJob, TrainingStatus, TrainingTrigger
+from workers.retraining import (
     labels_since_last_training,
     retraining_due,
     training_job_request,
@@ -20,7 +21,6 @@ from models_registry.retraining import (
     training_jobs_stale_requeue,
     training_triggers_sweep,
 )
-from tests.training.conftest import units_judge
 
 pytestmark = pytest.mark.django_db
 

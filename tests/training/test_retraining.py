@@ -18,16 +18,17 @@ from inspection.events import station_group
 from inspection.models import StationChange
 from labeling.models import Split
 from models_registry import mlflow_registry
-from models_registry.models import ModelVersion, TrainingJob, TrainingStatus, TrainingTrigger
-from models_registry.retraining import (
+from models_registry.models import ModelVersion
+from tests.conftest import stop_test_process
+from tests.training.conftest import job_done, job_wait, retraining_settings, worker_start
+from workers.models import TrainingJob, TrainingStatus, TrainingTrigger
+from workers.retraining import (
     JOB_TAG,
     station_model_name,
     training_job_request,
     training_job_run,
     training_jobs_stale_requeue,
 )
-from tests.conftest import stop_test_process
-from tests.training.conftest import job_done, job_wait, retraining_settings, worker_start
 
 pytestmark = pytest.mark.django_db(transaction=True)  # workers and after-commit work see the rows
 

@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from inspection.models import Station
 from labeling.snapshots import EmptySnapshot
-from models_registry.models import TrainingJob, TrainingStatus, TrainingTrigger
-from models_registry.retraining import training_job_request
+from workers.models import TrainingJob, TrainingStatus, TrainingTrigger
+from workers.retraining import training_job_request
 
 POLL_SECONDS = 1.0
 

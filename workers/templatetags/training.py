@@ -1,0 +1,35 @@
+"""`{% load training %}{% training_panel station %}`: the Training panel of a station's admin page
+(recent jobs, gate reasons, candidate vs champion, live progress, "Retrain now").
+
+The station's change form includes it, so inspection's admin need not import the training code.
+"""
+
+from __future__ import annotations
+
+from django import template
+from django.conf import settings
+from django.urls import reverse
+
+from workers.admin_views import retrain_permitted
+from workers.retraining import labels_since_last_training
+from workers.selectors import training_job_summary, training_jobs_recent
+
+register = template.Library()
+
+
+@register.inclusion_tag("workers/training_panel.html", takes_context=True)
+def training_panel(context, station) -> dict:
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    return {
+        "station": station,
+        "training": {
+            "jobs": [training_job_summary(job) for job in training_jobs_recent(station=station)],
+            "labels_since": labels_since_last_training(station=station),
+            "can_retrain": user is not None and retrain_permitted(user),
+            "events_path": f"/ws/stations/{station.slug}/events/",
+            "retrain_url": reverse("station-retrain", args=[station.pk]),
+            "epochs": settings.LOUPE_RETRAIN_EPOCHS,
+            "input_size": settings.LOUPE_RETRAIN_INPUT_SIZE,
+        },
+    }
