@@ -85,6 +85,18 @@ class StationAdmin(admin.ModelAdmin):
             {"fields": ("automation_level", "target_escape_rate", "uncertainty_band", "audit_share")},
         ),
         ("Models", {"fields": ("champion", "challenger", "rollout_mode", "canary_share")}),
+        (
+            "Labeling and training",
+            {
+                "fields": (
+                    "label_random_share",
+                    "retrain_after_labels",
+                    "retrain_every_hours",
+                    "gate_coverage_margin",
+                    "gate_auroc_margin",
+                )
+            },
+        ),
         ("Webhook", {"fields": ("webhook_url", "webhook_secret")}),
         (None, {"fields": ("created_at", "updated_at")}),
     )

@@ -26,6 +26,11 @@ AUDITED_FIELDS = (
     "canary_share",
     "webhook_url",
     "webhook_secret",
+    "label_random_share",
+    "retrain_after_labels",
+    "retrain_every_hours",
+    "gate_coverage_margin",
+    "gate_auroc_margin",
 )
 SECRET_FIELDS = {"webhook_secret"}
 

@@ -99,6 +99,11 @@ def test_a_supervisor_changes_settings_in_the_admin_and_the_change_is_shown(make
         "challenger": "",
         "rollout_mode": "shadow",
         "canary_share": "0.1",
+        "label_random_share": "0.05",
+        "retrain_after_labels": "100",
+        "retrain_every_hours": "0",
+        "gate_coverage_margin": "0.0",
+        "gate_auroc_margin": "0.0",
         "webhook_url": "",
         "webhook_secret": "",
         "device_keys-TOTAL_FORMS": "0",
@@ -118,6 +123,45 @@ def test_a_supervisor_changes_settings_in_the_admin_and_the_change_is_shown(make
     # and the history is on the station's page
     page = client.get(url).content.decode()
     assert "Change history" in page and "automation_level" in page
+
+
+def test_the_training_settings_are_changed_in_the_admin_and_audited(make_station, client):
+    station = make_station(level="assisted")
+    client.force_login(_staff("sam", SUPERVISOR))
+    url = f"/admin/inspection/station/{station.pk}/change/"
+    page = client.get(url).content.decode()
+    assert "Labeling and training" in page and 'name="retrain_after_labels"' in page
+    form = {
+        "name": station.name,
+        "line": station.line,
+        "defect_classes": '["crack", "scratch"]',
+        "automation_level": station.automation_level,
+        "target_escape_rate": str(station.target_escape_rate),
+        "uncertainty_band": str(station.uncertainty_band),
+        "audit_share": str(station.audit_share),
+        "champion": station.champion_id,
+        "challenger": "",
+        "rollout_mode": station.rollout_mode,
+        "canary_share": str(station.canary_share),
+        "label_random_share": str(station.label_random_share),
+        "retrain_after_labels": "250",
+        "retrain_every_hours": str(station.retrain_every_hours),
+        "gate_coverage_margin": str(station.gate_coverage_margin),
+        "gate_auroc_margin": str(station.gate_auroc_margin),
+        "webhook_url": "",
+        "webhook_secret": "",
+        "device_keys-TOTAL_FORMS": "0",
+        "device_keys-INITIAL_FORMS": "0",
+        "changes-TOTAL_FORMS": "0",
+        "changes-INITIAL_FORMS": "0",
+    }
+    response = client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    station.refresh_from_db()
+    assert station.retrain_after_labels == 250
+    change = station.changes.exclude(field="created").get()  # that one setting, nothing else
+    assert (change.field, change.old_value, change.new_value) == ("retrain_after_labels", 100, 250)
+    assert (change.changed_by.username, change.note) == ("sam", "admin")
 
 
 def test_an_inspector_cannot_change_station_settings(make_station, client):
