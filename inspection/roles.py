@@ -32,6 +32,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "inspection.view_devicekey",
         "inspection.change_devicekey",
         "models_registry.view_modelversion",
+        "workers.view_trainingjob",
         "labeling.label_item",
         "labeling.view_labeltask",
         "labeling.view_labelsubmission",

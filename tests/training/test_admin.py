@@ -95,3 +95,17 @@ def test_the_retrain_button_checks_csrf(labelled_station):
     client.force_login(staff("sam", SUPERVISOR))
     assert client.post(retrain_url(station)).status_code == 403
     assert not TrainingJob.objects.exists()
+
+
+def test_supervisors_see_the_training_jobs_and_inspectors_do_not(labelled_station, client):
+    station = labelled_station(units=6)
+    client.force_login(staff("sam", SUPERVISOR))
+    client.post(retrain_url(station))
+    job = TrainingJob.objects.get()
+    listing = client.get("/admin/workers/trainingjob/")
+    assert listing.status_code == 200
+    assert f"/admin/workers/trainingjob/{job.pk}/change/" in listing.content.decode()
+    assert client.get(f"/admin/workers/trainingjob/{job.pk}/change/").status_code == 200  # read-only view
+
+    client.force_login(staff("ines-staff", INSPECTOR))
+    assert client.get("/admin/workers/trainingjob/").status_code == 403
