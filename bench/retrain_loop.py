@@ -170,6 +170,7 @@ class Worker:
             sys.executable, "-m", "celery", "-A", "config", "worker",
             "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO",
             "--hostname", self.hostname, "--without-mingle", "--without-gossip",
+        "--queues", "celery,training",  # the default queue and the trainings' (config/settings.py)
         ]  # fmt: skip
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(

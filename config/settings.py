@@ -117,6 +117,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Trainings go to their own queue (`make run` starts a worker for it): minutes long, they must
+# not hold up webhooks and shadow predictions. A worker serving both: `-Q celery,training`.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+LOUPE_TRAINING_QUEUE = "training"
+CELERY_TASK_ROUTES = {"workers.tasks.training_job_run": {"queue": LOUPE_TRAINING_QUEUE}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 CELERY_BEAT_SCHEDULE = {
     "webhook-deliveries-resend": {"task": "workers.tasks.webhook_deliveries_resend", "schedule": 60.0},

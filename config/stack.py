@@ -1,7 +1,8 @@
 """The whole Loupe stack on one machine, in the foreground (`manage.py run_stack`).
 
 The launcher starts the embedded Redis (unless `REDIS_URL` points elsewhere), prepares the
-database, then runs the web server, a Celery worker and Celery beat as child processes whose
+database, then runs the web server, a Celery worker, a Celery worker for trainings and Celery
+beat as child processes whose
 output lines are prefixed with their name (`[web] ...`). On Ctrl-C or SIGTERM, or as soon as one
 child exits, it stops every child (SIGTERM, then SIGKILL after a grace period) and exits.
 
@@ -53,6 +54,9 @@ class StackStopRequested(Exception):
 
 
 def child_specs(options: StackOptions, *, python: str = sys.executable) -> list[ChildSpec]:
+    from django.conf import settings
+
+    default_queue, training_queue = settings.CELERY_TASK_DEFAULT_QUEUE, settings.LOUPE_TRAINING_QUEUE
     return [
         ChildSpec(
             "web",
@@ -69,7 +73,21 @@ def child_specs(options: StackOptions, *, python: str = sys.executable) -> list[
             [
                 python, "-m", "celery", "-A", "config", "worker",
                 "--loglevel", "INFO",
+                "--queues", default_queue,
+                "--hostname", f"{default_queue}@%h",
                 "--concurrency", str(options.worker_concurrency),
+            ],
+        ),
+        # Trainings take minutes: their own worker, so webhooks and shadow predictions never
+        # wait behind one.
+        ChildSpec(
+            "trainer",
+            [
+                python, "-m", "celery", "-A", "config", "worker",
+                "--loglevel", "INFO",
+                "--queues", training_queue,
+                "--hostname", f"{training_queue}@%h",
+                "--pool", "solo",
             ],
         ),
         ChildSpec(

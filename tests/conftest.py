@@ -115,6 +115,8 @@ def live_celery_worker(transactional_db, media_root: Path, redis_client, tmp_pat
     The broker database is emptied first, so the worker only sees tasks sent by this test.
     Data the test writes is visible to the worker because `transactional_db` commits it.
     """
+    from django.conf import settings
+
     from config.celery import app
 
     hostname = f"loupe-test-{uuid.uuid4().hex[:8]}@localhost"
@@ -123,6 +125,7 @@ def live_celery_worker(transactional_db, media_root: Path, redis_client, tmp_pat
         sys.executable, "-m", "celery", "-A", "config", "worker",
         "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO",
         "--hostname", hostname, "--without-mingle", "--without-gossip",
+        "--queues", f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.LOUPE_TRAINING_QUEUE}",
     ]  # fmt: skip
     process = start_test_process(command, log_path=log_path)
     worker = LiveCeleryWorker(hostname=hostname, process=process, log_path=log_path)

@@ -148,6 +148,7 @@ def worker_start(tmp_path: Path, name: str):
         sys.executable, "-m", "celery", "-A", "config", "worker",
         "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO",
         "--hostname", hostname, "--without-mingle", "--without-gossip",
+        "--queues", "celery,training",  # the default queue and the trainings' (config/settings.py)
     ]  # fmt: skip
     process = start_test_process(command, log_path=log_path)
     deadline = time.monotonic() + 60
