@@ -39,7 +39,15 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import OUT, REPOSITORY, Backends, embedded_environment, goal_check, manage, write_result  # noqa: E402
+from common import (  # noqa: E402
+    OUT,
+    Backends,
+    embedded_environment,
+    goal_check,
+    manage,
+    process_start,
+    write_result,
+)
 from predictor_speed import percentile, starter_bundle  # noqa: E402
 
 STATION = "bench-line"
@@ -125,19 +133,7 @@ class Server:
             "--workers", str(workers),
             "--lifespan", "off", "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-        from config.embedded import die_with_parent
-
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=REPOSITORY,
-                env={**environment, "PYTHONUNBUFFERED": "1"},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(),
-            )
+        self.process = process_start(command, environment=environment, log_path=log_path)
 
     def wait_until_healthy(self) -> float:
         """Seconds until /api/v1/health says ok (which also loads the model in that worker)."""

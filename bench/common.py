@@ -24,6 +24,24 @@ def embedded_environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
+def process_start(command: list[str], *, environment: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """A system process of the benchmark (uvicorn, a Celery worker): its own process group, its
+    output in `log_path`, killed if the benchmark dies."""
+    from config.embedded import die_with_parent
+
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            command,
+            cwd=REPOSITORY,
+            env={**environment, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
+
+
 def manage(env: dict[str, str], *args: str, json_output: bool = False) -> tuple[float, dict | str]:
     """Run `manage.py ARGS`; return its wall time and its stdout (parsed when `json_output`)."""
     started = time.monotonic()

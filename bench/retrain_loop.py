@@ -45,7 +45,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import OUT, REPOSITORY, Backends, embedded_environment, goal_check, manage, write_result  # noqa: E402
+from common import (  # noqa: E402
+    OUT,
+    Backends,
+    embedded_environment,
+    goal_check,
+    manage,
+    process_start,
+    write_result,
+)
 
 STATION = "bench-retrain"
 WIDTH, HEIGHT = 640, 360
@@ -162,27 +170,15 @@ class Worker:
     """`celery worker` (solo pool) in its own process group, on the benchmark's backends."""
 
     def __init__(self, environment: dict[str, str], log_path: Path) -> None:
-        from config.embedded import die_with_parent
-
         self.hostname = f"bench-retrain-{os.getpid()}@localhost"
         self.log_path = log_path
         command = [
             sys.executable, "-m", "celery", "-A", "config", "worker",
             "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO",
             "--hostname", self.hostname, "--without-mingle", "--without-gossip",
-        "--queues", "celery,training",  # the default queue and the trainings' (config/settings.py)
+            "--queues", "celery,training",  # the default queue and the trainings' (config/settings.py)
         ]  # fmt: skip
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=REPOSITORY,
-                env={**environment, "PYTHONUNBUFFERED": "1"},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(),
-            )
+        self.process = process_start(command, environment=environment, log_path=log_path)
 
     def wait_until_ready(self) -> float:
         from config.celery import app

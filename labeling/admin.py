@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.http import FileResponse
 
+from inspection.admin import ReadOnlyAdmin, ReadOnlyInline
 from labeling.exporters.services import DatasetExportError, dataset_export_zip
 from labeling.models import Annotation, Dataset, DatasetItem, ImageAsset, LabelSubmission, LabelTask
 
@@ -72,29 +73,11 @@ class ImageAssetAdmin(admin.ModelAdmin):
     readonly_fields = ("sha256", "width", "height", "format", "created_at")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Labeling work is written by the labeling pages; the admin shows it."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class SubmissionInline(admin.TabularInline):
+class SubmissionInline(ReadOnlyInline):
     model = LabelSubmission
     fk_name = "task"
-    extra = 0
     fields = ("author", "status", "no_defect", "reviewer", "review_comment", "reviewed_at", "created_at")
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(LabelTask)

@@ -3,11 +3,12 @@ button are `workers.templatetags.training` and `workers.admin_views`."""
 
 from django.contrib import admin
 
+from inspection.admin import ReadOnlyAdmin
 from workers.models import TrainingJob
 
 
 @admin.register(TrainingJob)
-class TrainingJobAdmin(admin.ModelAdmin):
+class TrainingJobAdmin(ReadOnlyAdmin):
     """Jobs are written by the retraining services; the admin shows them (queue one from the
     station's page, "Retrain now")."""
 
@@ -15,12 +16,3 @@ class TrainingJobAdmin(admin.ModelAdmin):
     list_filter = ("status", "trigger", "station")
     list_select_related = ("station", "snapshot", "snapshot__dataset", "candidate")
     readonly_fields = [field.name for field in TrainingJob._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -8,7 +8,6 @@ job takes seconds on a CPU. The settings reach worker subprocesses through the e
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 import uuid
@@ -94,30 +93,20 @@ def units_judge(station: Station, count: int, *, inspector, seed: int = 0) -> li
 
 
 @pytest.fixture
-def certain_champion(tiny_bundle, settings) -> Callable[..., ModelVersion]:  # noqa: F811
+def certain_champion(make_model_version) -> Callable[..., ModelVersion]:  # noqa: F811
     """A champion whose bundle certifies every decision at every error bound: on any test split
     it decides 100 % of the units, which a toy candidate (certified on a handful of validation
     units) cannot match. The gate must keep such a candidate out."""
 
     def make(name: str = "certain", version: int = 1) -> ModelVersion:
-        target = Path(settings.LOUPE_MODEL_CACHE) / name / str(version)
-        shutil.copytree(tiny_bundle, target)
-        config_path = target / "loupe-model.json"
+        model_version = make_model_version(name=name, version=version, threshold=0.0)
+        config_path = Path(model_version.source_uri) / "loupe-model.json"
         config = json.loads(config_path.read_text())
         config["risk_control"] = {
             alpha: {"threshold": 0.0, "certified": True, "coverage": 1.0} for alpha in config["risk_control"]
         }
         config_path.write_text(json.dumps(config))
-        return ModelVersion.objects.create(
-            name=name,
-            version=version,
-            mlflow_run_id="test",
-            source_uri=str(target),
-            dataset_name="tiny",
-            architecture="defectnet-efficientnet_lite0-64",
-            classes=list(config["classes"]),
-            risk_control=config["risk_control"],
-        )
+        return model_version
 
     return make
 
