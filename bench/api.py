@@ -23,9 +23,7 @@ import io
 import itertools
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,8 +42,10 @@ from common import (  # noqa: E402
     Backends,
     embedded_environment,
     goal_check,
+    log_tail,
     manage,
     process_start,
+    process_stop,
     write_result,
 )
 from predictor_speed import percentile, starter_bundle  # noqa: E402
@@ -154,16 +154,10 @@ class Server:
         )
 
     def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        process_stop(self.process, timeout=15)
 
 
 def predictor_alone(bundle: Path, images: list[bytes], *, iterations: int, seconds: float) -> dict:

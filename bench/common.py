@@ -42,6 +42,23 @@ def process_start(command: list[str], *, environment: dict[str, str], log_path: 
         )
 
 
+def process_stop(process: subprocess.Popen, *, timeout: float) -> None:
+    """SIGTERM to the process group of a `process_start` process, SIGKILL after `timeout` seconds."""
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def log_tail(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-4000:]
+
+
 def manage(env: dict[str, str], *args: str, json_output: bool = False) -> tuple[float, dict | str]:
     """Run `manage.py ARGS`; return its wall time and its stdout (parsed when `json_output`)."""
     started = time.monotonic()

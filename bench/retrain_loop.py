@@ -34,7 +34,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,8 +49,10 @@ from common import (  # noqa: E402
     Backends,
     embedded_environment,
     goal_check,
+    log_tail,
     manage,
     process_start,
+    process_stop,
     write_result,
 )
 
@@ -192,18 +193,10 @@ class Worker:
         raise SystemExit(f"the worker did not answer:\n{self.log_tail()}")
 
     def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
-        import signal
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        process_stop(self.process, timeout=30)
 
 
 def job_follow(job, worker: Worker) -> dict:
