@@ -15,16 +15,20 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from inspection.models import (
+    Alarm,
+    AlarmStatus,
     DecisionEvent,
     DeliveryStatus,
     DeviceKey,
     Disagreement,
+    DriftCheck,
     Prediction,
     Station,
     StationChange,
     Unit,
     WebhookDelivery,
 )
+from inspection.services.alarms import alarm_acknowledge, alarm_clear
 from inspection.services.rollout import challenger_promote, challenger_to_canary, champion_rollback
 from inspection.services.stations import station_changes_record, station_snapshot
 from inspection.services.tasks import task_enqueue
@@ -60,7 +64,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class StationChangeInline(ReadOnlyInline):
     model = StationChange
-    fields = ("changed_at", "changed_by", "field", "old_value", "new_value", "note")
+    fields = ("changed_at", "changed_by", "field", "old_value", "new_value", "note", "alarm")
     readonly_fields = fields
     verbose_name_plural = "Change history (who, when, old -> new)"
 
@@ -96,6 +100,10 @@ class StationAdmin(admin.ModelAdmin):
                     "gate_auroc_margin",
                 )
             },
+        ),
+        (
+            "Drift and alarms",
+            {"fields": ("drift_window", "drift_significance", "alarm_step_down", "alarm_retrain")},
         ),
         ("Webhook", {"fields": ("webhook_url", "webhook_secret")}),
         (None, {"fields": ("created_at", "updated_at")}),
@@ -226,3 +234,49 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
             task_enqueue(DELIVER_TASK, delivery_id, what="webhook delivery") for delivery_id in resend
         )
         self.message_user(request, f"{queued} deliveries queued again.", messages.SUCCESS)
+
+
+@admin.register(Alarm)
+class AlarmAdmin(ReadOnlyAdmin):
+    """Drift alarms; a supervisor acknowledges them and clears them once the cause is dealt with
+    (the dashboard has the same buttons, and a note field)."""
+
+    list_display = ("id", "station", "kind", "status", "summary", "times_seen", "raised_at", "last_seen_at")
+    list_filter = ("status", "kind", "station")
+    date_hierarchy = "raised_at"
+    actions = ["acknowledge", "clear"]
+
+    def has_handle_permission(self, request) -> bool:
+        return request.user.has_perm("inspection.change_alarm")
+
+    def _each(self, request, queryset, step, done: str) -> None:
+        for alarm in queryset.select_related("station"):
+            try:
+                step(alarm=alarm, user=request.user)
+            except ValidationError as error:
+                self.message_user(request, "; ".join(error.messages), messages.WARNING)
+            else:
+                self.message_user(request, f"alarm {alarm.pk}: {done}", messages.SUCCESS)
+
+    @admin.action(description="Acknowledge the selected alarms", permissions=["handle"])
+    def acknowledge(self, request, queryset) -> None:
+        self._each(request, queryset.filter(status=AlarmStatus.OPEN), alarm_acknowledge, "acknowledged")
+
+    @admin.action(description="Clear the selected alarms (the cause is dealt with)", permissions=["handle"])
+    def clear(self, request, queryset) -> None:
+        self._each(request, queryset.exclude(status=AlarmStatus.CLEARED), alarm_clear, "cleared")
+
+
+@admin.register(DriftCheck)
+class DriftCheckAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "station",
+        "model_version",
+        "first_unit_id",
+        "last_unit_id",
+        "shifted",
+        "checked_at",
+    )
+    list_filter = ("shifted", "station")
+    date_hierarchy = "checked_at"

@@ -22,7 +22,11 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     SUPERVISOR: (
         "inspection.view_station",
         "inspection.change_station",
+        "inspection.view_dashboard",
         "inspection.view_stationchange",
+        "inspection.view_alarm",
+        "inspection.change_alarm",
+        "inspection.view_driftcheck",
         "inspection.view_unit",
         "inspection.decide_unit",
         "inspection.view_decisionevent",

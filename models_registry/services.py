@@ -205,6 +205,31 @@ def predictor_get(*, model_version: ModelVersion, backend: str = "onnx"):
         return predictor
 
 
+_references: dict[tuple[str, int], object] = {}
+
+
+def model_reference_get(*, model_version: ModelVersion):
+    """The version's drift reference (`ml.drift.Reference`) and raw arrays, from its bundle's
+    `reference.npz`: `(reference, arrays)`. `reference` is None for a bundle made before drift
+    monitoring (it lacks the input statistics); `arrays` then still holds its scores."""
+    from models_registry.ml.bundle import load_reference
+    from models_registry.ml.drift import Reference
+
+    key = (model_version.name, model_version.version)
+    with _predictors_lock:
+        cached = _references.get(key)
+    if cached is None:
+        arrays = load_reference(model_bundle_path(model_version=model_version))
+        try:
+            reference = Reference.from_arrays(arrays)
+        except KeyError:
+            reference = None
+        cached = (reference, arrays)
+        with _predictors_lock:
+            _references[key] = cached
+    return cached
+
+
 def model_version_evaluate(*, model_version: ModelVersion, samples: Sequence[Sample]) -> dict:
     """Evaluate a registered version on labelled samples, through its served ONNX graph."""
     from models_registry.ml.pipeline import evaluate_bundle

@@ -25,6 +25,7 @@ class TrainingTrigger(models.TextChoices):
     SCHEDULE = "schedule"
     ADMIN = "admin", "button in admin"
     COMMAND = "command", "manage.py retrain"
+    DRIFT = "drift", "drift alarm"
 
 
 class TrainingJob(models.Model):

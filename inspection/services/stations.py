@@ -31,6 +31,10 @@ AUDITED_FIELDS = (
     "retrain_every_hours",
     "gate_coverage_margin",
     "gate_auroc_margin",
+    "drift_window",
+    "drift_significance",
+    "alarm_step_down",
+    "alarm_retrain",
 )
 SECRET_FIELDS = {"webhook_secret"}
 

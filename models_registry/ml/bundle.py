@@ -3,7 +3,8 @@
     loupe-model.json   network and preprocessing config, classes, calibration, risk control
     weights.pt         the torch state dict (`network.save_weights`)
     model.onnx         the serving graph (`ExportedDefectNet`)
-    reference.npz      validation scores, confidences and embeddings (drift reference)
+    reference.npz      the drift reference: per validation unit, its input statistics, embedding
+                       summary, score, confidence and whether the model was right
 
 MLflow stores the folder as the model version's artifacts; a process downloads it once.
 """

@@ -1,42 +1,47 @@
 """Drift statistics: is a window of live units still like the model's reference data?
 
 Plain numpy/scipy (no Django), so the tests can construct distributions and the Celery task that
-watches a station (issue 6) only feeds it numbers:
+watches a station only feeds it numbers. The reference is what a model version kept of its
+validation data (`bundle.save_reference`); the live side is what the served model kept of each
+unit (`Prediction.embedding`). Both come from `predictor.summarise_embedding`, so they measure
+the same thing the same way.
 
-- `image_statistics`: the scalar input statistics a camera change moves (brightness, contrast,
-  sharpness, colour balance);
-- `ks_tests`: a two-sample Kolmogorov-Smirnov test per statistic, with Holm's step-down
-  correction so that watching several statistics at once keeps the family-wise false-alarm rate
-  at the chosen significance;
+- `ks_tests`: a two-sample Kolmogorov-Smirnov test per scalar input statistic (brightness,
+  contrast, sharpness, mean colour);
 - `mmd_test`: the maximum mean discrepancy between two sets of embeddings with a Gaussian kernel
-  (bandwidth by the median heuristic on the pooled sample) and a permutation test for its p-value.
+  (bandwidth by the median heuristic on the pooled sample) and a permutation test for its p-value;
+- `confidence_test`: has the model become less sure of itself (one-sided KS on the confidence of
+  its verdict, the quantity its automation thresholds are certified on)?
+- `agreement_test`: do blind human verdicts agree with the model less often than the reference
+  labels did (one-sided Fisher exact test)?
+- `window_tests`: all of them on one window, as one family with Holm's step-down correction, so
+  watching many statistics at once keeps the chance of a false alarm per window at `alpha`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-STATISTICS = ("brightness", "contrast", "sharpness", "red_green", "blue_green")
+# The scalar input statistics, as `summarise_embedding` stores them (colour as three means).
+STATISTICS = ("brightness", "contrast", "sharpness", "red", "green", "blue")
+# Which alarm each test raises.
+INPUT, EMBEDDING, SCORE, AGREEMENT = "input_drift", "embedding_drift", "score_shift", "audit_agreement"
+MIN_AGREEMENT_UNITS = 20
 
 
-def image_statistics(rgb: np.ndarray) -> dict[str, float]:
-    """Scalar statistics of an RGB image (H x W x 3, values 0-255)."""
-    pixels = np.asarray(rgb, dtype=np.float32)
-    if pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise ValueError(f"an RGB image is H x W x 3, not {pixels.shape}")
-    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
-    gray = 0.299 * red + 0.587 * green + 0.114 * blue
-    # Sharpness: the variance of the 4-neighbour Laplacian (focus and motion blur lower it).
-    laplacian = gray[1:-1, :-2] + gray[1:-1, 2:] + gray[:-2, 1:-1] + gray[2:, 1:-1] - 4.0 * gray[1:-1, 1:-1]
+def summary_statistics(summary: Mapping) -> dict[str, float]:
+    """The scalar statistics of one stored embedding summary (`Prediction.embedding`)."""
+    red, green, blue = summary["color"]
     return {
-        "brightness": float(gray.mean()),
-        "contrast": float(gray.std()),
-        "sharpness": float(laplacian.var()) if laplacian.size else 0.0,
-        "red_green": float(red.mean() - green.mean()),
-        "blue_green": float(blue.mean() - green.mean()),
+        "brightness": float(summary["brightness"]),
+        "contrast": float(summary["contrast"]),
+        "sharpness": float(summary["sharpness"]),
+        "red": float(red),
+        "green": float(green),
+        "blue": float(blue),
     }
 
 
@@ -50,37 +55,6 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (count - rank) * p_values[index]))
         adjusted[index] = running
     return adjusted
-
-
-@dataclass(frozen=True)
-class KsResult:
-    statistic: str
-    distance: float
-    p_value: float
-    adjusted_p_value: float
-    shifted: bool
-
-
-def ks_tests(
-    reference: Mapping[str, Sequence[float]], live: Mapping[str, Sequence[float]], *, alpha: float = 0.01
-) -> list[KsResult]:
-    """One KS test per statistic present in both, Holm-corrected as a family at `alpha`."""
-    from scipy.stats import ks_2samp
-
-    names = [name for name in reference if name in live]
-    if not names:
-        raise ValueError("reference and live share no statistic")
-    tests = []
-    for name in names:
-        ref, now = np.asarray(reference[name], float), np.asarray(live[name], float)
-        if len(ref) < 2 or len(now) < 2:
-            raise ValueError(f"{name}: a KS test needs at least 2 values on each side")
-        tests.append(ks_2samp(ref, now))
-    adjusted = holm_adjust([float(test.pvalue) for test in tests])
-    return [
-        KsResult(name, float(test.statistic), float(test.pvalue), p, p <= alpha)
-        for name, test, p in zip(names, tests, adjusted, strict=True)
-    ]
 
 
 @dataclass(frozen=True)
@@ -99,24 +73,27 @@ def _squared_distances(points: np.ndarray) -> np.ndarray:
     return np.maximum(norms[:, None] + norms[None, :] - 2.0 * points @ points.T, 0.0)
 
 
-def _mmd2(kernel: np.ndarray, first: np.ndarray, second: np.ndarray) -> float:
-    """The unbiased MMD² estimate for the index sets `first` and `second` of the pooled kernel."""
-    kxx = kernel[np.ix_(first, first)]
-    kyy = kernel[np.ix_(second, second)]
-    kxy = kernel[np.ix_(first, second)]
-    m, n = len(first), len(second)
-    return float(
-        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-        - 2.0 * kxy.mean()
-    )
+def _mmd2_many(kernel: np.ndarray, members: np.ndarray, m: int) -> np.ndarray:
+    """Unbiased MMD² for each column of `members` (pooled size x B, 1 for the first sample's
+    m points, 0 for the second's n): one matrix product for all B splits. The Gaussian kernel's
+    diagonal is 1, so the within-sample sums without the diagonal are a'Ka - m and b'Kb - n."""
+    n = kernel.shape[0] - m
+    first = members.astype(np.float64)
+    second = 1.0 - first
+    k_first = kernel @ first
+    k_second = kernel.sum(axis=1, keepdims=True) - k_first
+    within_first = (first * k_first).sum(axis=0) - m
+    within_second = (second * k_second).sum(axis=0) - n
+    between = (first * k_second).sum(axis=0)
+    return within_first / (m * (m - 1)) + within_second / (n * (n - 1)) - 2.0 * between / (m * n)
 
 
 def mmd_test(reference: np.ndarray, live: np.ndarray, *, permutations: int = 500, seed: int = 0) -> MmdResult:
     """MMD between two samples of embeddings (rows), with a permutation p-value.
 
     The p-value counts the observed statistic among the permuted ones ((b + 1) / (B + 1)), so it
-    is never 0 and the test keeps its level for any number of permutations."""
+    is never 0 and the test keeps its level for any number of permutations; it can be no smaller
+    than 1 / (B + 1), which bounds the significance it can reach."""
     x, y = np.asarray(reference, np.float64), np.asarray(live, np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"embeddings must be two matrices with the same width, not {x.shape} and {y.shape}")
@@ -128,12 +105,161 @@ def mmd_test(reference: np.ndarray, live: np.ndarray, *, permutations: int = 500
     bandwidth = float(np.median(off_diagonal)) or 1.0
     kernel = np.exp(-distances / bandwidth)
     m = len(x)
-    indices = np.arange(len(pooled))
-    observed = _mmd2(kernel, indices[:m], indices[m:])
+    observed_members = np.zeros((len(pooled), 1))
+    observed_members[:m] = 1.0
+    observed = float(_mmd2_many(kernel, observed_members, m)[0])
     rng = np.random.default_rng(seed)
     exceed = 0
-    for _ in range(permutations):
-        shuffled = rng.permutation(indices)
-        if _mmd2(kernel, shuffled[:m], shuffled[m:]) >= observed:
-            exceed += 1
+    for start in range(0, permutations, 256):
+        count = min(256, permutations - start)
+        members = np.zeros((len(pooled), count))
+        for column in range(count):
+            members[rng.permutation(len(pooled))[:m], column] = 1.0
+        exceed += int((_mmd2_many(kernel, members, m) >= observed - 1e-12).sum())
     return MmdResult(observed, (exceed + 1) / (permutations + 1), bandwidth, permutations)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a model version kept of its validation data (see `bundle.save_reference`)."""
+
+    statistics: Mapping[str, np.ndarray]
+    embeddings: np.ndarray  # N x d embedding summaries
+    confidence: np.ndarray  # the confidence of the model's verdict
+    verdict_correct: np.ndarray  # the model's pass/fail verdict matched the label
+
+    @property
+    def size(self) -> int:
+        return len(self.confidence)
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Reference:
+        """From a bundle's `reference.npz`; KeyError names what an older bundle lacks."""
+        return cls(
+            statistics={name: np.asarray(arrays[name], float) for name in STATISTICS},
+            embeddings=np.asarray(arrays["embedding"], float),
+            confidence=np.asarray(arrays["confidence"], float),
+            verdict_correct=np.asarray(arrays["verdict_correct"], bool),
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """The same figures for a window of live units, and the blind human checks of the model."""
+
+    statistics: Mapping[str, Sequence[float]]
+    embeddings: np.ndarray
+    confidence: Sequence[float]
+    agreed: int = 0  # blind human verdicts equal to the model's
+    judged: int = 0  # blind human verdicts on units the model predicted
+
+
+@dataclass(frozen=True)
+class DriftTest:
+    kind: str  # the alarm it raises: INPUT, EMBEDDING, SCORE or AGREEMENT
+    name: str
+    statistic: float
+    p_value: float
+    adjusted_p_value: float
+    shifted: bool
+    detail: dict
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ks(
+    reference: Sequence[float], live: Sequence[float], alternative: str = "two-sided"
+) -> tuple[float, float]:
+    from scipy.stats import ks_2samp
+
+    reference, live = np.asarray(reference, float), np.asarray(live, float)
+    if len(reference) < 2 or len(live) < 2:
+        raise ValueError("a KS test needs at least 2 values on each side")
+    result = ks_2samp(live, reference, alternative=alternative)
+    return float(result.statistic), float(result.pvalue)
+
+
+def agreement_p_value(agreed: int, judged: int, reference_correct: Sequence[bool]) -> float:
+    """One-sided Fisher exact test: do humans agree with the model less often than the reference
+    labels did? Small when the live agreement rate is lower."""
+    from scipy.stats import fisher_exact
+
+    correct = np.asarray(reference_correct, bool)
+    table = [[agreed, judged - agreed], [int(correct.sum()), int((~correct).sum())]]
+    return float(fisher_exact(table, alternative="less").pvalue)
+
+
+def window_tests(
+    reference: Reference,
+    window: Window,
+    *,
+    alpha: float = 0.01,
+    permutations: int | None = None,
+    seed: int = 0,
+) -> list[DriftTest]:
+    """Every drift test on one window, Holm-corrected as one family at `alpha`.
+
+    - input: a two-sided KS test per scalar statistic;
+    - embedding: MMD with a permutation test;
+    - score: a one-sided KS test, live confidence lower than the reference's;
+    - agreement: Fisher's test on blind human verdicts, when at least `MIN_AGREEMENT_UNITS`.
+
+    The permutation count defaults to what lets the MMD test alone reach `alpha` after Holm's
+    correction over the whole family (its p-value is never below 1 / (B + 1)).
+    """
+    if permutations is None:
+        permutations = max(199, int(np.ceil(2 * (len(STATISTICS) + 3) / alpha)))
+    raw: list[tuple[str, str, float, float, dict]] = []
+    for name in STATISTICS:
+        if name not in reference.statistics or name not in window.statistics:
+            continue
+        ref, now = np.asarray(reference.statistics[name], float), np.asarray(window.statistics[name], float)
+        distance, p_value = _ks(ref, now)
+        raw.append(
+            (
+                INPUT,
+                name,
+                distance,
+                p_value,
+                {"reference_mean": float(ref.mean()), "live_mean": float(now.mean())},
+            )
+        )
+    if len(reference.embeddings) >= 2 and len(window.embeddings) >= 2:
+        mmd = mmd_test(reference.embeddings, window.embeddings, permutations=permutations, seed=seed)
+        raw.append(
+            (
+                EMBEDDING,
+                "embedding",
+                mmd.mmd2,
+                mmd.p_value,
+                {"bandwidth": mmd.bandwidth, "permutations": mmd.permutations},
+            )
+        )
+    confidence = np.asarray(window.confidence, float)
+    distance, p_value = _ks(reference.confidence, confidence, alternative="greater")
+    raw.append(
+        (
+            SCORE,
+            "confidence",
+            distance,
+            p_value,
+            {"reference_mean": float(np.mean(reference.confidence)), "live_mean": float(confidence.mean())},
+        )
+    )
+    if window.judged >= MIN_AGREEMENT_UNITS and reference.size:
+        reference_rate = float(np.mean(reference.verdict_correct))
+        raw.append(
+            (
+                AGREEMENT,
+                "agreement",
+                window.agreed / window.judged,
+                agreement_p_value(window.agreed, window.judged, reference.verdict_correct),
+                {"judged": window.judged, "agreed": window.agreed, "reference_rate": reference_rate},
+            )
+        )
+    adjusted = holm_adjust([p for _, _, _, p, _ in raw])
+    return [
+        DriftTest(kind, name, statistic, p_value, p_adjusted, p_adjusted <= alpha, detail)
+        for (kind, name, statistic, p_value, detail), p_adjusted in zip(raw, adjusted, strict=True)
+    ]

@@ -34,10 +34,10 @@ from models_registry.ml.evaluation import (
 )
 from models_registry.ml.layout import NetworkConfig
 from models_registry.ml.postprocess import Detection, decode_detections, image_decisions
-from models_registry.ml.predictor import OnnxPredictor, Predictor
+from models_registry.ml.predictor import OnnxPredictor, Predictor, summarise_embedding
 from models_registry.ml.preprocessing import PreprocessConfig, normalise
 from models_registry.ml.training import EpochReport, StepCallback, TrainConfig
-from models_registry.ml.types import Sample
+from models_registry.ml.types import NO_DEFECT, Sample
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,30 @@ def curves(outcomes: Sequence[ImageOutcome]) -> dict:
     return result
 
 
+def reference_arrays(
+    items: Sequence[PreparedSample], raw: RawOutputs, outcomes: Sequence[ImageOutcome]
+) -> dict[str, np.ndarray]:
+    """The drift reference of a model: what it saw and said on its validation data, summarised
+    exactly as serving summarises each live unit (`summarise_embedding`)."""
+    summaries = [summarise_embedding(raw.embeddings[k], item.pixels) for k, item in enumerate(items)]
+    known = [o for o in outcomes if o.true_defective is not None]
+    colours = np.array([s.color for s in summaries], np.float64).reshape(-1, 3)
+    return {
+        "defect_probability": np.array([o.defect_probability for o in outcomes]),
+        "confidence": np.array([o.confidence for o in outcomes]),
+        "correct": np.array([o.correct for o in outcomes], bool),
+        "known": np.array([o.true_defective is not None for o in outcomes], bool),
+        "verdict_correct": np.array([(o.label != NO_DEFECT) == o.true_defective for o in known], bool),
+        "embedding": np.array([s.vector for s in summaries], np.float32).reshape(len(summaries), -1),
+        "brightness": np.array([s.brightness for s in summaries]),
+        "contrast": np.array([s.contrast for s in summaries]),
+        "sharpness": np.array([s.sharpness for s in summaries]),
+        "red": colours[:, 0],
+        "green": colours[:, 1],
+        "blue": colours[:, 2],
+    }
+
+
 @dataclass(frozen=True)
 class TrainOutcome:
     bundle_dir: Path
@@ -292,15 +316,7 @@ def train_bundle(
         training=draft.training,
     )
     bundle_files.write_config(out_dir, final)
-    bundle_files.save_reference(
-        out_dir,
-        defect_probability=np.array([o.defect_probability for o in outcomes]),
-        confidence=np.array([o.confidence for o in outcomes]),
-        correct=np.array([o.correct for o in outcomes]),
-        embedding=raw.embeddings,
-        pixels_mean=np.array([i.pixels.mean() / 255.0 for i in validation_items]),
-        pixels_std=np.array([i.pixels.std() / 255.0 for i in validation_items]),
-    )
+    bundle_files.save_reference(out_dir, **reference_arrays(validation_items, raw, outcomes))
     seconds["calibrate"] = time.monotonic() - clock
 
     predictor = OnnxPredictor(out_dir, threads=threads)  # the final config: calibration, thresholds
