@@ -127,6 +127,7 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-deliveries-resend": {"task": "workers.tasks.webhook_deliveries_resend", "schedule": 60.0},
     "training-triggers-sweep": {"task": "workers.tasks.training_triggers_sweep", "schedule": 60.0},
     "training-jobs-stale-requeue": {"task": "workers.tasks.training_jobs_stale_requeue", "schedule": 60.0},
+    "drift-checks-sweep": {"task": "workers.tasks.drift_checks_sweep", "schedule": 60.0},
 }
 
 CHANNEL_LAYERS = {

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from inspection.models import DeliveryStatus, Unit, WebhookDelivery
+from inspection.models import DeliveryStatus, Station, Unit, WebhookDelivery
 from inspection.services.predictions import challenger_prediction_make
 from inspection.services.webhooks import (
     DeliveryFailed,
@@ -16,6 +16,7 @@ from inspection.services.webhooks import (
 )
 from models_registry.models import ModelVersion
 from workers.models import TrainingJob
+from workers.monitoring import drift_checks_sweep, station_drift_check
 from workers.retraining import training_job_run, training_jobs_stale_requeue, training_triggers_sweep
 
 logger = logging.getLogger(__name__)
@@ -78,3 +79,16 @@ def training_triggers_sweep_task() -> list[int]:
 def training_jobs_stale_requeue_task() -> list[int]:
     """Beat: queue again the jobs whose worker died (or fail them after the last attempt)."""
     return [job.pk for job in training_jobs_stale_requeue()]
+
+
+@shared_task(name="workers.tasks.drift_checks_sweep", acks_late=True)
+def drift_checks_sweep_task() -> list[int]:
+    """Beat: queue a drift check of every station with a full window of units waiting."""
+    return drift_checks_sweep()
+
+
+@shared_task(name="workers.tasks.station_drift_check", acks_late=True)
+def station_drift_check_task(station_id: int) -> list[int]:
+    """Compare the station's waiting windows with its champion's reference; raise alarms."""
+    station = Station.objects.get(pk=station_id)
+    return [check.pk for check in station_drift_check(station=station)]

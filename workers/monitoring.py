@@ -1,0 +1,242 @@
+"""Drift monitoring: windows of live units compared with the champion's reference, off the line's
+request path (a Celery task per station, queued by a beat sweep).
+
+Windows follow each other without overlap or gap: a check covers the next `drift_window` units
+the champion predicted after the previous check of that champion. Each check runs the tests of
+`models_registry.ml.drift.window_tests` as one family at the station's `drift_significance`, so
+the chance that a window with nothing changed raises any alarm is at most that. Agreement is
+tested on the latest blind human verdicts (shadow and audit units) up to the window's end: audits
+are sparse, so that sample overlaps from one check to the next.
+
+Shifted tests become alarms by kind (`inspection.services.alarms.alarms_raise`, which also steps
+the level down when the station says so); with `alarm_retrain` a new alarm also queues a training
+job on the labels collected so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from inspection.models import (
+    AutomationLevel,
+    DecisionEvent,
+    DriftCheck,
+    Prediction,
+    QueueReason,
+    Station,
+)
+from inspection.services.alarms import AlarmFinding, alarm_action_add, alarms_raise
+from inspection.services.tasks import task_enqueue
+from labeling.snapshots import EmptySnapshot
+from models_registry.ml.drift import (
+    AGREEMENT,
+    EMBEDDING,
+    INPUT,
+    SCORE,
+    DriftTest,
+    Window,
+    summary_statistics,
+    window_tests,
+)
+from models_registry.models import ModelVersion
+from models_registry.services import model_reference_get
+from workers.models import TrainingTrigger
+from workers.retraining import training_job_request
+
+logger = logging.getLogger(__name__)
+
+CHECK_TASK = "workers.tasks.station_drift_check"
+# A backlog (a worker was down) is worked off a few windows per task run.
+MAX_WINDOWS_PER_RUN = 10
+
+
+def _last_checked_unit(station: Station, model_version: ModelVersion) -> int:
+    last = DriftCheck.objects.filter(station=station, model_version=model_version).aggregate(
+        Max("last_unit_id")
+    )
+    return last["last_unit_id__max"] or 0
+
+
+def _window_predictions(station: Station, model_version: ModelVersion, after_unit_id: int) -> list[dict]:
+    return list(
+        Prediction.objects.filter(
+            model_version=model_version, unit__station=station, unit_id__gt=after_unit_id
+        )
+        .order_by("unit_id")
+        .values("unit_id", "confidence", "embedding")[: station.drift_window]
+    )
+
+
+def drift_checks_due() -> list[Station]:
+    """Stations whose champion has predicted a full window of units since its last check."""
+    due = []
+    stations = Station.objects.exclude(automation_level=AutomationLevel.HUMAN).exclude(champion=None)
+    for station in stations.select_related("champion"):
+        after = _last_checked_unit(station, station.champion)
+        waiting = Prediction.objects.filter(
+            model_version=station.champion, unit__station=station, unit_id__gt=after
+        )[: station.drift_window].count()
+        if waiting >= station.drift_window:
+            due.append(station)
+    return due
+
+
+def drift_checks_sweep() -> list[int]:
+    """Beat: queue a check of every station with a full window waiting; the ids queued."""
+    queued = []
+    for station in drift_checks_due():
+        if task_enqueue(CHECK_TASK, station.pk, what=f"drift check of {station.slug}"):
+            queued.append(station.pk)
+    return queued
+
+
+def _agreement(station: Station, model_version: ModelVersion, up_to_unit_id: int) -> tuple[int, int]:
+    """(agreed, judged) over the latest `drift_window` blind human verdicts on units the model
+    predicted, up to the window's last unit. A unit's verdict is its latest human decision."""
+    decisions = (
+        DecisionEvent.objects.filter(
+            unit__station=station,
+            unit__queue_reason__in=[QueueReason.SHADOW, QueueReason.AUDIT],
+            unit_id__lte=up_to_unit_id,
+            decided_by_user__isnull=False,
+        )
+        .order_by("-unit_id", "-created_at", "-id")
+        .values_list("unit_id", "verdict")
+    )
+    human: dict[int, str] = {}
+    for unit_id, verdict in decisions.iterator():
+        if unit_id not in human:
+            if len(human) >= station.drift_window:
+                break
+            human[unit_id] = verdict
+    model = dict(
+        Prediction.objects.filter(model_version=model_version, unit_id__in=list(human)).values_list(
+            "unit_id", "verdict"
+        )
+    )
+    judged = [unit_id for unit_id in human if unit_id in model]
+    return sum(human[u] == model[u] for u in judged), len(judged)
+
+
+def _findings(tests: Sequence[DriftTest]) -> list[AlarmFinding]:
+    by_kind: dict[str, list[DriftTest]] = defaultdict(list)
+    for test in tests:
+        if test.shifted:
+            by_kind[test.kind].append(test)
+    findings = []
+    for kind, shifted in by_kind.items():
+        shifted.sort(key=lambda t: t.adjusted_p_value)
+        strongest = shifted[0]
+        detail = {"tests": [t.as_dict() for t in shifted]}
+        findings.append(AlarmFinding(kind=kind, summary=_summary(kind, shifted, strongest), detail=detail))
+    return findings
+
+
+def _summary(kind: str, shifted: list[DriftTest], strongest: DriftTest) -> str:
+    p = f"p = {strongest.adjusted_p_value:.2g} after Holm"
+    detail = strongest.detail
+    if kind == INPUT:
+        names = ", ".join(t.name for t in shifted)
+        return (
+            f"{names} shifted: {strongest.name} averages {detail['live_mean']:.3g} "
+            f"vs {detail['reference_mean']:.3g} on validation (KS D = {strongest.statistic:.2f}, {p})"
+        )
+    if kind == EMBEDDING:
+        return f"units unlike the validation data: MMD² = {strongest.statistic:.3g} ({p})"
+    if kind == SCORE:
+        return (
+            f"the model is less sure: mean confidence {detail['live_mean']:.3f} vs "
+            f"{detail['reference_mean']:.3f} on validation (KS D = {strongest.statistic:.2f}, {p})"
+        )
+    if kind == AGREEMENT:
+        return (
+            f"blind human verdicts agree with the model on {strongest.statistic:.0%} of "
+            f"{detail['judged']} units vs {detail['reference_rate']:.0%} of validation units ({p})"
+        )
+    return f"{kind}: {strongest.name} shifted ({p})"
+
+
+def station_drift_check(*, station: Station) -> list[DriftCheck]:
+    """Check every full window waiting (up to `MAX_WINDOWS_PER_RUN`); the checks made. Safe to run
+    twice at once: a window is checked once (unique constraint), the other run moves on."""
+    station = Station.objects.select_related("champion").get(pk=station.pk)
+    champion = station.champion
+    if champion is None or station.automation_level == AutomationLevel.HUMAN:
+        return []
+    reference, _ = model_reference_get(model_version=champion)
+    if reference is None:
+        logger.warning("%s has no drift reference (a bundle made before monitoring): not checked", champion)
+        return []
+    checks = []
+    for _ in range(MAX_WINDOWS_PER_RUN):
+        after = _last_checked_unit(station, champion)
+        rows = _window_predictions(station, champion, after)
+        if len(rows) < station.drift_window:
+            break
+        check = _check_window(station, champion, reference, rows)
+        if check is None:
+            continue  # another worker checked this window
+        checks.append(check)
+    return checks
+
+
+def _check_window(station: Station, champion: ModelVersion, reference, rows: list[dict]) -> DriftCheck | None:
+    started = time.perf_counter()
+    statistics: dict[str, list[float]] = defaultdict(list)
+    embeddings, confidence = [], []
+    for row in rows:
+        summary = row["embedding"]
+        for name, value in summary_statistics(summary).items():
+            statistics[name].append(value)
+        embeddings.append(summary["vector"])
+        confidence.append(row["confidence"])
+    first, last = rows[0]["unit_id"], rows[-1]["unit_id"]
+    agreed, judged = _agreement(station, champion, last)
+    window = Window(
+        statistics=statistics,
+        embeddings=np.asarray(embeddings, float),
+        confidence=confidence,
+        agreed=agreed,
+        judged=judged,
+    )
+    tests = window_tests(reference, window, alpha=station.drift_significance, seed=last)
+    try:
+        with transaction.atomic():
+            check = DriftCheck.objects.create(
+                station=station,
+                model_version=champion,
+                first_unit_id=first,
+                last_unit_id=last,
+                window_size=len(rows),
+                significance=station.drift_significance,
+                tests=[t.as_dict() for t in tests],
+                shifted=any(t.shifted for t in tests),
+                seconds=time.perf_counter() - started,
+            )
+    except IntegrityError:
+        return None
+    if check.shifted:
+        outcome = alarms_raise(
+            station=station, findings=_findings(tests), model_version=champion, drift_check=check
+        )
+        if outcome.raised and station.alarm_retrain:
+            _retrain(station, outcome.raised)
+    return check
+
+
+def _retrain(station: Station, alarms: list) -> None:
+    try:
+        job, created = training_job_request(station=station, trigger=TrainingTrigger.DRIFT)
+    except EmptySnapshot:
+        action = "retraining not started: the station has no labelled units yet"
+    else:
+        action = f"training job {job.pk} queued" if created else f"training job {job.pk} already {job.status}"
+    for alarm in alarms:
+        alarm_action_add(alarm=alarm, action=action)
