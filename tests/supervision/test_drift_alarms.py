@@ -3,6 +3,7 @@ lighting change that steps the level down (audited, naming the alarm) and tells 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from models_registry.ml.drift import STATISTICS
 from models_registry.services import model_reference_get
 from tests.inspection.factories import person
 from workers.models import TrainingJob
-from workers.monitoring import drift_checks_due, station_drift_check
+from workers.monitoring import drift_checks_due, drift_checks_sweep, station_drift_check
 
 pytestmark = pytest.mark.django_db
 
@@ -223,3 +224,17 @@ def test_a_window_is_checked_once_even_by_two_runs(make_station, media_root):
     # a second run that raced the first finds the window taken (unique per window)
     assert station_drift_check(station=station) == []
     assert DriftCheck.objects.count() == 1
+
+
+def test_the_beat_sweep_queues_checks_that_a_real_worker_runs(make_station, live_celery_worker):
+    station = make_station(level=AutomationLevel.FULL, drift_window=WINDOW)
+    _post(station, WINDOW, seed=701, brightness=0.45)
+    assert drift_checks_sweep() == [station.pk]
+    deadline = time.monotonic() + 60
+    while not DriftCheck.objects.filter(station=station).exists():
+        assert time.monotonic() < deadline, live_celery_worker.log_path.read_text()[-3000:]
+        time.sleep(0.2)
+    check = DriftCheck.objects.get(station=station)
+    assert check.shifted and Alarm.objects.filter(station=station, kind=AlarmKind.INPUT).exists()
+    station.refresh_from_db()
+    assert station.automation_level == AutomationLevel.PARTIAL
