@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that its request count and latency cover everything below it (config.metrics).
+    "config.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -204,6 +206,13 @@ LOGIN_REDIRECT_URL = "/stations/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 LOUPE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("LOUPE_WEBHOOK_TIMEOUT_SECONDS", "5"))
 LOUPE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LOUPE_WEBHOOK_MAX_ATTEMPTS", "8"))
+
+# --- Monitoring (config.metrics) ------------------------------------------------------------
+# Prometheus scrapes /metrics. With a token set, a scrape must send `Authorization: Bearer <token>`
+# (else 401); unset, the endpoint is open, for an internal network. Several web processes on one
+# host share their HTTP counts through prometheus_client's multiprocess mode: set
+# PROMETHEUS_MULTIPROC_DIR (read by prometheus_client itself) to an empty folder before they start.
+LOUPE_METRICS_TOKEN = os.environ.get("LOUPE_METRICS_TOKEN", "")
 
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import views
+from config.metrics import metrics_view
 from inspection import pages
 from labeling import pages as labeling_pages
 from workers import admin_views as training_admin
@@ -27,6 +28,7 @@ urlpatterns = [
     path("api/v1/labeling/", include("labeling.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("api/v1/docs/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-docs"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 if settings.DEBUG:
