@@ -2,7 +2,8 @@
 request path (a Celery task per station, queued by a beat sweep).
 
 Windows follow each other without overlap or gap: a check covers the next `drift_window` units
-the champion predicted after the previous check of that champion. Each check runs the tests of
+the champion predicted after the previous check of that champion (distinct photographs: an
+image posted again counts once). Each check runs the tests of
 `models_registry.ml.drift.window_tests` as one family at the station's `drift_significance`, so
 the chance that a window with nothing changed raises any alarm is at most that. Agreement is
 tested on the latest blind human verdicts (shadow and audit units) up to the window's end: audits
@@ -55,6 +56,8 @@ logger = logging.getLogger(__name__)
 CHECK_TASK = "workers.tasks.station_drift_check"
 # A backlog (a worker was down) is worked off a few windows per task run.
 MAX_WINDOWS_PER_RUN = 10
+MAX_SCAN_WINDOWS = 10
+MIN_DISTINCT_UNITS = 20
 
 
 def _last_checked_unit(station: Station, model_version: ModelVersion) -> int:
@@ -64,14 +67,40 @@ def _last_checked_unit(station: Station, model_version: ModelVersion) -> int:
     return last["last_unit_id__max"] or 0
 
 
-def _window_predictions(station: Station, model_version: ModelVersion, after_unit_id: int) -> list[dict]:
-    return list(
+def _window_predictions(
+    station: Station, model_version: ModelVersion, after_unit_id: int
+) -> tuple[list[dict], int] | None:
+    """The next window after `after_unit_id`: `drift_window` predictions of distinct photographs,
+    and the last unit it covers; None while too few have arrived.
+
+    A photograph posted again (a retry without an idempotency key, a simulator's image pool)
+    counts once: repeated values would make the tests overconfident. A stream of mostly repeats is
+    cut after `MAX_SCAN_WINDOWS` windows' worth of units and checked on the distinct ones it holds,
+    when there are at least `MIN_DISTINCT_UNITS`."""
+    size = station.drift_window
+    limit = size * MAX_SCAN_WINDOWS
+    rows = (
         Prediction.objects.filter(
             model_version=model_version, unit__station=station, unit_id__gt=after_unit_id
         )
         .order_by("unit_id")
-        .values("unit_id", "confidence", "embedding")[: station.drift_window]
+        .values("unit_id", "confidence", "embedding", "unit__image_sha256")[:limit]
     )
+    window: list[dict] = []
+    seen: set[str] = set()
+    scanned = last = 0
+    for row in rows.iterator(chunk_size=500):
+        scanned += 1
+        last = row["unit_id"]
+        if row["unit__image_sha256"] in seen:
+            continue
+        seen.add(row["unit__image_sha256"])
+        window.append(row)
+        if len(window) == size:
+            return window, last
+    if scanned == limit and len(window) >= MIN_DISTINCT_UNITS:
+        return window, last
+    return None
 
 
 def drift_checks_due() -> list[Station]:
@@ -176,18 +205,20 @@ def station_drift_check(*, station: Station) -> list[DriftCheck]:
         return []
     checks = []
     for _ in range(MAX_WINDOWS_PER_RUN):
-        after = _last_checked_unit(station, champion)
-        rows = _window_predictions(station, champion, after)
-        if len(rows) < station.drift_window:
+        found = _window_predictions(station, champion, _last_checked_unit(station, champion))
+        if found is None:
             break
-        check = _check_window(station, champion, reference, rows)
+        rows, last = found
+        check = _check_window(station, champion, reference, rows, last)
         if check is None:
             continue  # another worker checked this window
         checks.append(check)
     return checks
 
 
-def _check_window(station: Station, champion: ModelVersion, reference, rows: list[dict]) -> DriftCheck | None:
+def _check_window(
+    station: Station, champion: ModelVersion, reference, rows: list[dict], last: int
+) -> DriftCheck | None:
     started = time.perf_counter()
     statistics: dict[str, list[float]] = defaultdict(list)
     embeddings, confidence = [], []
@@ -197,7 +228,7 @@ def _check_window(station: Station, champion: ModelVersion, reference, rows: lis
             statistics[name].append(value)
         embeddings.append(summary["vector"])
         confidence.append(row["confidence"])
-    first, last = rows[0]["unit_id"], rows[-1]["unit_id"]
+    first = rows[0]["unit_id"]
     agreed, judged = _agreement(station, champion, last)
     window = Window(
         statistics=statistics,

@@ -238,3 +238,39 @@ def test_the_beat_sweep_queues_checks_that_a_real_worker_runs(make_station, live
     assert check.shifted and Alarm.objects.filter(station=station, kind=AlarmKind.INPUT).exists()
     station.refresh_from_db()
     assert station.automation_level == AutomationLevel.PARTIAL
+
+
+def test_a_photograph_posted_again_counts_once_in_a_window(make_station, media_root):
+    station = make_station(level=AutomationLevel.FULL, drift_window=WINDOW)
+    units = _post(station, WINDOW // 2, seed=801)
+    for unit in units:  # the same photographs again, as a line retrying without idempotency keys would
+        with unit.image.open("rb") as image:
+            unit_submit(
+                station=station, serial=f"{unit.serial}-again", image_data=image.read(), filename="unit.jpg"
+            )
+    assert station_drift_check(station=station) == []  # 20 units, 10 photographs: no full window yet
+    more = _post(station, WINDOW // 2, seed=802)
+    (check,) = station_drift_check(station=station)
+    assert check.window_size == WINDOW and (check.first_unit_id, check.last_unit_id) == (
+        units[0].pk,
+        more[-1].pk,
+    )
+
+
+def test_a_stream_of_repeats_is_checked_on_its_distinct_photographs(make_station, media_root, monkeypatch):
+    from workers import monitoring
+
+    monkeypatch.setattr(monitoring, "MAX_SCAN_WINDOWS", 2)  # scan at most 2 x 25 units for a window
+    station = make_station(level=AutomationLevel.FULL, drift_window=25)
+    units = _post(station, 20, seed=901)
+    repeats = []
+    for index in range(30):  # a simulator cycling through its pool of 20 images
+        with units[index % 20].image.open("rb") as image:
+            submission = unit_submit(
+                station=station, serial=f"again-{index}", image_data=image.read(), filename="u.jpg"
+            )
+        repeats.append(submission.unit)
+        if index == 28:
+            assert station_drift_check(station=station) == []  # 49 scanned: still waiting for more
+    (check,) = station_drift_check(station=station)  # 50 scanned, 20 distinct: checked on those
+    assert check.window_size == 20 and check.last_unit_id == repeats[-1].pk
