@@ -2,18 +2,20 @@
 decisions, disagreements and webhook deliveries (read-only records).
 
 The station page's Training panel and "Retrain now" belong to `workers` (a template tag that the
-station's change form loads, and a view routed in `config/urls.py`): inspection never imports it."""
+station's change form loads, and a view routed in `config/urls.py`): inspection never imports it.
+Its threshold tool is inspection's own (`admin_views.station_thresholds`, routed in `get_urls`)."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from inspection.admin_views import station_thresholds
 from inspection.models import (
     Alarm,
     AlarmStatus,
@@ -139,6 +141,15 @@ class StationAdmin(admin.ModelAdmin):
     @admin.action(description="Champion: roll back to the previous one", permissions=["rollout"])
     def champion_back(self, request, queryset) -> None:
         self._rollout(request, queryset, champion_rollback, "rolled back to the previous champion")
+
+    def get_urls(self):
+        # Before the admin's own: its "<object_id>/" catch-all would take the tool's URL.
+        threshold_tool = path(
+            "<int:station_id>/thresholds/",
+            self.admin_site.admin_view(station_thresholds),
+            name="inspection_station_thresholds",
+        )
+        return [threshold_tool, *super().get_urls()]
 
     def get_readonly_fields(self, request, obj=None):
         # The slug is in device integrations' URLs and WebSocket paths: fixed once created.

@@ -73,8 +73,8 @@ def model_needed(level: Level) -> bool:
     return Level(level) != Level.HUMAN
 
 
-def certified_threshold(risk_control: Mapping[str, Mapping], target_escape_rate: float) -> float | None:
-    """The confidence threshold certified for the strictest error bound that meets the target.
+def certified_bound(risk_control: Mapping[str, Mapping], target_escape_rate: float) -> str | None:
+    """The error bound (a key of `risk_control`) whose threshold a station at this target uses.
 
     `risk_control` is a model version's table `{alpha: {"threshold", "certified", ...}}`. Among the
     bounds no looser than the target, the loosest certified one is used (it automates the most while
@@ -85,8 +85,19 @@ def certified_threshold(risk_control: Mapping[str, Mapping], target_escape_rate:
         for alpha, entry in risk_control.items()
         if entry.get("certified") and entry.get("threshold") is not None
     ]
-    alpha = loosest_bound_within(certified, target_escape_rate)
+    return loosest_bound_within(certified, target_escape_rate)
+
+
+def certified_threshold(risk_control: Mapping[str, Mapping], target_escape_rate: float) -> float | None:
+    """The confidence threshold certified for the bound `certified_bound` picks; None if none."""
+    alpha = certified_bound(risk_control, target_escape_rate)
     return None if alpha is None else float(risk_control[alpha]["threshold"])
+
+
+def required_confidence(threshold: float, uncertainty_band: float) -> float:
+    """The confidence a prediction needs for the model to decide alone at the partial level:
+    the certified threshold raised by the station's band, never above 1."""
+    return min(1.0, threshold + uncertainty_band)
 
 
 def decide(
@@ -117,7 +128,7 @@ def decide(
         if threshold is None:
             # Nothing certified at this target: the model may not decide anything alone.
             return Outcome(Action.QUEUE, None, "deferred", blind=False, run_model=True, threshold=None)
-        required = min(1.0, threshold + policy.uncertainty_band)
+        required = required_confidence(threshold, policy.uncertainty_band)
         if output.confidence >= required:
             return Outcome(Action.DECIDE, output.verdict, "", blind=False, run_model=True, threshold=required)
         return Outcome(Action.QUEUE, None, "deferred", blind=False, run_model=True, threshold=required)

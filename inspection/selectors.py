@@ -6,6 +6,9 @@ from django.db.models import QuerySet
 from django.urls import reverse
 
 from inspection.models import DecisionEvent, Prediction, PredictionRole, Station, Unit, UnitStatus
+from inspection.policy import StationPolicy
+from inspection.thresholds import threshold_preview, validation_scores
+from models_registry.services import model_reference_get
 
 
 class UnitNotFound(LookupError):
@@ -114,3 +117,30 @@ def unit_list(*, station: Station | None = None, status: str | None = None) -> Q
 
 def station_get(*, slug: str) -> Station:
     return Station.objects.select_related("champion", "challenger").get(slug=slug)
+
+
+def station_threshold_previews(*, station: Station, policy: StationPolicy) -> list[dict]:
+    """The threshold tool's figures for the station's champion and challenger under `policy` (the
+    supervisor's settings, perhaps not saved yet), each measured on its own validation units."""
+    previews = []
+    for role, model_version in (("champion", station.champion), ("challenger", station.challenger)):
+        if model_version is None:
+            if role == "champion":
+                previews.append({"role": role, "model_version": None, "reason": "no champion model"})
+            continue
+        entry = {
+            "role": role,
+            "model_version": f"{model_version.name}:{model_version.version}",
+            "rollout_mode": station.rollout_mode if role == "challenger" else None,
+        }
+        try:
+            _, arrays = model_reference_get(model_version=model_version)
+        except FileNotFoundError:
+            previews.append({**entry, "reason": "the version's bundle has no validation reference"})
+            continue
+        confidences, correct = validation_scores(arrays)
+        preview = threshold_preview(
+            confidences=confidences, correct=correct, risk_control=model_version.risk_control, policy=policy
+        )
+        previews.append({**entry, **preview.as_dict()})
+    return previews

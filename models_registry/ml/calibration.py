@@ -170,6 +170,31 @@ def risk_control_table(
     }
 
 
+def risk_coverage_curve(
+    confidences: Sequence[float], correct: Sequence[bool], *, max_points: int | None = None
+) -> list[tuple[float, float]]:
+    """(coverage, error among the units decided alone) for every threshold `confidence >= t` that
+    changes which units are decided, from the strictest to the laxest: one point per distinct
+    confidence, so tied units enter together, as they do under a threshold. With `max_points`, an
+    evenly spaced subset that keeps both ends (for drawing)."""
+    confidences = np.asarray(confidences, np.float64)
+    wrong = ~np.asarray(correct, bool)
+    if len(confidences) == 0:
+        return []
+    order = np.argsort(-confidences, kind="stable")
+    sorted_confidences = confidences[order]
+    errors = np.cumsum(wrong[order])
+    # the last unit of each run of equal confidences: where a threshold at that value stops
+    ends = np.flatnonzero(np.append(sorted_confidences[1:] != sorted_confidences[:-1], True))
+    if max_points is not None and len(ends) > max_points:
+        ends = ends[np.unique(np.round(np.linspace(0, len(ends) - 1, max(max_points, 2))).astype(int))]
+    counts = ends + 1
+    return [
+        (float(count / len(confidences)), float(errors[end] / count))
+        for end, count in zip(ends, counts, strict=True)
+    ]
+
+
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     probabilities, labels = np.asarray(probabilities, np.float64), np.asarray(labels, np.float64)
     if len(probabilities) == 0:
