@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
-import os
 import shutil
 import socket
 import sys
@@ -40,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import (  # noqa: E402
     OUT,
     Backends,
+    django_start,
     embedded_environment,
     goal_check,
     log_tail,
-    manage,
     process_start,
     process_stop,
     write_result,
@@ -320,12 +319,7 @@ def main() -> None:
             f"database: {backends.describe()['database']}; Redis: {backends.describe()['redis']}", flush=True
         )
         environment = {**embedded_environment(data_dir), **backends.environment()}
-        manage(environment, "migrate", "--noinput")
-        os.environ.update(environment)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        import django
-
-        django.setup()
+        django_start(environment)
         django_ready = True
         station, key = station_prepare(bundle, data_dir)
 

@@ -78,6 +78,16 @@ def manage(env: dict[str, str], *args: str, json_output: bool = False) -> tuple[
     return seconds, completed.stdout
 
 
+def django_start(environment: dict[str, str]) -> None:
+    """Migrate the benchmark's database and set Django up in this process on `environment`."""
+    manage(environment, "migrate", "--noinput")
+    os.environ.update(environment)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+
 def require_dataset(name: str) -> Path:
     path = DATASETS / name
     if not path.exists():

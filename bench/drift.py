@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import OUT, Backends, embedded_environment, manage, write_result  # noqa: E402
+from common import OUT, Backends, django_start, embedded_environment, write_result  # noqa: E402
 
 WIDTH, HEIGHT, JPEG_QUALITY = 320, 180, 90
 TRAIN_UNITS, VALIDATION_SHARE = 400, 0.3
@@ -220,12 +219,7 @@ def main() -> None:
     backends = Backends(data_dir, embedded=args.embedded, name="drift")
     try:
         environment = {**embedded_environment(data_dir), **backends.environment()}
-        manage(environment, "migrate", "--noinput")
-        os.environ.update(environment)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        import django
-
-        django.setup()
+        django_start(environment)
         from django.contrib.auth.models import Group, User
 
         from inspection.models import AutomationLevel

@@ -47,10 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import (  # noqa: E402
     OUT,
     Backends,
+    django_start,
     embedded_environment,
     goal_check,
     log_tail,
-    manage,
     process_start,
     process_stop,
     write_result,
@@ -291,12 +291,7 @@ def main() -> None:
             "LOUPE_RETRAIN_BACKBONE": "efficientnet_lite0",
             "LOUPE_RETRAIN_PRETRAINED": "1",
         }
-        manage(environment, "migrate", "--noinput")
-        os.environ.update(environment)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        import django
-
-        django.setup()
+        django_start(environment)
         django_ready = True
 
         from inspection.models import AutomationLevel

@@ -28,7 +28,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api import Server, station_prepare, unit_images  # noqa: E402
-from common import Backends, embedded_environment, manage, write_result  # noqa: E402
+from common import Backends, django_start, embedded_environment, write_result  # noqa: E402
 from predictor_speed import percentile, starter_bundle  # noqa: E402
 
 CHROMIUM = os.environ.get("LOUPE_CHROMIUM", "/usr/bin/chromium")
@@ -54,12 +54,7 @@ def main() -> None:
     server = None
     try:
         environment = {**embedded_environment(data_dir), **backends.environment()}
-        manage(environment, "migrate", "--noinput")
-        os.environ.update(environment)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        import django
-
-        django.setup()
+        django_start(environment)
         from django.contrib.auth.models import Group, User
 
         from inspection.roles import INSPECTOR
