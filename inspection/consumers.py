@@ -14,6 +14,11 @@ closes before accepting answers a bare HTTP 403 and the client never learns the 
   signed-in browser connects from a page of another site (its Origin is not this host).
 
 Nothing is joined before the checks pass, so a refused client never receives an event.
+
+The supervisors' dashboard listens on `/ws/dashboard/`: a signed-in person holding
+`inspection.view_dashboard` (no device keys), with the same origin check and close codes (4401
+not signed in, 4403 without the permission or from another site's page). It receives a
+`station.activity` notice per batch of any station's events (see `inspection.events`).
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework.exceptions import AuthenticationFailed
 
 from inspection.authentication import device_from_key, key_from_header
-from inspection.events import station_group
+from inspection.events import SUPERVISION_GROUP, station_group
 from inspection.models import Station
 
 NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403
 NO_SUCH_STATION = 4404
 VIEW_PERMISSION = "inspection.view_station"
+DASHBOARD_PERMISSION = "inspection.view_dashboard"
 
 
 class StationEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -62,6 +68,41 @@ class StationEventsConsumer(AsyncJsonWebsocketConsumer):
     async def station_event(self, message: dict) -> None:
         """A `station.event` from the group: its "event" goes to the client as is."""
         await self.send_json(message["event"])
+
+
+class DashboardEventsConsumer(AsyncJsonWebsocketConsumer):
+    joined = False
+
+    async def connect(self) -> None:
+        refusal = await _dashboard_refusal(
+            user=self.scope.get("user"),
+            origin=_header(self.scope, b"origin"),
+            host=_header(self.scope, b"host"),
+        )
+        if refusal is not None:
+            await self.accept()
+            await self.close(code=refusal)
+            return
+        await self.channel_layer.group_add(SUPERVISION_GROUP, self.channel_name)
+        self.joined = True
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.joined:
+            await self.channel_layer.group_discard(SUPERVISION_GROUP, self.channel_name)
+
+    async def station_activity(self, message: dict) -> None:
+        """A `station.activity` notice goes to the client as is."""
+        await self.send_json(message)
+
+
+@database_sync_to_async
+def _dashboard_refusal(*, user, origin: str | None, host: str | None) -> int | None:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return NOT_AUTHENTICATED
+    if origin is not None and host is not None and urlsplit(origin).netloc != host:
+        return FORBIDDEN
+    return None if user.has_perm(DASHBOARD_PERMISSION) else FORBIDDEN
 
 
 @database_sync_to_async

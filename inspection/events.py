@@ -7,6 +7,9 @@ pub/sub. The line's request never waits for Redis: a `group_send` from a request
 round trip through an event loop (about 4 ms measured), more than the database writes. Events are
 notifications; the database is the record, and long-polls re-read it at least every second, so a
 process that dies with events still queued loses no decision.
+
+Each batch also goes, as one compact `station.activity` notice (the event types, and alarms in
+full), to the supervision group that the dashboard's WebSocket `/ws/dashboard/` joins.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 UNIT_RECEIVED = "unit.received"
 UNIT_DECIDED = "unit.decided"
+STATION_ACTIVITY = "station.activity"
+SUPERVISION_GROUP = "supervision"  # every dashboard's WebSocket
 
 _redis_clients: dict[str, redis.Redis] = {}
 _redis_lock = threading.Lock()
@@ -34,6 +39,17 @@ _redis_lock = threading.Lock()
 
 def station_group(station_slug: str) -> str:
     return f"station.{station_slug}"
+
+
+def station_activity(station_slug: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The supervision group's notice of a batch: which station, what kinds of event, and the
+    alarms in full (the dashboard shows them at once; other figures it fetches again)."""
+    return {
+        "type": STATION_ACTIVITY,
+        "station": station_slug,
+        "kinds": sorted({event.get("type", "") for event in events}),
+        "alarms": [event["alarm"] for event in events if isinstance(event.get("alarm"), dict)],
+    }
 
 
 def unit_channel(unit_id: int) -> str:
@@ -101,6 +117,10 @@ class _Publisher:
                     redis_client().publish(unit_channel(event["unit"]["id"]), "decided")
                 except redis.RedisError:
                     logger.exception("Could not wake long-polls of unit %s", event["unit"]["id"])
+        try:
+            await layer.group_send(SUPERVISION_GROUP, station_activity(station_slug, events))
+        except Exception:  # as above: the events are committed, the dashboard refetches later
+            logger.exception("Could not tell the dashboards of station %s's activity", station_slug)
 
 
 _publisher_instance: _Publisher | None = None
