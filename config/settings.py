@@ -51,6 +51,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that its request count and latency cover everything below it (config.metrics).
     "config.metrics.RequestMetricsMiddleware",
+    # The line's POST /api/v1/units/ time, per station, for the dashboard (inspection.dashboard.latency).
+    "inspection.dashboard.latency.UnitPostLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from config import views
 from config.metrics import metrics_view
 from inspection import pages
+from inspection.dashboard import pages as dashboard_pages
 from labeling import pages as labeling_pages
 from workers import admin_views as training_admin
 
@@ -14,6 +15,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("stations/", pages.station_list, name="station-list"),
     path("stations/<slug:slug>/", pages.station_page, name="station-page"),
+    path("dashboard/", dashboard_pages.dashboard_page, name="dashboard"),
+    path("dashboard/<slug:slug>/", dashboard_pages.dashboard_station_page, name="dashboard-station"),
     path("labeling/", labeling_pages.labeling_station_list, name="labeling-station-list"),
     path("labeling/<slug:slug>/", labeling_pages.labeling_page, name="labeling-page"),
     path("labeling/<slug:slug>/review/", labeling_pages.review_page, name="review-page"),
@@ -25,6 +28,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("inspection.urls")),
+    path("api/v1/", include("inspection.dashboard.urls")),
     path("api/v1/labeling/", include("labeling.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("api/v1/docs/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-docs"),

@@ -1,0 +1,101 @@
+"""The JSON the dashboard pages fetch: the overview of every station, or one station's figures.
+
+A fixed number of queries per report, whatever the number of units and stations; the latency
+histograms are one Redis round trip.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.urls import reverse
+from django.utils import timezone
+
+from inspection.dashboard.figures import StationCounts, counts_total, figures_body, station_counts
+from inspection.dashboard.in_play import alarms_active, models_in_play
+from inspection.dashboard.latency import latency_series
+from inspection.dashboard.periods import Period, Window, window_at
+from inspection.dashboard.series import count_series, drift_points
+from inspection.models import Station
+
+
+def _window_body(window: Window) -> dict:
+    return {
+        "period": window.period.name,
+        "bucket_seconds": window.period.bucket_seconds,
+        "start": window.start.isoformat(),
+        "now": window.now.isoformat(),
+    }
+
+
+def _station_body(station: Station) -> dict:
+    return {
+        "slug": station.slug,
+        "name": station.name,
+        "line": station.line,
+        "automation_level": station.automation_level,
+        "automation_level_display": station.get_automation_level_display(),
+        "target_escape_rate": station.target_escape_rate,
+        "audit_share": station.audit_share,
+        "dashboard_url": reverse("dashboard-station", args=[station.slug]),
+    }
+
+
+def _series(window: Window, station_ids: list[int] | None, pending_now: int, latency) -> dict:
+    return {
+        "t": window.bucket_starts,
+        **count_series(window=window, station_ids=station_ids, pending_now=pending_now),
+        **{f"latency_{key}": values for key, values in latency.per_bucket().items()},
+        "drift": drift_points(window=window, station_ids=station_ids),
+    }
+
+
+def dashboard_overview(*, period: Period, now: datetime | None = None) -> dict:
+    """Every station's headline figures and models, the active alarms, and the charts' series
+    for all stations together."""
+    window = window_at(period=period, now=now or timezone.now())
+    stations = list(Station.objects.order_by("slug"))
+    counts = station_counts(window=window)
+    latency = latency_series(scopes=[None, *(s.slug for s in stations)], window=window)
+    models = models_in_play(window=window, stations=stations)
+    alarms = alarms_active()
+    total = counts_total(counts.values())
+    rows = []
+    for station in stations:
+        figures = figures_body(
+            counts.get(station.pk, StationCounts()), window=window, latency=latency[station.slug].summary()
+        )
+        active = [alarm for alarm in alarms if alarm["station"] == station.slug]
+        rows.append(
+            {
+                **_station_body(station),
+                "figures": figures,
+                "models": models[station.pk],
+                "alarms": {
+                    "open": sum(alarm["status"] == "open" for alarm in active),
+                    "acknowledged": sum(alarm["status"] == "acknowledged" for alarm in active),
+                },
+            }
+        )
+    return {
+        **_window_body(window),
+        "overall": figures_body(total, window=window, latency=latency[None].summary()),
+        "stations": rows,
+        "alarms": alarms,
+        "series": _series(window, None, total.pending, latency[None]),
+    }
+
+
+def dashboard_station(*, station: Station, period: Period, now: datetime | None = None) -> dict:
+    """One station's figures, models in play, active alarms and the charts' series."""
+    window = window_at(period=period, now=now or timezone.now())
+    counts = station_counts(window=window, station_ids=[station.pk]).get(station.pk, StationCounts())
+    latency = latency_series(scopes=[station.slug], window=window)[station.slug]
+    return {
+        **_window_body(window),
+        "station": _station_body(station),
+        "figures": figures_body(counts, window=window, latency=latency.summary()),
+        "models": models_in_play(window=window, stations=[station])[station.pk],
+        "alarms": alarms_active(station_ids=[station.pk]),
+        "series": _series(window, [station.pk], counts.pending, latency),
+    }
