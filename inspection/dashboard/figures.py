@@ -1,4 +1,5 @@
-"""Headline figures per station over a window, each from one aggregate query grouped by station.
+"""Figures per station and per time bucket over a window, from aggregate queries grouped by
+station and bucket (the bucket number computed in the database).
 
 Definitions (units are counted by when they arrived, decisions by when they were made):
 
@@ -21,9 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
-from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery
 
-from inspection.dashboard.periods import Window
+from inspection.dashboard.periods import EpochBucket, Window
 from inspection.dashboard.proportions import Proportion
 from inspection.models import (
     DecisionEvent,
@@ -41,31 +42,43 @@ QUEUE_EXIT_REASONS = (DecisionReason.DEFERRED, DecisionReason.AUDIT, DecisionRea
 
 
 @dataclass
-class StationCounts:
+class Counts:
+    """What happened at a station, or in a time bucket, or anywhere: additive counts."""
+
     received: int = 0
     automatic: int = 0
     deferred: int = 0
+    entered_queue: int = 0  # units that arrived with a queue reason
     agreement: Proportion = field(default_factory=lambda: Proportion(0, 0))
     audit_wrong: Proportion = field(default_factory=lambda: Proportion(0, 0))
     audit_missed: Proportion = field(default_factory=lambda: Proportion(0, 0))
     decided_by_model: int = 0
     decided_by_human: int = 0
-    pending: int = 0
+    left_queue: int = 0  # decisions that took a unit out of the queue
+    pending: int = 0  # now (not per bucket)
     oldest_pending_at: datetime | None = None
 
-
-def counts_total(counts: Iterable[StationCounts]) -> StationCounts:
-    """The counts of several stations together (the oldest pending unit is the oldest of all)."""
-    total = StationCounts()
-    for each in counts:
-        for name in (f.name for f in fields(StationCounts)):
-            mine, theirs = getattr(total, name), getattr(each, name)
+    def add(self, other: Counts) -> None:
+        for name in (f.name for f in fields(Counts)):
+            mine, theirs = getattr(self, name), getattr(other, name)
             if name == "oldest_pending_at":
-                oldest = [moment for moment in (mine, theirs) if moment is not None]
-                setattr(total, name, min(oldest, default=None))
+                setattr(self, name, min((m for m in (mine, theirs) if m is not None), default=None))
             else:
-                setattr(total, name, mine + theirs)
+                setattr(self, name, mine + theirs)
+
+
+def counts_total(counts: Iterable[Counts]) -> Counts:
+    """Several stations' (or buckets') counts together; the oldest pending unit of all."""
+    total = Counts()
+    for each in counts:
+        total.add(each)
     return total
+
+
+@dataclass
+class WindowCounts:
+    stations: dict[int, Counts]  # by station id; stations with nothing to count are absent
+    buckets: list[Counts]  # by the window's buckets, all the stations asked for together
 
 
 def units_in(window: Window, station_ids: Sequence[int] | None) -> QuerySet[Unit]:
@@ -78,8 +91,16 @@ def decisions_in(window: Window, station_ids: Sequence[int] | None) -> QuerySet[
     return decisions if station_ids is None else decisions.filter(unit__station_id__in=station_ids)
 
 
-def automatic_decision_exists() -> Exists:
-    return Exists(DecisionEvent.objects.filter(unit=OuterRef("pk"), reason=DecisionReason.AUTOMATIC))
+def automatic_decisions_of(window: Window, station_ids: Sequence[int] | None) -> QuerySet[DecisionEvent]:
+    """The automatic decisions of the units received in the window (one per unit: the model
+    decides when the unit arrives). A join, not a subquery per unit: PostgreSQL runs it as one
+    hash join however many units the window holds."""
+    decisions = DecisionEvent.objects.filter(
+        reason=DecisionReason.AUTOMATIC,
+        unit__received_at__gte=window.start,
+        unit__received_at__lte=window.now,
+    )
+    return decisions if station_ids is None else decisions.filter(unit__station_id__in=station_ids)
 
 
 def blind_judged(units: QuerySet[Unit]) -> QuerySet[Unit]:
@@ -90,9 +111,13 @@ def blind_judged(units: QuerySet[Unit]) -> QuerySet[Unit]:
         .order_by("-created_at", "-id")
         .values("verdict")[:1]
     )
-    model = Prediction.objects.filter(unit=OuterRef("pk"), model_version=OuterRef("deciding_model")).values(
-        "verdict"
-    )[:1]
+    # At most one prediction per unit and model version; no ORDER BY, which could lead PostgreSQL
+    # to walk the whole table in id order for each unit.
+    model = (
+        Prediction.objects.filter(unit=OuterRef("pk"), model_version=OuterRef("deciding_model"))
+        .order_by()
+        .values("verdict")[:1]
+    )
     return (
         units.filter(queue_reason__in=BLIND_REASONS, deciding_model__isnull=False)
         .annotate(human_verdict=Subquery(human), model_verdict=Subquery(model))
@@ -109,51 +134,71 @@ def judged_aggregates() -> dict:
     }
 
 
-def station_counts(*, window: Window, station_ids: Sequence[int] | None = None) -> dict[int, StationCounts]:
-    """Counts per station id (stations with nothing in the window are absent): four queries."""
-    counts: dict[int, StationCounts] = {}
+def window_counts(*, window: Window, station_ids: Sequence[int] | None = None) -> WindowCounts:
+    """Counts per station and per time bucket from the same five queries (four grouped by
+    station and bucket, and the queue now), so a chart's bars add up to its station's figure."""
+    width = window.period.bucket_seconds
+    stations: dict[int, Counts] = {}
+    buckets = [Counts() for _ in range(window.period.bucket_count)]
 
-    def of(station_id: int) -> StationCounts:
-        return counts.setdefault(station_id, StationCounts())
+    def add(station_id: int, bucket: int, counts: Counts) -> None:
+        stations.setdefault(station_id, Counts()).add(counts)
+        index = window.index_of(bucket)
+        if index is not None:
+            buckets[index].add(counts)
 
-    units = units_in(window, station_ids)
-    for row in units.values("station_id").annotate(
+    units = units_in(window, station_ids).annotate(bucket=EpochBucket("received_at", seconds=width))
+    for row in units.values("station_id", "bucket").annotate(
         received=Count("id"),
-        automatic=Count("id", filter=Q(automatic_decision_exists())),
         deferred=Count("id", filter=Q(queue_reason=QueueReason.DEFERRED)),
+        entered_queue=Count("id", filter=~Q(queue_reason="")),
     ):
-        of(row["station_id"]).received = row["received"]
-        of(row["station_id"]).automatic = row["automatic"]
-        of(row["station_id"]).deferred = row["deferred"]
-
-    for row in blind_judged(units).values("station_id", "queue_reason").annotate(**judged_aggregates()):
-        station = of(row["station_id"])
-        station.agreement += Proportion(row["agreed"], row["judged"])
+        add(
+            row["station_id"],
+            row["bucket"],
+            Counts(row["received"], deferred=row["deferred"], entered_queue=row["entered_queue"]),
+        )
+    for row in (
+        automatic_decisions_of(window, station_ids)
+        .annotate(bucket=EpochBucket("unit__received_at", seconds=width))
+        .values("unit__station_id", "bucket")
+        .annotate(units=Count("unit_id", distinct=True))
+    ):
+        add(row["unit__station_id"], row["bucket"], Counts(automatic=row["units"]))
+    for row in (
+        blind_judged(units).values("station_id", "queue_reason", "bucket").annotate(**judged_aggregates())
+    ):
+        judged = Counts(agreement=Proportion(row["agreed"], row["judged"]))
         if row["queue_reason"] == QueueReason.AUDIT:
-            station.audit_wrong += Proportion(row["judged"] - row["agreed"], row["judged"])
-            station.audit_missed += Proportion(row["missed"], row["judged"])
-
+            judged.audit_wrong = Proportion(row["judged"] - row["agreed"], row["judged"])
+            judged.audit_missed = Proportion(row["missed"], row["judged"])
+        add(row["station_id"], row["bucket"], judged)
     for row in (
         decisions_in(window, station_ids)
-        .values("unit__station_id")
+        .annotate(bucket=EpochBucket("created_at", seconds=width))
+        .values("unit__station_id", "bucket")
         .annotate(
             by_model=Count("id", filter=Q(decided_by_model__isnull=False)),
             by_human=Count("id", filter=Q(decided_by_user__isnull=False)),
+            left_queue=Count("id", filter=Q(reason__in=QUEUE_EXIT_REASONS)),
         )
     ):
-        of(row["unit__station_id"]).decided_by_model = row["by_model"]
-        of(row["unit__station_id"]).decided_by_human = row["by_human"]
+        decided = Counts(
+            decided_by_model=row["by_model"], decided_by_human=row["by_human"], left_queue=row["left_queue"]
+        )
+        add(row["unit__station_id"], row["bucket"], decided)
 
     pending = Unit.objects.filter(status=UnitStatus.PENDING)
     if station_ids is not None:
         pending = pending.filter(station_id__in=station_ids)
     for row in pending.values("station_id").annotate(pending=Count("id"), oldest=Min("received_at")):
-        of(row["station_id"]).pending = row["pending"]
-        of(row["station_id"]).oldest_pending_at = row["oldest"]
-    return counts
+        stations.setdefault(row["station_id"], Counts()).add(
+            Counts(pending=row["pending"], oldest_pending_at=row["oldest"])
+        )
+    return WindowCounts(stations=stations, buckets=buckets)
 
 
-def figures_body(counts: StationCounts, *, window: Window, latency: dict) -> dict:
+def figures_body(counts: Counts, *, window: Window, latency: dict) -> dict:
     """The figures as the dashboard's JSON gives them (rates in [0, 1], intervals at 95 %)."""
     hours = window.hours
     oldest = counts.oldest_pending_at

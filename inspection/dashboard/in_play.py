@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from django.db.models import Count
 
-from inspection.dashboard.figures import decisions_in, units_in
+from inspection.dashboard.figures import automatic_decisions_of, units_in
 from inspection.dashboard.periods import Window
-from inspection.models import Alarm, AlarmStatus, DecisionReason, Prediction, RolloutMode, Station
+from inspection.models import Alarm, AlarmStatus, Prediction, RolloutMode, Station
 from inspection.services.alarms import alarm_representation
 from models_registry.models import ModelVersion
 
@@ -31,10 +31,9 @@ def models_in_play(*, window: Window, stations: Sequence[Station]) -> dict[int, 
         predicted[(row["unit__station_id"], row["model_version_id"])] += row["count"]
     decided: dict[tuple[int, int], int] = {}
     for row in (
-        decisions_in(window, station_ids)
-        .filter(reason=DecisionReason.AUTOMATIC)
+        automatic_decisions_of(window, station_ids)
         .values("unit__station_id", "decided_by_model_id")
-        .annotate(count=Count("id"))
+        .annotate(count=Count("unit_id", distinct=True))
     ):
         decided[(row["unit__station_id"], row["decided_by_model_id"])] = row["count"]
     received = dict(

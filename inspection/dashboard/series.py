@@ -1,5 +1,5 @@
-"""The figures per time bucket, for the dashboard's charts: three GROUP BY queries on the bucket
-number computed in the database, and the window's drift checks.
+"""The figures per time bucket, for the dashboard's charts (from `figures.window_counts`), and
+the window's drift checks.
 
 The queue length over time is not stored anywhere; it follows from the events. A unit enters
 the queue when it arrives with a queue reason and leaves with the decision that takes it out
@@ -11,78 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db.models import Count, Q
-
-from inspection.dashboard.figures import (
-    QUEUE_EXIT_REASONS,
-    automatic_decision_exists,
-    blind_judged,
-    decisions_in,
-    judged_aggregates,
-    units_in,
-)
-from inspection.dashboard.periods import EpochBucket, Window
+from inspection.dashboard.figures import WindowCounts
+from inspection.dashboard.periods import Window
 from inspection.models import DriftCheck
 
 
-def _per_bucket(window: Window, rows, fields: Sequence[str]) -> dict[str, list[int]]:
-    """Rows of {bucket, field...} as one list per field, zero where a bucket had none."""
-    columns = {name: [0] * window.period.bucket_count for name in fields}
-    for row in rows:
-        index = window.index_of(row["bucket"])
-        if index is not None:
-            for name in fields:
-                columns[name][index] = row[name]
-    return columns
-
-
-def _ratio(counts: Sequence[int], totals: Sequence[int]) -> list[float | None]:
-    return [count / total if total else None for count, total in zip(counts, totals, strict=True)]
-
-
-def count_series(*, window: Window, station_ids: Sequence[int] | None, pending_now: int) -> dict[str, list]:
-    """Units received, decisions by model and by people, automation rate, agreement on blind
-    units and queue length, one value per bucket of the window."""
-    width = window.period.bucket_seconds
-    units = units_in(window, station_ids).annotate(bucket=EpochBucket("received_at", seconds=width))
-    arrivals = _per_bucket(
-        window,
-        units.values("bucket").annotate(
-            received=Count("id"),
-            automatic=Count("id", filter=Q(automatic_decision_exists())),
-            entered_queue=Count("id", filter=~Q(queue_reason="")),
-        ),
-        ("received", "automatic", "entered_queue"),
-    )
-    decisions = _per_bucket(
-        window,
-        decisions_in(window, station_ids)
-        .annotate(bucket=EpochBucket("created_at", seconds=width))
-        .values("bucket")
-        .annotate(
-            by_model=Count("id", filter=Q(decided_by_model__isnull=False)),
-            by_human=Count("id", filter=Q(decided_by_user__isnull=False)),
-            left_queue=Count("id", filter=Q(reason__in=QUEUE_EXIT_REASONS)),
-        ),
-        ("by_model", "by_human", "left_queue"),
-    )
-    judged = _per_bucket(
-        window,
-        blind_judged(units).values("bucket").annotate(**judged_aggregates()),
-        ("judged", "agreed"),
-    )
-    queue = [0] * window.period.bucket_count
+def count_series(*, counts: WindowCounts, pending_now: int) -> dict[str, list]:
+    """Units received, decisions by a model and by people, automation rate, agreement on blind
+    units and queue length, one value per bucket of the window (None where a rate has no units)."""
+    buckets = counts.buckets
+    queue = [0] * len(buckets)
     pending = pending_now
-    for index in reversed(range(window.period.bucket_count)):
+    for index in reversed(range(len(buckets))):
         queue[index] = pending
-        pending -= arrivals["entered_queue"][index] - decisions["left_queue"][index]
+        pending -= buckets[index].entered_queue - buckets[index].left_queue
     return {
-        "received": arrivals["received"],
-        "decided_by_model": decisions["by_model"],
-        "decided_by_human": decisions["by_human"],
-        "automation_rate": _ratio(arrivals["automatic"], arrivals["received"]),
-        "judged": judged["judged"],
-        "agreement": _ratio(judged["agreed"], judged["judged"]),
+        "received": [bucket.received for bucket in buckets],
+        "decided_by_model": [bucket.decided_by_model for bucket in buckets],
+        "decided_by_human": [bucket.decided_by_human for bucket in buckets],
+        "automation_rate": [
+            bucket.automatic / bucket.received if bucket.received else None for bucket in buckets
+        ],
+        "judged": [bucket.agreement.total for bucket in buckets],
+        "agreement": [bucket.agreement.rate for bucket in buckets],
         "queue_length": queue,
     }
 

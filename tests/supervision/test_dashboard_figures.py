@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from scipy.stats import binomtest
 
-from inspection.dashboard.figures import station_counts
+from inspection.dashboard.figures import window_counts
 from inspection.dashboard.periods import PERIODS, UnknownPeriod, period_get, window_at
 from inspection.dashboard.report import dashboard_overview, dashboard_station
-from inspection.dashboard.series import count_series
 from inspection.models import AutomationLevel, DecisionReason, DriftCheck, RolloutMode
 from inspection.services.stations import station_create
 from tests.inspection.factories import person
@@ -102,7 +101,7 @@ def test_periods_are_whole_buckets_ending_now():
 
 def test_rates_agreement_escape_and_queue_per_station(line):
     a, b, _, _ = line
-    counts = station_counts(window=window_at(period=HOUR, now=NOW))
+    counts = window_counts(window=window_at(period=HOUR, now=NOW)).stations
     station_a, station_b = counts[a.pk], counts[b.pk]
     # 7 automatic + 2 audits + 2 deferred received in the hour (the 2-hour-old unit is outside)
     assert (station_a.received, station_a.automatic, station_a.deferred) == (11, 7, 2)
@@ -179,8 +178,7 @@ def test_overview_sums_the_stations(line):
 
 def test_series_buckets_add_up_to_the_figures(line):
     a, _, _, _ = line
-    window = window_at(period=HOUR, now=NOW)
-    series = count_series(window=window, station_ids=[a.pk], pending_now=2)
+    series = dashboard_station(station=a, period=HOUR, now=NOW)["series"]
     # the unit 5 minutes ago is in bucket 12:25, the 55th of 60 (index 54)
     assert series["received"][54] == 1 and series["automation_rate"][54] == 1.0
     assert series["automation_rate"][9] == 0.0  # 50 minutes ago: the deferred unit alone
