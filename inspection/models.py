@@ -248,6 +248,8 @@ class Unit(models.Model):
         ]
         indexes = [
             models.Index(fields=["station", "status", "received_at"], name="unit_queue"),
+            # The dashboard's periods over every station (a station's own ride on unit_queue).
+            models.Index(fields=["received_at"], name="unit_by_arrival"),
             # The human queue: pending units oldest first; small however many units are decided.
             models.Index(
                 fields=["station", "received_at", "id"],
@@ -329,7 +331,10 @@ class DecisionEvent(models.Model):
                 name="decided_by_exactly_one",
             ),
         ]
-        indexes = [models.Index(fields=["unit", "created_at"], name="decision_by_unit")]
+        indexes = [
+            models.Index(fields=["unit", "created_at"], name="decision_by_unit"),
+            models.Index(fields=["created_at"], name="decision_by_time"),  # the dashboard's periods
+        ]
 
     def __str__(self) -> str:
         return f"{self.unit}: {self.verdict} ({self.reason})"
