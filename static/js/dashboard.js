@@ -1,12 +1,14 @@
 // The supervision dashboard: figures and charts from the JSON endpoint, kept live by the
 // dashboard's WebSocket. Every `station.activity` notice refetches the figures (at most once
-// every REFRESH_MIN_MS); alarms in a notice are shown at once. Charts are uPlot (static/vendor).
+// every REFRESH_MIN_MS for the period shown: a week's figures read every unit of the week, and
+// move little in a few seconds); alarms in a notice are shown at once. Charts are uPlot
+// (static/vendor).
 (function () {
   "use strict";
 
   const root = document.getElementById("dashboard");
   if (!root) return;
-  const REFRESH_MIN_MS = 2000;
+  const REFRESH_MIN_MS = { hour: 2000, day: 15000, week: 60000 };
   const REFRESH_IDLE_MS = 10000;
   const scope = root.dataset.scope; // "overview" | "station"
   const slug = root.dataset.station || null;
@@ -111,10 +113,11 @@
       }
     }
   }
-  // At most one fetch every REFRESH_MIN_MS, however busy the line.
+  // At most one fetch every REFRESH_MIN_MS of the period, however busy the line.
   function scheduleRefresh() {
     if (state.refreshTimer) return;
-    const wait = Math.max(0, state.lastFetch + REFRESH_MIN_MS - Date.now());
+    const least = REFRESH_MIN_MS[state.period] || REFRESH_MIN_MS.hour;
+    const wait = Math.max(0, state.lastFetch + least - Date.now());
     state.refreshTimer = setTimeout(() => {
       state.refreshTimer = null;
       refresh();
