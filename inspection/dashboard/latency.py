@@ -1,10 +1,10 @@
 """How long the line waits on `POST /api/v1/units/`: recorded per request, kept in Redis as
 histograms, read back as percentiles.
 
-`UnitPostLatencyMiddleware` times each successful post and hands the time to a per-process
-buffer; a daemon thread adds the buffer to Redis every `FLUSH_SECONDS` (one pipelined round trip
-of HINCRBYs), so the line's request never waits on Redis and every web process adds to the same
-counts. Each station, and all stations together (scope `*`), has one hash per minute (kept
+The request-metrics middleware (`config.metrics`) times each successful post and hands the time
+(`unit_post_observe`) to a per-process buffer; a daemon thread adds the buffer to Redis every
+`FLUSH_SECONDS` (one pipelined round trip of HINCRBYs), so the line's request never waits on
+Redis and every web process adds to the same counts. Each station, and all stations together (scope `*`), has one hash per minute (kept
 `MINUTE_TTL_SECONDS`) and one per hour (kept `HOUR_TTL_SECONDS`) whose fields are bucket numbers
 of fixed log-spaced edges: 20 per decade from 0.1 ms to 100 s (each bucket 12 % wide), so a
 percentile read back, interpolated inside its bucket, is within 12 % of the exact one. A
@@ -20,12 +20,11 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
 import redis
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
@@ -207,48 +206,15 @@ def _unit_post_path() -> str:
     return reverse("unit-list")
 
 
-def _observe(request: HttpRequest, response: HttpResponse | None, started: float) -> None:
-    if response is None or not 200 <= response.status_code < 300:
+def unit_post_observe(request: HttpRequest, response: HttpResponse | None, seconds: float) -> None:
+    """Keep the time of a successful line post (`POST /api/v1/units/` with a device key) for the
+    dashboard. The request-metrics middleware (`config.metrics`), which times every request from
+    the top of the stack, calls it: one timing serves Prometheus and the dashboard."""
+    if request.method != "POST" or response is None or not 200 <= response.status_code < 300:
+        return
+    if request.path_info != _unit_post_path():
         return
     # DRF puts the device-key principal on the Django request too; people and strangers are skipped.
     station = getattr(getattr(request, "user", None), "station", None)
     if station is not None:
-        latency_record(station_slug=station.slug, milliseconds=(time.perf_counter() - started) * 1000)
-
-
-class UnitPostLatencyMiddleware:
-    """Times the line's successful `POST /api/v1/units/` for the dashboard; near the top of
-    `MIDDLEWARE`, so the time covers the whole stack. Other requests pass straight through."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
-        if self.is_async:
-            return self._acall(request)
-        if request.method != "POST" or request.path_info != _unit_post_path():
-            return self.get_response(request)
-        started = time.perf_counter()
-        response = None
-        try:
-            response = self.get_response(request)
-            return response
-        finally:
-            _observe(request, response, started)
-
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        if request.method != "POST" or request.path_info != _unit_post_path():
-            return await self.get_response(request)
-        started = time.perf_counter()
-        response = None
-        try:
-            response = await self.get_response(request)
-            return response
-        finally:
-            _observe(request, response, started)
+        latency_record(station_slug=station.slug, milliseconds=seconds * 1000)
