@@ -72,21 +72,7 @@
   }
 
   // --- talking to the server -----------------------------------------------------------------
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-  async function api(method, url, body) {
-    const response = await fetch(url, {
-      method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.detail || JSON.stringify(data) || response.statusText);
-    return data;
-  }
+  const { api } = window.loupe; // static/js/api.js
 
   async function refresh() {
     if (state.fetching) {

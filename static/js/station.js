@@ -37,26 +37,7 @@
   window.loupeTimings = [];
   window.loupeNextReady = () => !state.claimingNext && (!state.next || state.next.loaded);
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
-  async function api(method, url, body) {
-    const response = await fetch(url, {
-      method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status === 204) return null;
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const detail = data.detail || JSON.stringify(data);
-      throw new Error(`${response.status}: ${detail}`);
-    }
-    return data;
-  }
+  const { api } = window.loupe; // static/js/api.js
 
   function say(text, bad) {
     const status = $("status");
