@@ -40,24 +40,26 @@ VIEW_PERMISSION = "inspection.view_station"
 DASHBOARD_PERMISSION = "inspection.view_dashboard"
 
 
-class StationEventsConsumer(AsyncJsonWebsocketConsumer):
+class _GroupConsumer(AsyncJsonWebsocketConsumer):
+    """Checks the handshake, then joins one group and forwards what is sent to it."""
+
     group_name: str | None = None
 
+    async def refusal(self) -> int | None:
+        """The close code refusing this handshake, or None to let it subscribe."""
+        raise NotImplementedError
+
+    def group(self) -> str:
+        raise NotImplementedError
+
     async def connect(self) -> None:
-        slug = self.scope["url_route"]["kwargs"]["slug"]
-        refusal = await _refusal(
-            slug=slug,
-            authorization=_header(self.scope, b"authorization"),
-            user=self.scope.get("user"),
-            origin=_header(self.scope, b"origin"),
-            host=_header(self.scope, b"host"),
-        )
+        refusal = await self.refusal()
         if refusal is not None:
             await self.accept()
             await self.close(code=refusal)
             return
         # Join before accepting: once the client sees the handshake succeed, no event is missed.
-        self.group_name = station_group(slug)
+        self.group_name = self.group()
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
 
@@ -65,42 +67,55 @@ class StationEventsConsumer(AsyncJsonWebsocketConsumer):
         if self.group_name is not None:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
+
+class StationEventsConsumer(_GroupConsumer):
+    async def refusal(self) -> int | None:
+        return await _refusal(
+            slug=self.scope["url_route"]["kwargs"]["slug"],
+            authorization=_header(self.scope, b"authorization"),
+            user=self.scope.get("user"),
+            origin=_header(self.scope, b"origin"),
+            host=_header(self.scope, b"host"),
+        )
+
+    def group(self) -> str:
+        return station_group(self.scope["url_route"]["kwargs"]["slug"])
+
     async def station_event(self, message: dict) -> None:
         """A `station.event` from the group: its "event" goes to the client as is."""
         await self.send_json(message["event"])
 
 
-class DashboardEventsConsumer(AsyncJsonWebsocketConsumer):
-    joined = False
-
-    async def connect(self) -> None:
-        refusal = await _dashboard_refusal(
+class DashboardEventsConsumer(_GroupConsumer):
+    async def refusal(self) -> int | None:
+        return await _dashboard_refusal(
             user=self.scope.get("user"),
             origin=_header(self.scope, b"origin"),
             host=_header(self.scope, b"host"),
         )
-        if refusal is not None:
-            await self.accept()
-            await self.close(code=refusal)
-            return
-        await self.channel_layer.group_add(SUPERVISION_GROUP, self.channel_name)
-        self.joined = True
-        await self.accept()
 
-    async def disconnect(self, code: int) -> None:
-        if self.joined:
-            await self.channel_layer.group_discard(SUPERVISION_GROUP, self.channel_name)
+    def group(self) -> str:
+        return SUPERVISION_GROUP
 
     async def station_activity(self, message: dict) -> None:
         """A `station.activity` notice goes to the client as is."""
         await self.send_json(message)
 
 
+def _signed_in(user) -> bool:
+    return user is not None and user.is_authenticated and user.is_active
+
+
+def _foreign_origin(origin: str | None, host: str | None) -> bool:
+    """A cookie rides along with any page's WebSocket: only this site's own pages may use it."""
+    return origin is not None and host is not None and urlsplit(origin).netloc != host
+
+
 @database_sync_to_async
 def _dashboard_refusal(*, user, origin: str | None, host: str | None) -> int | None:
-    if user is None or not user.is_authenticated or not user.is_active:
+    if not _signed_in(user):
         return NOT_AUTHENTICATED
-    if origin is not None and host is not None and urlsplit(origin).netloc != host:
+    if _foreign_origin(origin, host):
         return FORBIDDEN
     return None if user.has_perm(DASHBOARD_PERMISSION) else FORBIDDEN
 
@@ -109,7 +124,6 @@ def _dashboard_refusal(*, user, origin: str | None, host: str | None) -> int | N
 def _refusal(
     *, slug: str, authorization: str | None, user, origin: str | None = None, host: str | None = None
 ) -> int | None:
-    """The close code refusing this handshake, or None to let it subscribe."""
     key = key_from_header(authorization) if authorization is not None else None
     if key is not None:
         try:
@@ -119,10 +133,9 @@ def _refusal(
         if not Station.objects.filter(slug=slug).exists():
             return NO_SUCH_STATION
         return None if device.station.slug == slug else FORBIDDEN
-    if user is None or not user.is_authenticated or not user.is_active:
+    if not _signed_in(user):
         return NOT_AUTHENTICATED
-    if origin is not None and host is not None and urlsplit(origin).netloc != host:
-        # A cookie rides along with any page's WebSocket: only this site's own pages may use it.
+    if _foreign_origin(origin, host):
         return FORBIDDEN
     if not Station.objects.filter(slug=slug).exists():
         return NO_SUCH_STATION
