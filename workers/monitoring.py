@@ -25,14 +25,8 @@ import numpy as np
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from inspection.models import (
-    AutomationLevel,
-    DecisionEvent,
-    DriftCheck,
-    Prediction,
-    QueueReason,
-    Station,
-)
+from inspection.dashboard.figures import blind_judged
+from inspection.models import AutomationLevel, DriftCheck, Prediction, Station, Unit
 from inspection.services.alarms import AlarmFinding, alarm_action_add, alarms_raise
 from inspection.services.tasks import task_enqueue
 from labeling.snapshots import EmptySnapshot
@@ -127,31 +121,16 @@ def drift_checks_sweep() -> list[int]:
 
 
 def _agreement(station: Station, model_version: ModelVersion, up_to_unit_id: int) -> tuple[int, int]:
-    """(agreed, judged) over the latest `drift_window` blind human verdicts on units the model
-    predicted, up to the window's last unit. A unit's verdict is its latest human decision."""
-    decisions = (
-        DecisionEvent.objects.filter(
-            unit__station=station,
-            unit__queue_reason__in=[QueueReason.SHADOW, QueueReason.AUDIT],
-            unit_id__lte=up_to_unit_id,
-            decided_by_user__isnull=False,
-        )
-        .order_by("-unit_id", "-created_at", "-id")
-        .values_list("unit_id", "verdict")
+    """(agreed, judged) over the latest `drift_window` blind units (shadow, audit) the model
+    decided for and a person judged, up to the window's last unit: the dashboard's agreement
+    (`blind_judged`: the person's latest verdict against the model's)."""
+    units = Unit.objects.filter(station=station, deciding_model=model_version, pk__lte=up_to_unit_id)
+    verdicts = list(
+        blind_judged(units)
+        .order_by("-pk")
+        .values_list("human_verdict", "model_verdict")[: station.drift_window]
     )
-    human: dict[int, str] = {}
-    for unit_id, verdict in decisions.iterator():
-        if unit_id not in human:
-            if len(human) >= station.drift_window:
-                break
-            human[unit_id] = verdict
-    model = dict(
-        Prediction.objects.filter(model_version=model_version, unit_id__in=list(human)).values_list(
-            "unit_id", "verdict"
-        )
-    )
-    judged = [unit_id for unit_id in human if unit_id in model]
-    return sum(human[u] == model[u] for u in judged), len(judged)
+    return sum(human == model for human, model in verdicts), len(verdicts)
 
 
 def _findings(tests: Sequence[DriftTest]) -> list[AlarmFinding]:
