@@ -48,9 +48,9 @@ from prometheus_client.registry import Collector
 
 from inspection.dashboard.latency import unit_post_observe
 from inspection.models import (
+    ACTIVE_ALARM_STATUSES,
     Alarm,
     AlarmKind,
-    AlarmStatus,
     DecisionEvent,
     DecisionReason,
     Station,
@@ -63,7 +63,6 @@ MULTIPROCESS_DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Up to the line API's 30 s long-poll (GET /api/v1/units/{id}/?wait=30) and a little past it.
 LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-ACTIVE_ALARM_STATUSES = (AlarmStatus.OPEN, AlarmStatus.ACKNOWLEDGED)
 # The (source, reason) pairs a decision can have, reported at zero before the first one, so that
 # rate() sees every series from its start.
 DECISION_SOURCES_AND_REASONS = (

@@ -448,6 +448,10 @@ class AlarmStatus(models.TextChoices):
     CLEARED = "cleared"
 
 
+# An alarm is active until cleared: acknowledged ones still count on the dashboard and in metrics.
+ACTIVE_ALARM_STATUSES = (AlarmStatus.OPEN, AlarmStatus.ACKNOWLEDGED)
+
+
 class Alarm(models.Model):
     """A drift alarm at a station: raised by a check, acknowledged and cleared by a supervisor.
 

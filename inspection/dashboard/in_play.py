@@ -9,11 +9,9 @@ from django.db.models import Count
 
 from inspection.dashboard.figures import automatic_decisions_of, units_in
 from inspection.dashboard.periods import Window
-from inspection.models import Alarm, AlarmStatus, Prediction, RolloutMode, Station
+from inspection.models import ACTIVE_ALARM_STATUSES, Alarm, AlarmStatus, Prediction, RolloutMode, Station
 from inspection.services.alarms import alarm_representation
 from models_registry.models import ModelVersion
-
-ACTIVE_ALARM_STATUSES = (AlarmStatus.OPEN, AlarmStatus.ACKNOWLEDGED)
 
 
 def models_in_play(*, window: Window, stations: Sequence[Station]) -> dict[int, list[dict]]:

@@ -4,11 +4,12 @@ histograms, read back as percentiles.
 The request-metrics middleware (`config.metrics`) times each successful post and hands the time
 (`unit_post_observe`) to a per-process buffer; a daemon thread adds the buffer to Redis every
 `FLUSH_SECONDS` (one pipelined round trip of HINCRBYs), so the line's request never waits on
-Redis and every web process adds to the same counts. Each station, and all stations together (scope `*`), has one hash per minute (kept
-`MINUTE_TTL_SECONDS`) and one per hour (kept `HOUR_TTL_SECONDS`) whose fields are bucket numbers
-of fixed log-spaced edges: 20 per decade from 0.1 ms to 100 s (each bucket 12 % wide), so a
-percentile read back, interpolated inside its bucket, is within 12 % of the exact one. A
-process that exits sends what it holds; one that is killed loses at most its last two seconds.
+Redis and every web process adds to the same counts. Each station, and all stations together
+(scope `*`), has one hash per minute (kept `MINUTE_TTL_SECONDS`) and one per hour (kept
+`HOUR_TTL_SECONDS`) whose fields are bucket numbers of fixed log-spaced edges: 20 per decade
+from 0.1 ms to 100 s (each bucket 12 % wide), so a percentile read back, interpolated inside its
+bucket, is within 12 % of the exact one. A process that exits sends what it holds; one that is
+killed loses at most its last two seconds.
 """
 
 from __future__ import annotations
