@@ -20,13 +20,15 @@ import logging
 import os
 import queue
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 UNIT_RECEIVED = "unit.received"
 UNIT_DECIDED = "unit.decided"
@@ -123,17 +125,23 @@ class _Publisher:
             logger.exception("Could not tell the dashboards of station %s's activity", station_slug)
 
 
-_publisher_instance: _Publisher | None = None
-_publisher_pid = 0
-_publisher_lock = threading.Lock()
+def per_process(factory: Callable[[], T], *, at_exit: Callable[[T], object]) -> Callable[[], T]:
+    """A getter of one `factory()` per process, made on first use: a forked child (a Celery pool
+    process, a web worker) makes its own, since the parent's threads do not survive a fork.
+    `at_exit(instance)` runs when the process exits (send what it still holds)."""
+    lock = threading.Lock()
+    made: dict[str, T | int | None] = {"instance": None, "pid": 0}
+
+    def get() -> T:
+        with lock:
+            if made["instance"] is None or made["pid"] != os.getpid():
+                instance = factory()
+                made["instance"], made["pid"] = instance, os.getpid()
+                atexit.register(at_exit, instance)
+            return made["instance"]
+
+    return get
 
 
-def _publisher() -> _Publisher:
-    """The process's publisher (a forked child, e.g. a Celery pool process, starts its own)."""
-    global _publisher_instance, _publisher_pid
-    with _publisher_lock:
-        if _publisher_instance is None or _publisher_pid != os.getpid():
-            _publisher_instance = _Publisher()
-            _publisher_pid = os.getpid()
-            atexit.register(_publisher_instance.flush, 2.0)
-        return _publisher_instance
+# The process's publisher; events still queued at exit get two seconds to go out.
+_publisher = per_process(_Publisher, at_exit=lambda publisher: publisher.flush(2.0))

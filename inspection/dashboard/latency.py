@@ -14,10 +14,8 @@ killed loses at most its last two seconds.
 
 from __future__ import annotations
 
-import atexit
 import bisect
 import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -30,7 +28,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
 from inspection.dashboard.periods import Window
-from inspection.events import redis_client
+from inspection.events import per_process, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -186,20 +184,8 @@ class _Recorder:
                 logger.exception("Latency flush failed")
 
 
-_recorder_instance: _Recorder | None = None
-_recorder_pid = 0
-_recorder_lock = threading.Lock()
-
-
-def _recorder() -> _Recorder:
-    """The process's recorder (a forked child starts its own)."""
-    global _recorder_instance, _recorder_pid
-    with _recorder_lock:
-        if _recorder_instance is None or _recorder_pid != os.getpid():
-            _recorder_instance = _Recorder()
-            _recorder_pid = os.getpid()
-            atexit.register(_recorder_instance.flush)
-        return _recorder_instance
+# The process's recorder; what it holds at exit is sent.
+_recorder = per_process(_Recorder, at_exit=lambda recorder: recorder.flush())
 
 
 @cache
