@@ -224,6 +224,7 @@ def main() -> None:
 
         from inspection.models import AutomationLevel
         from inspection.services.stations import station_create
+        from models_registry.ml.geometry import GeometryRequest
         from models_registry.ml.synthetic import DEFECT_CLASSES, SyntheticConfig
         from models_registry.services import model_version_train
 
@@ -237,7 +238,7 @@ def main() -> None:
             train=samples[:cut],
             validation=samples[cut:],
             epochs=args.epochs,
-            input_size=args.input_size,
+            geometry=GeometryRequest(input_size=args.input_size),
         )
         champion = trained.model_version
         training_seconds = time.monotonic() - clock

@@ -23,13 +23,11 @@ SETS = {
     "neu-det": {
         "format": "voc",
         "epochs": 10,
-        "input_size": 192,
         "goals": {"image_accuracy": 0.97, "box_map50": 0.70, "coverage_at_error.0.02": 0.90},
     },
     "magnetic-tile": {
         "format": "masks",
         "epochs": 10,
-        "input_size": 256,
         "goals": {"image_auroc": 0.95, "pixel_auroc": 0.90},
     },
 }
@@ -49,7 +47,8 @@ def main() -> None:
     )
     parser.add_argument("dataset", choices=SETS)
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--input-size", type=int)
+    parser.add_argument("--input-size", type=int, help="override the geometry's long side")
+    parser.add_argument("--geometry", choices=["auto", "aspect", "tiles", "squash"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     spec = SETS[args.dataset]
@@ -70,7 +69,10 @@ def main() -> None:
         json_output=True,
     )
     epochs = args.epochs or spec["epochs"]
-    input_size = args.input_size or spec["input_size"]
+    # The default `train` chooses the geometry from the data; --input-size or --geometry override it.
+    geometry_options = ["--input-size", str(args.input_size)] if args.input_size else []
+    if args.geometry:
+        geometry_options += ["--geometry", args.geometry]
     train_seconds, trained = manage(
         env,
         "train",
@@ -78,8 +80,7 @@ def main() -> None:
         args.dataset,
         "--epochs",
         str(epochs),
-        "--input-size",
-        str(input_size),
+        *geometry_options,
         "--seed",
         str(args.seed),
         "--json",
@@ -101,7 +102,8 @@ def main() -> None:
         "dataset": args.dataset,
         "images": summary.get("images_added"),
         "epochs": epochs,
-        "input_size": input_size,
+        "geometry": trained["geometry"],
+        "geometry_reason": trained["geometry_reason"],
         "seconds": {
             "import": round(import_seconds, 1),
             "train_command": round(train_seconds, 1),

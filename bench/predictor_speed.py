@@ -1,10 +1,12 @@
-"""Predictor speed on a 1280x720 JPEG at batch 1: the whole pipeline against the bare forward.
+"""Predictor speed on one camera frame (1280x720 JPEG by default): the whole pipeline against
+the bare forward of the same views.
 
-    python bench/predictor_speed.py [--bundle DIR] [--iterations N]
+    python bench/predictor_speed.py [--bundle DIR] [--size 1920x1080] [--iterations N]
 
-The limit is the model's own forward pass on this machine, measured in the same run, in
-alternation with the pipeline (decode + preprocess + forward + post-processing), so both see
-the same machine state. Without --bundle, a starter model is made in a throwaway embedded
+The limit is the model's own forward pass on this machine over the frame's views (one for a
+whole-frame geometry, every tile as one batch for a tiled one), measured in the same run, in
+alternation with the pipeline (decode + preprocess + forward + merge + post-processing), so both
+see the same machine state. Without --bundle, a starter model is made in a throwaway embedded
 Loupe: the same starter model `make run` serves, so post-processing sees realistic outputs.
 Eager torch is timed too, for the ONNX choice.
 """
@@ -56,23 +58,29 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path)
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", default="1280x720", help="frame WIDTHxHEIGHT (a generated phone screen)")
     args = parser.parse_args()
+    width, height = (int(side) for side in args.size.lower().split("x"))
 
     from models_registry.ml.predictor import OnnxPredictor, TorchPredictor
     from models_registry.ml.synthetic import SyntheticConfig, generate_unit
 
     bundle = args.bundle or starter_bundle()
     predictor = OnnxPredictor(bundle, threads=args.threads)
-    unit = generate_unit(np.random.default_rng(1), SyntheticConfig(width=1280, height=720, defect_rate=1.0))
+    unit = generate_unit(
+        np.random.default_rng(1), SyntheticConfig(width=width, height=height, defect_rate=1.0)
+    )
     buffer = io.BytesIO()
     unit.image.save(buffer, format="JPEG", quality=92)
     jpeg = buffer.getvalue()
-    batch = predictor.load(jpeg).pixels[None]  # decoded and resized: the graph's own input
+    # decoded, resized and cut into views: the graph's own input
+    views = predictor.geometry.views(predictor.content(predictor.decode(jpeg)))
+    batch = np.stack([view.pixels for view in views])
 
     for _ in range(20):
         predictor.forward(batch)
         predictor.predict(jpeg)
-    forward, pipeline, phases = [], [], {"preprocess": [], "forward": [], "postprocess": []}
+    forward, pipeline, phases = [], [], {"decode": [], "preprocess": [], "forward": [], "postprocess": []}
     for _ in range(args.iterations):
         started = time.perf_counter()
         predictor.forward(batch)
@@ -99,8 +107,9 @@ def main() -> None:
     throughput = count / (time.perf_counter() - started)
 
     result = {
-        "image": "1280x720 JPEG (quality 92), batch 1",
-        "input_size": predictor.input_size,
+        "image": f"{width}x{height} JPEG (quality 92), one frame at a time",
+        "geometry": predictor.geometry.as_dict(),
+        "views_per_frame": len(views),
         "threads": args.threads,
         "iterations": args.iterations,
         "jpeg_bytes": len(jpeg),

@@ -172,8 +172,13 @@ LOUPE_ACTIVE_MODEL = os.environ.get("LOUPE_ACTIVE_MODEL", "")
 
 # --- Continuous training (workers.retraining) ------------------------------------------------
 # What a retraining trains: the same recipe as `manage.py train`'s defaults.
+# Consecutive frames failing the frame check (blank, uniform, badly exposed) that raise a camera
+# or lighting fault alarm at a station.
+LOUPE_CAMERA_FAULT_RUN = int(os.environ.get("LOUPE_CAMERA_FAULT_RUN", "5"))
 LOUPE_RETRAIN_EPOCHS = int(os.environ.get("LOUPE_RETRAIN_EPOCHS", "12"))
-LOUPE_RETRAIN_INPUT_SIZE = int(os.environ.get("LOUPE_RETRAIN_INPUT_SIZE", "256"))
+# "auto" chooses the geometry from the snapshot's frames and defects, as `manage.py train` does.
+LOUPE_RETRAIN_GEOMETRY = os.environ.get("LOUPE_RETRAIN_GEOMETRY", "auto")
+LOUPE_RETRAIN_INPUT_SIZE = int(os.environ.get("LOUPE_RETRAIN_INPUT_SIZE", "0")) or None
 LOUPE_RETRAIN_BATCH_SIZE = int(os.environ.get("LOUPE_RETRAIN_BATCH_SIZE", "16"))
 LOUPE_RETRAIN_BACKBONE = os.environ.get("LOUPE_RETRAIN_BACKBONE", "efficientnet_lite0")
 LOUPE_RETRAIN_PRETRAINED = _env_bool("LOUPE_RETRAIN_PRETRAINED", True)

@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from inspection.authentication import StationDevice
 from inspection.events import redis_client, unit_channel
-from inspection.images import ImageRejected
+from inspection.images import ImageRejected, image_display
 from inspection.models import Station, UnitStatus, Verdict
 from inspection.selectors import UnitNotFound, unit_get, unit_list, unit_representation
 from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
@@ -106,8 +106,15 @@ UNIT_SCHEMA = inline_serializer(
         "score": serializers.FloatField(required=False, help_text="omitted for blind units"),
         "regions": RegionSerializer(many=True, required=False, help_text="omitted for blind units"),
         "queue_reason": serializers.CharField(required=False),
+        "frame_check": serializers.CharField(
+            required=False, help_text="why the frame check kept the frame from the model, when it did"
+        ),
         "received_at": serializers.DateTimeField(),
         "captured_at": serializers.DateTimeField(allow_null=True),
+        "width": serializers.IntegerField(
+            help_text="the frame's width as a person sees it; regions are in its pixels"
+        ),
+        "height": serializers.IntegerField(),
         "url": serializers.CharField(),
         "image_url": serializers.CharField(),
     },
@@ -244,13 +251,19 @@ class UnitDecision(APIView):
 class UnitImage(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY}, summary="The unit's image as posted")
+    @extend_schema(
+        responses={(200, "image/*"): OpenApiTypes.BINARY},
+        summary="The unit's image as a person sees it",
+        description="The posted file, or (for TIFF, 16-bit, CMYK or EXIF-rotated images, which a "
+        "browser would paint differently) a PNG of the very picture the model judged.",
+    )
     def get(self, request: Request, pk: int) -> FileResponse:
         station = _station_scope(request)
         if station is None and not request.user.has_perm("inspection.view_unit"):
             raise PermissionDenied("viewing unit images needs a role that may see units")
         unit = _unit_or_404(pk, station)
-        response = FileResponse(unit.image.open("rb"), content_type=f"image/{unit.image_format.lower()}")
+        picture, content_type = image_display(stored=unit.image, sha256=unit.image_sha256)
+        response = FileResponse(picture, content_type=content_type)
         response["Cache-Control"] = "private, max-age=86400, immutable"
         return response
 

@@ -1,9 +1,11 @@
 """Checking an uploaded unit image before anything is stored.
 
 The header is read first (format, size, pixel count: a decompression bomb is refused before a
-single pixel is decoded), then the whole file is decoded once, at the reduced JPEG scale the model
-needs, which also proves the file is not truncated. The decoded image is handed to the predictor,
-so a unit's image is never decoded twice on the request path.
+single pixel is decoded), then the whole file is decoded once by `models_registry.ml.frames`,
+at the reduced JPEG scale the model needs, which also proves the file is not truncated. An
+image is accepted by what it holds, whatever its name says: it is stored under the extension of
+its real format, and the name the line sent is kept on the unit. The decoded frame is handed to
+the predictor, so a unit's image is never decoded twice on the request path.
 """
 
 from __future__ import annotations
@@ -11,11 +13,19 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db.models.fields.files import FieldFile
 from PIL import Image, UnidentifiedImageError
 
-# Formats a line camera produces, with the file extensions that may carry each.
+from models_registry.ml.frames import Frame, FrameHeader, frame_decode, frame_header, header_of, rendition_png
+
+# Formats a line camera produces, with the file extension each is stored under (and others it
+# may carry).
 ACCEPTED_FORMATS = {
     "JPEG": ("jpg", "jpeg", "jpe", "jfif"),
     "PNG": ("png",),
@@ -23,9 +33,12 @@ ACCEPTED_FORMATS = {
     "TIFF": ("tif", "tiff"),
     "WEBP": ("webp",),
 }
-EXTENSION_FORMATS = {
-    extension: name for name, extensions in ACCEPTED_FORMATS.items() for extension in extensions
-}
+# Without a model to size the decode for, a JPEG is still decoded whole (at 1/8 scale at most):
+# that proves it complete.
+CHECK_DECODE_SIZE = (256, 256)
+RENDITIONS = "renditions"
+
+DecodeSize = Callable[[int, int], tuple[int, int]]
 
 
 class ImageRejected(ValueError):
@@ -41,23 +54,29 @@ class CheckedImage:
     data: bytes
     format: str
     extension: str
-    width: int
+    width: int  # as a person sees it: after the EXIF orientation
     height: int
     sha256: str
+    header: FrameHeader
     # Decoded (at a reduced scale for JPEG), ready for the predictor.
-    decoded: Image.Image
+    frame: Frame
 
 
 def image_check(
-    data: bytes, *, filename: str, max_bytes: int, max_pixels: int, draft_size: int
+    data: bytes, *, filename: str, max_bytes: int, max_pixels: int, decode_size: DecodeSize | None = None
 ) -> CheckedImage:
-    """Validate an upload and decode it once; raise `ImageRejected` naming the problem."""
+    """Validate an upload and decode it once; raise `ImageRejected` naming the problem.
+
+    `decode_size(width, height)` is the least decoded size the model needs for a frame of that
+    original size (its geometry's `decode_size`); without it the check decodes small.
+    """
     if not data:
         raise ImageRejected("the image file is empty", code="empty_image")
     if len(data) > max_bytes:
         raise ImageRejected(
             f"the image is {len(data):,} bytes; the limit is {max_bytes:,} bytes", code="image_too_large"
         )
+    named = filename or "the upload"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -65,8 +84,7 @@ def image_check(
     except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         if isinstance(error, UnidentifiedImageError):
             raise ImageRejected(
-                f"{filename or 'the upload'} is not an image Loupe can read "
-                f"(accepted: {', '.join(ACCEPTED_FORMATS)})",
+                f"{named} is not an image Loupe can read (accepted: {', '.join(ACCEPTED_FORMATS)})",
                 code="not_an_image",
             ) from error
         raise ImageRejected(
@@ -74,18 +92,11 @@ def image_check(
         ) from error
     if image.format not in ACCEPTED_FORMATS:
         raise ImageRejected(
-            f"{image.format} images are not accepted (accepted: {', '.join(ACCEPTED_FORMATS)})",
+            f"{named} holds {image.format} data; accepted: {', '.join(ACCEPTED_FORMATS)}",
             code="unsupported_format",
         )
-    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    if extension and EXTENSION_FORMATS.get(extension) != image.format:
-        claimed = EXTENSION_FORMATS.get(extension)
-        raise ImageRejected(
-            f"{filename} holds {image.format} data, not the {claimed or extension.upper()} its extension "
-            "names",
-            code="extension_mismatch",
-        )
-    width, height = image.size
+    header = header_of(image)
+    width, height = header.width, header.height
     if width < 1 or height < 1:
         raise ImageRejected(f"the image has no pixels ({width}x{height})", code="not_an_image")
     if width * height > max_pixels:
@@ -94,23 +105,41 @@ def image_check(
             "(a decompression bomb, or a camera set to the wrong resolution)",
             code="too_many_pixels",
         )
-    if image.format == "JPEG":
-        image.draft("RGB", (draft_size, draft_size))
+    wanted = decode_size(width, height) if decode_size is not None else CHECK_DECODE_SIZE
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as error:
+            frame = frame_decode(data, at_least=wanted, image=image)
+    except (OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombWarning) as error:
         raise ImageRejected(
-            f"the {image.format} image cannot be decoded: {error} (a truncated or corrupt file?)",
+            f"the {header.format} image cannot be decoded: {error} (a truncated or corrupt file?)",
             code="corrupt_image",
         ) from error
     return CheckedImage(
         data=data,
-        format=image.format,
-        extension=ACCEPTED_FORMATS[image.format][0],
+        format=header.format,
+        extension=ACCEPTED_FORMATS[header.format][0],
         width=width,
         height=height,
         sha256=hashlib.sha256(data).hexdigest(),
-        decoded=image,
+        header=header,
+        frame=frame,
     )
+
+
+def image_display(*, stored: FieldFile, sha256: str) -> tuple[BinaryIO, str]:
+    """The picture a page shows for a stored image, and its content type: the file itself when
+    the browser paints it as `frame_decode` decodes it, else a PNG rendition of that decode (a
+    TIFF, a 16-bit or CMYK image, one with an EXIF orientation), made once and kept beside the
+    originals under its content hash. The stored file is never changed."""
+    with stored.open("rb") as file:
+        header = frame_header(file)
+    if header.browser_shows_as_decoded:
+        return stored.open("rb"), f"image/{header.format.lower()}"
+    name = f"{RENDITIONS}/{sha256[:2]}/{sha256}.png"
+    if not default_storage.exists(name):
+        with stored.open("rb") as file:
+            png = rendition_png(frame_decode(file.read()))
+        if not default_storage.exists(name):  # another request may have made it meanwhile
+            default_storage.save(name, ContentFile(png))
+    return default_storage.open(name, "rb"), "image/png"

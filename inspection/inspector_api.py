@@ -44,6 +44,7 @@ def inspector_unit(unit: Unit) -> dict:
         "status": unit.status,
         "automation_level": unit.automation_level,
         "queue_reason": unit.queue_reason,
+        "frame_check": unit.routing.get("frame_check", {}).get("message"),
         "blind": unit.blind,
         "decision": decision.verdict if decision else None,
         "claim_expires_at": unit.claim_expires_at.isoformat() if unit.claim_expires_at else None,

@@ -194,6 +194,7 @@ class QueueReason(models.TextChoices):
     DEFERRED = "deferred", "Deferred: the model was not confident enough"
     AUDIT = "audit", "Random audit of full automation"
     NO_MODEL = "no_model", "No model could decide"
+    FRAME_CHECK = "frame_check", "Frame check: the model cannot judge this frame"
 
 
 class PredictionRole(models.TextChoices):
@@ -215,13 +216,15 @@ class Unit(models.Model):
     image_width = models.PositiveIntegerField()
     image_height = models.PositiveIntegerField()
     image_format = models.CharField(max_length=10)
+    # The file name the line sent; the image is stored under the extension of what it holds.
+    source_filename = models.CharField(max_length=255, blank=True)
     captured_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
     metadata = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=UnitStatus.choices)
     # The policy's routing, fixed when the unit arrives.
     automation_level = models.CharField(max_length=10, choices=AutomationLevel.choices)
-    queue_reason = models.CharField(max_length=10, choices=QueueReason.choices, blank=True)
+    queue_reason = models.CharField(max_length=12, choices=QueueReason.choices, blank=True)
     blind = models.BooleanField(default=False, help_text="The human must not see the model's output.")
     deciding_model = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -273,6 +276,8 @@ class Prediction(models.Model):
     verdict = models.CharField(max_length=4)
     class_scores = models.JSONField(default=dict)
     regions = models.JSONField(default=list)
+    # Set when a migration corrected `regions` after they were stored (what was done, and why).
+    regions_corrected = models.CharField(max_length=300, blank=True)
     anomaly_score = models.FloatField(null=True, blank=True)
     # Pooled backbone features and input statistics, for drift monitoring.
     embedding = models.JSONField(default=dict)
@@ -440,6 +445,7 @@ class AlarmKind(models.TextChoices):
     EMBEDDING = "embedding_drift", "Embedding drift (units unlike the reference)"
     SCORE = "score_shift", "Score shift (the model is less sure)"
     AGREEMENT = "audit_agreement", "Audit agreement dropped"
+    CAMERA = "camera_fault", "Camera or lighting fault (frames the model cannot judge)"
 
 
 class AlarmStatus(models.TextChoices):

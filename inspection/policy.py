@@ -59,7 +59,8 @@ class StationPolicy:
 class Outcome:
     action: Action
     verdict: str | None  # the model's verdict when it decides
-    queue_reason: str  # "" when decided; else human | shadow | assisted | deferred | audit | no_model
+    # "" when decided; else human | shadow | assisted | deferred | audit | no_model | frame_check
+    queue_reason: str
     blind: bool  # a human must not see the model's output
     run_model: bool  # whether the level uses the model at all
     threshold: float | None  # the confidence the model had to reach (partial), if any
@@ -106,16 +107,21 @@ def decide(
     *,
     threshold: float | None,
     audit_draw: float,
+    frame_problem: str | None = None,
 ) -> Outcome:
     """The outcome for one unit.
 
     `output` is the routed model's prediction (None when no model ran or it failed); `threshold`
     its certified confidence threshold at the station's target (None when not certified);
-    `audit_draw` a uniform number in [0, 1) drawn once for the unit.
+    `audit_draw` a uniform number in [0, 1) drawn once for the unit; `frame_problem` why the
+    frame check kept the frame from the model (a blank, uniform, badly exposed or tiny frame).
     """
     level = Level(policy.level)
     if level == Level.HUMAN:
         return Outcome(Action.QUEUE, None, "human", blind=True, run_model=False, threshold=None)
+    if frame_problem is not None:
+        # Whatever the model would say of a frame it cannot judge, it never decides it.
+        return Outcome(Action.QUEUE, None, "frame_check", blind=True, run_model=True, threshold=None)
     if output is None:
         # The model could not give an answer: a human decides, as at the assisted level without
         # highlights. Never an automatic verdict without a prediction.

@@ -69,11 +69,16 @@ def unit_representation(
         "model_version": _version_label(unit, prediction),
         "received_at": unit.received_at.isoformat(),
         "captured_at": unit.captured_at.isoformat() if unit.captured_at else None,
+        # The frame as a person sees it (EXIF orientation applied): regions are in these pixels.
+        "width": unit.image_width,
+        "height": unit.image_height,
         "url": reverse("unit-detail", kwargs={"pk": unit.id}),
         "image_url": reverse("unit-image", kwargs={"pk": unit.id}),
     }
     if unit.status == UnitStatus.PENDING:
         body["queue_reason"] = unit.queue_reason
+    if "frame_check" in unit.routing:
+        body["frame_check"] = unit.routing["frame_check"]["message"]
     if not unit.blind:
         body["score"] = round(prediction.defect_probability, 6) if prediction else None
         if decision is not None:

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inspection.authentication import StationDevice
+from inspection.images import image_display
 from inspection.models import Station
 from labeling.models import Annotation, DatasetItem, LabelSubmission, LabelTask, TaskTier
 from labeling.work import (
@@ -316,7 +317,8 @@ class ItemImage(APIView):
     def get(self, request: Request, pk: int) -> FileResponse:
         _may_see_images(request)
         item = get_object_or_404(DatasetItem.objects.select_related("image"), pk=pk)
-        response = FileResponse(item.image.file.open("rb"), content_type=f"image/{item.image.format.lower()}")
+        picture, content_type = image_display(stored=item.image.file, sha256=item.image.sha256)
+        response = FileResponse(picture, content_type=content_type)
         response["Cache-Control"] = "private, max-age=86400, immutable"
         return response
 

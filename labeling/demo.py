@@ -61,8 +61,9 @@ def demo_model_ensure(
             f"epoch {r.epoch}/{r.epochs}: loss {r.train_loss:.3f}, ETA {r.eta_seconds:.0f}s"
         ),
     )
-    say(f"starter model registered: {result.model_version.name} v{result.model_version.version}")
-    return result.model_version
+    version = result.model_version
+    say(f"starter model registered: {version.name} v{version.version} ({version.architecture})")
+    return version
 
 
 def demo_station_ensure(*, model_version: ModelVersion, say: Callable[[str], None] = logger.info) -> Station:

@@ -14,6 +14,8 @@ class ModelVersion(models.Model):
     source_uri = models.CharField(max_length=500, help_text="MLflow URI of the model bundle")
     dataset_name = models.CharField(max_length=100, blank=True)
     architecture = models.CharField(max_length=100)
+    # How the model looks at a frame (`ml.geometry.Geometry.as_dict()`), as its bundle says.
+    geometry = models.JSONField(default=dict, blank=True)
     classes = models.JSONField(default=list)
     # Validation metrics and the risk-controlled thresholds per error bound, as logged to MLflow.
     metrics = models.JSONField(default=dict)

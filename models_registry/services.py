@@ -14,6 +14,7 @@ from django.db import transaction
 
 from models_registry import mlflow_registry
 from models_registry.ml.calibration import DEFAULT_ALPHAS
+from models_registry.ml.geometry import Geometry, GeometryChoice, GeometryRequest
 from models_registry.ml.types import Sample
 from models_registry.models import ModelVersion
 
@@ -80,7 +81,7 @@ def model_version_train(
     test: Sequence[Sample] = (),
     epochs: int = 12,
     seed: int = 0,
-    input_size: int = 256,
+    geometry: Geometry | GeometryChoice | GeometryRequest | None = None,
     backbone: str = "efficientnet_lite0",
     pretrained: bool = True,
     batch_size: int = 16,
@@ -93,18 +94,26 @@ def model_version_train(
     The version row is written only after MLflow holds the complete bundle, so a failure
     anywhere leaves a FAILED run and no registered version. A killed process can still leave a
     RUNNING run, and a version registered in MLflow without its row: `run_tags` (e.g. a training
-    job's id) let the caller find and clean those up (see `workers.retraining`).
+    job's id) let the caller find and clean those up (see `workers.retraining`). `geometry` (or
+    what a request leaves open) is chosen from the training data: `ml.pipeline.geometry_for`.
     """
-    from models_registry.ml.pipeline import train_bundle
+    from models_registry.ml.pipeline import geometry_for, train_bundle
     from models_registry.ml.training import TrainConfig
 
     config = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size)
+    if isinstance(geometry, Geometry):
+        choice = GeometryChoice(geometry, "given")
+    elif isinstance(geometry, GeometryChoice):
+        choice = geometry
+    else:
+        choice = geometry_for(geometry or GeometryRequest(), train)
     params = {
         "dataset": dataset_name,
         "classes": ",".join(classes),
         "backbone": backbone,
         "pretrained": pretrained,
-        "input_size": input_size,
+        "geometry": choice.geometry.slug,
+        "geometry_reason": choice.reason[:500],
         "train_size": len(train),
         "validation_size": len(validation),
         "test_size": len(test),
@@ -137,7 +146,7 @@ def model_version_train(
                 test=test,
                 backbone=backbone,
                 pretrained=pretrained,
-                input_size=input_size,
+                geometry=choice,
                 config=config,
                 threads=settings.LOUPE_INFERENCE_THREADS,
                 on_epoch=epoch_logged,
@@ -163,7 +172,8 @@ def model_version_train(
                 mlflow_run_id=registered.run_id,
                 source_uri=registered.source,
                 dataset_name=dataset_name,
-                architecture=f"defectnet-{backbone}-{input_size}",
+                architecture=f"defectnet-{backbone}-{choice.geometry.slug}",
+                geometry=choice.geometry.as_dict(),
                 classes=list(outcome.config.classes),
                 metrics={"validation": outcome.config.metrics, "test": _without_curves(outcome.test_metrics)},
                 risk_control=outcome.config.risk_control,

@@ -217,27 +217,31 @@ def _check_window(
         judged=judged,
     )
     tests = window_tests(reference, window, alpha=station.drift_significance, seed=last)
-    try:
-        with transaction.atomic():
-            check = DriftCheck.objects.create(
-                station=station,
-                model_version=champion,
-                first_unit_id=first,
-                last_unit_id=last,
-                window_size=len(rows),
-                significance=station.drift_significance,
-                tests=[t.as_dict() for t in tests],
-                shifted=any(t.shifted for t in tests),
-                seconds=time.perf_counter() - started,
+    # The check and the alarms it raises commit together: a worker dying in between must not leave
+    # a shifted window that no later run checks again and no alarm tells of.
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                check = DriftCheck.objects.create(
+                    station=station,
+                    model_version=champion,
+                    first_unit_id=first,
+                    last_unit_id=last,
+                    window_size=len(rows),
+                    significance=station.drift_significance,
+                    tests=[t.as_dict() for t in tests],
+                    shifted=any(t.shifted for t in tests),
+                    seconds=time.perf_counter() - started,
+                )
+        except IntegrityError:
+            return None  # another worker checked this window
+        outcome = None
+        if check.shifted:
+            outcome = alarms_raise(
+                station=station, findings=_findings(tests), model_version=champion, drift_check=check
             )
-    except IntegrityError:
-        return None
-    if check.shifted:
-        outcome = alarms_raise(
-            station=station, findings=_findings(tests), model_version=champion, drift_check=check
-        )
-        if outcome.raised and station.alarm_retrain:
-            _retrain(station, outcome.raised)
+    if outcome is not None and outcome.raised and station.alarm_retrain:
+        _retrain(station, outcome.raised)
     return check
 
 

@@ -56,6 +56,7 @@ from labeling.snapshots import dataset_snapshot_create, snapshot_samples
 from labeling.station_data import station_dataset_get
 from models_registry import mlflow_registry
 from models_registry.gate import GateMargins, gate_decide
+from models_registry.ml.geometry import GeometryRequest
 from models_registry.models import ModelVersion
 from models_registry.services import model_version_evaluate, model_version_train
 from workers.models import ACTIVE_TRAINING_STATUSES, TrainingJob, TrainingStatus, TrainingTrigger
@@ -369,6 +370,12 @@ class _Progress:
         _publish_on_commit(self.job, PROGRESS_EVENT)
 
 
+def retrain_geometry_request() -> GeometryRequest:
+    """The geometry settings of retraining (`LOUPE_RETRAIN_GEOMETRY`, `LOUPE_RETRAIN_INPUT_SIZE`);
+    what they leave open is chosen from the snapshot's data, as `manage.py train` does."""
+    return GeometryRequest(kind=settings.LOUPE_RETRAIN_GEOMETRY, input_size=settings.LOUPE_RETRAIN_INPUT_SIZE)
+
+
 def _candidate_get(job: TrainingJob, attempt: int, progress: _Progress) -> ModelVersion:
     """The job's candidate: one an earlier attempt completed, or a new training."""
     adopted = _abandoned_attempts_settle(job)
@@ -391,7 +398,7 @@ def _candidate_get(job: TrainingJob, attempt: int, progress: _Progress) -> Model
             test=splits[Split.TEST],
             epochs=settings.LOUPE_RETRAIN_EPOCHS,
             seed=settings.LOUPE_RETRAIN_SEED,
-            input_size=settings.LOUPE_RETRAIN_INPUT_SIZE,
+            geometry=retrain_geometry_request(),
             backbone=settings.LOUPE_RETRAIN_BACKBONE,
             pretrained=settings.LOUPE_RETRAIN_PRETRAINED,
             batch_size=settings.LOUPE_RETRAIN_BATCH_SIZE,

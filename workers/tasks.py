@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from inspection.models import DeliveryStatus, Station, Unit, WebhookDelivery
+from inspection.services.alarms import camera_fault_check
 from inspection.services.predictions import challenger_prediction_make
 from inspection.services.webhooks import (
     DeliveryFailed,
@@ -28,6 +29,13 @@ def challenger_predict(unit_id: int, model_version_id: int) -> int:
     unit = Unit.objects.select_related("station").get(pk=unit_id)
     model_version = ModelVersion.objects.get(pk=model_version_id)
     return challenger_prediction_make(unit=unit, model_version=model_version).id
+
+
+@shared_task(name="workers.tasks.camera_fault_check", acks_late=True)
+def camera_fault_check_task(station_id: int) -> list[int]:
+    """After a frame failed the frame check: a run of such frames raises a camera fault alarm."""
+    station = Station.objects.select_related("champion").get(pk=station_id)
+    return [alarm.pk for alarm in camera_fault_check(station=station).raised]
 
 
 @shared_task(

@@ -1,6 +1,7 @@
-"""Drift alarms: raising them (with the station's automatic step-down), acknowledging, clearing.
+"""Alarms: raising them (with the station's automatic step-down), acknowledging, clearing.
 
-A drift check (`workers.monitoring`) hands its findings to `alarms_raise`. A finding of a kind
+A drift check (`workers.monitoring`) hands its findings to `alarms_raise`; a run of frames that
+fail the frame check raises a camera fault (`camera_fault_check`). A finding of a kind
 the station already has an active (open or acknowledged) alarm for counts on that alarm; a new
 kind raises a new alarm and, when the station says so (`alarm_step_down`), steps the automation
 level down one notch: full -> partial -> assisted. The level change is an ordinary audited
@@ -9,15 +10,27 @@ level down one notch: full -> partial -> assisted. The level change is an ordina
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from inspection.events import station_event_publish
-from inspection.models import Alarm, AlarmStatus, AutomationLevel, DriftCheck, Station, StationChange
+from inspection.models import (
+    Alarm,
+    AlarmKind,
+    AlarmStatus,
+    AutomationLevel,
+    DriftCheck,
+    QueueReason,
+    Station,
+    StationChange,
+    Unit,
+)
 from models_registry.models import ModelVersion
 
 STEP_DOWN = {AutomationLevel.FULL: AutomationLevel.PARTIAL, AutomationLevel.PARTIAL: AutomationLevel.ASSISTED}
@@ -117,6 +130,28 @@ def alarms_raise(
         transaction.on_commit(lambda: station_event_publish(station_slug=locked.slug, events=events))
     station.automation_level = locked.automation_level
     return AlarmsRaised(raised, seen_again, level_change)
+
+
+def camera_fault_check(*, station: Station) -> AlarmsRaised:
+    """A camera or lighting fault: the station's last `LOUPE_CAMERA_FAULT_RUN` units all failed
+    the frame check (each went to a person). Raised like a drift alarm, with its step-down; a
+    run already alarmed counts on the active alarm."""
+    run = settings.LOUPE_CAMERA_FAULT_RUN
+    recent = list(
+        Unit.objects.filter(station=station)
+        .order_by("-received_at", "-id")
+        .values_list("id", "queue_reason", "routing")[:run]
+    )
+    if len(recent) < run or any(reason != QueueReason.FRAME_CHECK for _, reason, _ in recent):
+        return AlarmsRaised([], [], None)
+    problems = Counter(routing["frame_check"]["problem"].replace("_", " ") for _, _, routing in recent)
+    named = ", ".join(f"{count} {problem}" for problem, count in problems.most_common())
+    finding = AlarmFinding(
+        kind=AlarmKind.CAMERA,
+        summary=f"camera or lighting fault: the last {run} frames failed the frame check ({named})",
+        detail={"units": [unit_id for unit_id, _, _ in recent], "problems": dict(problems)},
+    )
+    return alarms_raise(station=station, findings=[finding], model_version=station.champion)
 
 
 def _step_down(station: Station, raised: list[Alarm]) -> StationChange:

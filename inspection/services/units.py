@@ -2,7 +2,9 @@
 
 Order matters for "nothing accepted is ever lost": the image is validated before anything is
 written, the file is stored, and the unit, its prediction and (when the model decides) the
-decision event are committed in one transaction before the response is built. A failure
+decision event are committed in one transaction before the response is built. A frame the
+model cannot judge (the frame check: blank, uniform, badly exposed, too small) is never shown to
+the model: it goes to a person, and a run of them raises a camera fault alarm. A failure
 anywhere removes the file and leaves no row. Events, webhooks and the challenger's shadow
 prediction go out only after the commit.
 """
@@ -38,12 +40,13 @@ from inspection.selectors import unit_representation
 from inspection.services.tasks import task_enqueue
 from inspection.services.webhooks import webhook_delivery_create
 from inspection.signals import automatic_decision_recorded
+from models_registry.ml.frame_check import FrameProblem
 from models_registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DRAFT_SIZE = 256
 CHALLENGER_TASK = "workers.tasks.challenger_predict"
+CAMERA_FAULT_TASK = "workers.tasks.camera_fault_check"
 
 
 class IdempotencyConflict(ValueError):
@@ -90,9 +93,9 @@ def unit_submit(
         filename=filename,
         max_bytes=settings.LOUPE_MAX_IMAGE_BYTES,
         max_pixels=settings.LOUPE_MAX_IMAGE_PIXELS,
-        draft_size=predictor.input_size if predictor is not None else DEFAULT_DRAFT_SIZE,
+        decode_size=predictor.decode_size if predictor is not None else None,
     )
-    result = _predict(predictor, checked, model_version) if predictor is not None else None
+    problem, result = _predict(predictor, checked, model_version) if predictor is not None else (None, None)
 
     threshold = (
         policy.certified_threshold(model_version.risk_control, station.target_escape_rate)
@@ -106,6 +109,7 @@ def unit_submit(
         policy.ModelOutput(result.verdict, result.confidence) if result is not None else None,
         threshold=threshold,
         audit_draw=audit_draw,
+        frame_problem=problem.message if problem is not None else None,
     )
     snapshot = {
         **station_policy.as_dict(),
@@ -119,6 +123,12 @@ def unit_submit(
         "outcome": outcome.action.value,
         "queue_reason": outcome.queue_reason,
     }
+    if problem is not None:
+        snapshot["frame_check"] = {
+            "problem": problem.code,
+            "message": problem.message,
+            "limits": predictor.frame_limits.as_dict(),
+        }
 
     unit = Unit(
         station=station,
@@ -127,6 +137,7 @@ def unit_submit(
         image_width=checked.width,
         image_height=checked.height,
         image_format=checked.format,
+        source_filename=filename[: Unit._meta.get_field("source_filename").max_length],
         captured_at=captured_at,
         received_at=timezone.now(),
         metadata=metadata or {},
@@ -170,7 +181,7 @@ def unit_submit(
             if idempotency_key:
                 unit.first_response = body
                 unit.save(update_fields=["first_response"])
-            _after_commit(unit, body, decided=decision is not None)
+            _after_commit(unit, body, decided=decision is not None, frame_problem=problem is not None)
     except IntegrityError:
         unit.image.delete(save=False)
         if idempotency_key:
@@ -220,13 +231,16 @@ class _Result:
     fields: dict[str, Any]
 
 
-def _predict(predictor, checked: CheckedImage, model_version: ModelVersion) -> _Result | None:
+def _predict(
+    predictor, checked: CheckedImage, model_version: ModelVersion
+) -> tuple[FrameProblem | None, _Result | None]:
+    """The frame check's problem, or the model's result (None when the model failed)."""
     try:
-        prediction = predictor.predict(checked.decoded)
+        problem, prediction = predictor.check_and_predict(checked.frame)
     except Exception:  # as above: the unit is kept and a human decides it
         logger.exception("Model %s failed on an image; the unit goes to a human", model_version)
-        return None
-    return prediction_result(prediction)
+        return None, None
+    return problem, (prediction_result(prediction) if prediction is not None else None)
 
 
 def prediction_result(prediction) -> _Result:
@@ -254,7 +268,7 @@ def prediction_result(prediction) -> _Result:
     return _Result(prediction.verdict, prediction.confidence, defect_classes, fields)
 
 
-def _after_commit(unit: Unit, body: dict, *, decided: bool) -> None:
+def _after_commit(unit: Unit, body: dict, *, decided: bool, frame_problem: bool) -> None:
     station = unit.station
 
     events = [{"type": UNIT_RECEIVED, "unit": body}]
@@ -271,3 +285,5 @@ def _after_commit(unit: Unit, body: dict, *, decided: bool) -> None:
                 CHALLENGER_TASK, unit.id, station.challenger_id, what="challenger prediction"
             )
         )
+    if frame_problem:
+        transaction.on_commit(lambda: task_enqueue(CAMERA_FAULT_TASK, station.id, what="camera fault check"))

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from models_registry.ml.frames import header_of
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 
 # Pillow format name -> extension the stored file gets (the bytes are never re-encoded).
@@ -157,8 +159,10 @@ def inspect_image(path: Path) -> ImageInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
+                header = header_of(image)
                 image.load()
-                width, height = image.size
+                # as a person (and the model: `frames.frame_decode`) sees it, EXIF orientation applied
+                width, height = header.width, header.height
                 image_format = image.format or ""
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise BadInput(f"image too large (decompression bomb guard): {error}") from error

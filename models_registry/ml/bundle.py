@@ -1,6 +1,6 @@
 """A model bundle: everything needed to serve or re-evaluate one trained model, in one folder.
 
-    loupe-model.json   network and preprocessing config, classes, calibration, risk control
+    loupe-model.json   network, geometry and preprocessing config, classes, calibration, risk control
     weights.pt         the torch state dict (`network.save_weights`)
     model.onnx         the serving graph (`ExportedDefectNet`)
     reference.npz      the drift reference: per validation unit, its input statistics, embedding
@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from models_registry.ml.calibration import Calibration
+from models_registry.ml.geometry import Geometry
 from models_registry.ml.layout import NetworkConfig
 from models_registry.ml.preprocessing import PreprocessConfig
 
-FORMAT_VERSION = 2  # 2: the ONNX graph takes uint8 NHWC images and normalises inside
+# 2: the ONNX graph takes uint8 NHWC images and normalises inside; 3: the geometry is stored
+FORMAT_VERSION = 3
+READABLE_FORMATS = (2, 3)
 CONFIG_FILE = "loupe-model.json"
 ONNX_FILE = "model.onnx"
 REFERENCE_FILE = "reference.npz"
@@ -31,6 +34,7 @@ REFERENCE_FILE = "reference.npz"
 class BundleConfig:
     classes: tuple[str, ...]
     network: NetworkConfig
+    geometry: Geometry
     preprocess: PreprocessConfig
     calibration: Calibration
     region_threshold: float = 0.3
@@ -43,6 +47,7 @@ class BundleConfig:
             "format_version": FORMAT_VERSION,
             "classes": list(self.classes),
             "network": asdict(self.network),
+            "geometry": self.geometry.as_dict(),
             "preprocess": self.preprocess.as_dict(),
             "calibration": self.calibration.as_dict(),
             "region_threshold": self.region_threshold,
@@ -53,11 +58,16 @@ class BundleConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> BundleConfig:
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_FORMATS:
             raise ValueError(f"unsupported model bundle format {data.get('format_version')!r}")
+        if "geometry" in data:
+            geometry = Geometry.from_dict(data["geometry"])
+        else:  # format 2: a square input, the frame squashed into it
+            geometry = Geometry.square(int(data["preprocess"]["input_size"]))
         return cls(
             classes=tuple(data["classes"]),
             network=NetworkConfig(**data["network"]),
+            geometry=geometry,
             preprocess=PreprocessConfig.from_dict(data["preprocess"]),
             calibration=Calibration.from_dict(data["calibration"]),
             region_threshold=float(data["region_threshold"]),

@@ -1,6 +1,8 @@
 """Calibration and risk control.
 
-Temperature scaling (Guo et al. 2017) fits one scalar per logit group on validation data.
+Temperature scaling (Guo et al. 2017) fits one scalar per logit group on validation data; a
+tiled model's defect logit (its surest tile's) also gets a bias (Platt scaling), since the most
+defective-looking of many good tiles sits above zero.
 The automation threshold is then chosen by Learn-then-Test (Angelopoulos et al. 2021): for a
 grid of confidence thresholds, ordered from strict to lax, test "the error rate among the units
 the model decides alone exceeds alpha" with an exact binomial p-value, in fixed sequence, at
@@ -42,6 +44,24 @@ def fit_binary_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
+def fit_binary_platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Temperature and bias with p = sigmoid((logit - bias) / temperature), by likelihood."""
+    logits, labels = np.asarray(logits, np.float64), np.asarray(labels, np.float64)
+    if len(logits) == 0 or labels.min() == labels.max():
+        return 1.0, 0.0
+
+    def nll(parameters: np.ndarray) -> float:
+        log_t, bias = parameters
+        z = (logits - bias) / np.exp(log_t)
+        # log(1 + e^z) - label * z, computed without overflow
+        return float((np.logaddexp(0.0, z) - labels * z).mean())
+
+    result = optimize.minimize(
+        nll, x0=np.array([0.0, 0.0]), method="L-BFGS-B", bounds=[(-3.0, 3.0), (-20, 20)]
+    )
+    return float(np.exp(result.x[0])), float(result.x[1])
+
+
 def fit_softmax_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     logits, targets = np.asarray(logits, np.float64), np.asarray(targets, np.int64)
     if len(logits) == 0 or logits.shape[1] < 2:
@@ -59,20 +79,27 @@ def fit_softmax_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
 class Calibration:
     defect_temperature: float = 1.0
     class_temperature: float = 1.0
+    defect_bias: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        return cls(float(data["defect_temperature"]), float(data["class_temperature"]))
+        return cls(
+            float(data["defect_temperature"]),
+            float(data["class_temperature"]),
+            float(data.get("defect_bias", 0.0)),
+        )
 
 
 def outcome_probabilities(
     defect_logits: np.ndarray, class_logits: np.ndarray, calibration: Calibration
 ) -> np.ndarray:
     """N x (1 + C): P(no defect), then P(defective and class c) for each class."""
-    defect = _sigmoid(np.asarray(defect_logits, np.float64) / calibration.defect_temperature)
+    defect = _sigmoid(
+        (np.asarray(defect_logits, np.float64) - calibration.defect_bias) / calibration.defect_temperature
+    )
     class_logits = np.asarray(class_logits, np.float64)
     if class_logits.shape[1] == 0:
         return np.stack([1 - defect], axis=1)

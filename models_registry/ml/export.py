@@ -7,16 +7,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from models_registry.ml.geometry import Geometry
 from models_registry.ml.layout import OUTPUT_NAMES
 from models_registry.ml.network import serving_graph
 from models_registry.ml.preprocessing import PreprocessConfig
 
 
-def export_onnx(network: nn.Module, path: Path, preprocess: PreprocessConfig) -> Path:
-    """Write the serving graph (uint8 N x S x S x 3 in) with a dynamic batch dimension."""
+def export_onnx(network: nn.Module, path: Path, preprocess: PreprocessConfig, geometry: Geometry) -> Path:
+    """Write the serving graph (uint8 N x H x W x 3 in, the geometry's view size) with a dynamic
+    batch dimension: a frame's tiles run as one batch."""
     wrapper = serving_graph(network, preprocess)
-    size = preprocess.input_size
-    example = torch.zeros(1, size, size, 3, dtype=torch.uint8)
+    example = torch.zeros(1, geometry.height, geometry.width, 3, dtype=torch.uint8)
     names = list(OUTPUT_NAMES)
     with torch.inference_mode():
         torch.onnx.export(

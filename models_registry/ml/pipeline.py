@@ -6,24 +6,25 @@ samples through the same ONNX graph that serves the line, so evaluation measures
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from models_registry.ml import bundle as bundle_files
 from models_registry.ml.backbone import NORMALISATION
 from models_registry.ml.calibration import (
     DEFAULT_ALPHAS,
     Calibration,
+    fit_binary_platt,
     fit_binary_temperature,
     fit_softmax_temperature,
     risk_control_table,
 )
-from models_registry.ml.data import PreparedSample, prepare_samples
+from models_registry.ml.data import PreparedFrame, ViewSampler, measure_samples, prepare_frames
 from models_registry.ml.evaluation import (
     ImageOutcome,
     box_iou,
@@ -32,59 +33,47 @@ from models_registry.ml.evaluation import (
     per_class_metrics,
     pixel_auroc,
 )
+from models_registry.ml.geometry import TILES, Geometry, GeometryChoice, GeometryRequest
 from models_registry.ml.layout import NetworkConfig
-from models_registry.ml.postprocess import Detection, decode_detections, image_decisions
-from models_registry.ml.predictor import OnnxPredictor, Predictor, summarise_embedding
+from models_registry.ml.postprocess import FrameOutputs, image_decisions
+from models_registry.ml.predictor import OnnxPredictor, Predictor, content_statistics, summarise_embedding
 from models_registry.ml.preprocessing import PreprocessConfig, normalise
 from models_registry.ml.training import EpochReport, StepCallback, TrainConfig
 from models_registry.ml.types import NO_DEFECT, Sample
 
 
-@dataclass(frozen=True)
-class RawOutputs:
-    """Per-image network outputs over a set of prepared samples."""
-
-    defect_logits: np.ndarray
-    class_logits: np.ndarray
-    detections: list[list[Detection]]
-    masks: list[np.ndarray]  # S/4 x S/4 probabilities
-    embeddings: np.ndarray
-
-
 def collect_outputs(
-    predictor: Predictor, items: Sequence[PreparedSample], batch_size: int = 16
-) -> RawOutputs:
-    defect, classes, detections, masks, embeddings = [], [], [], [], []
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
-        outputs = predictor.forward(np.stack([i.pixels for i in chunk]))
-        defect.append(outputs["defect_logit"])
-        classes.append(outputs["class_logits"])
-        embeddings.append(outputs["embedding"])
-        for j in range(len(chunk)):
-            detections.append(
-                decode_detections(outputs["peaks"][j], outputs["box_size"][j], outputs["box_offset"][j])
-            )
-            masks.append(outputs["mask"][j, 0])
-    return RawOutputs(
-        defect_logits=np.concatenate(defect) if defect else np.zeros(0),
-        class_logits=np.concatenate(classes) if classes else np.zeros((0, len(predictor.config.classes))),
-        detections=detections,
-        masks=masks,
-        embeddings=np.concatenate(embeddings) if embeddings else np.zeros((0, 0)),
-    )
+    predictor: Predictor, frames: Sequence[PreparedFrame], chunk: int = 8
+) -> list[FrameOutputs]:
+    """The served graph's merged outputs for each frame, through the predictor's own views."""
+    outputs: list[FrameOutputs] = []
+    for start in range(0, len(frames), chunk):
+        outputs += predictor.outputs([frame.pixels for frame in frames[start : start + chunk]])
+    return outputs
 
 
-def _truth_classes(item: PreparedSample, classes: Sequence[str]) -> tuple[str, ...]:
+def _logits(raw: Sequence[FrameOutputs], classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    defect = np.array([o.defect_logit for o in raw], np.float64)
+    class_logits = np.array([o.class_logits for o in raw], np.float64).reshape(len(raw), -1)
+    if not len(raw):
+        class_logits = np.zeros((0, len(classes)))
+    return defect, class_logits
+
+
+def _truth_classes(item: PreparedFrame, classes: Sequence[str]) -> tuple[str, ...]:
     if item.class_target is None:
         return ()
     return tuple(classes[i] for i in np.flatnonzero(item.class_target))
 
 
 def outcomes_for(
-    items: Sequence[PreparedSample], raw: RawOutputs, classes: Sequence[str], calibration: Calibration
+    items: Sequence[PreparedFrame],
+    raw: Sequence[FrameOutputs],
+    classes: Sequence[str],
+    calibration: Calibration,
 ) -> list[ImageOutcome]:
-    decisions = image_decisions(raw.defect_logits, raw.class_logits, classes=classes, calibration=calibration)
+    defect_logits, class_logits = _logits(raw, classes)
+    decisions = image_decisions(defect_logits, class_logits, classes=classes, calibration=calibration)
     return [
         ImageOutcome(
             defect_probability=d.defect_probability,
@@ -97,14 +86,14 @@ def outcomes_for(
     ]
 
 
-def best_region_threshold(items: Sequence[PreparedSample], raw: RawOutputs) -> float:
+def best_region_threshold(items: Sequence[PreparedFrame], raw: Sequence[FrameOutputs]) -> float:
     """The centre score that best balances missed and spurious regions (F1) on validation data."""
     candidates = np.linspace(0.1, 0.6, 11)
     best, best_f1 = 0.3, -1.0
     for threshold in candidates:
         hits = predicted = truths = 0
-        for item, found in zip(items, raw.detections, strict=True):
-            kept = [d for d in found if d.score >= threshold]
+        for item, found in zip(items, raw, strict=True):
+            kept = [d for d in found.detections if d.score >= threshold]
             predicted += len(kept)
             truths += len(item.boxes)
             if kept and len(item.boxes):
@@ -120,21 +109,28 @@ def best_region_threshold(items: Sequence[PreparedSample], raw: RawOutputs) -> f
     return best
 
 
-def calibrate(items: Sequence[PreparedSample], raw: RawOutputs, classes: Sequence[str]) -> Calibration:
+def calibrate(
+    items: Sequence[PreparedFrame], raw: Sequence[FrameOutputs], classes: Sequence[str], geometry: Geometry
+) -> Calibration:
+    defect_logits, class_logits = _logits(raw, classes)
     known = np.array([i.defective >= 0 for i in items], bool)
-    defect_t = fit_binary_temperature(raw.defect_logits[known], np.array([i.defective for i in items])[known])
+    labels = np.array([i.defective for i in items])
+    if geometry.kind == TILES:
+        defect_t, defect_bias = fit_binary_platt(defect_logits[known], labels[known])
+    else:
+        defect_t, defect_bias = fit_binary_temperature(defect_logits[known], labels[known]), 0.0
     with_class = [k for k, i in enumerate(items) if i.class_target is not None]
     class_t = fit_softmax_temperature(
-        raw.class_logits[with_class],
+        class_logits[with_class],
         np.array([int(np.argmax(items[k].class_target)) for k in with_class], int),
     )
-    return Calibration(defect_temperature=defect_t, class_temperature=class_t)
+    return Calibration(defect_temperature=defect_t, class_temperature=class_t, defect_bias=defect_bias)
 
 
 def evaluate_items(
-    predictor: Predictor, items: Sequence[PreparedSample], raw: RawOutputs | None = None
+    predictor: Predictor, items: Sequence[PreparedFrame], raw: Sequence[FrameOutputs] | None = None
 ) -> dict:
-    """Every metric the issue asks for, on prepared (labelled) samples.
+    """Every metric the issue asks for, on prepared (labelled) frames.
 
     `raw` may hold the graph's outputs for `items` already (they do not depend on the
     calibration or thresholds in `predictor.config`, which this applies).
@@ -148,16 +144,16 @@ def evaluate_items(
     box_map, per_class_ap = None, {}
     if any(len(items[k].boxes) for k in with_boxes):
         box_map, per_class_ap = mean_average_precision(
-            [raw.detections[k] for k in with_boxes],
+            [raw[k].detections for k in with_boxes],
             [(items[k].boxes, items[k].box_labels) for k in with_boxes],
             len(config.classes),
         )
     metrics["box_map50"] = box_map
     with_masks = [k for k, item in enumerate(items) if item.mask is not None and item.mask_weight >= 1.0]
     if with_masks and any(items[k].mask.any() for k in with_masks):
-        size = config.preprocess.input_size
-        maps = [ndimage.zoom(raw.masks[k], size / raw.masks[k].shape[0], order=1) for k in with_masks]
-        metrics["pixel_auroc"] = pixel_auroc(maps, [items[k].mask for k in with_masks])
+        metrics["pixel_auroc"] = pixel_auroc(
+            [raw[k].mask for k in with_masks], [items[k].mask for k in with_masks]
+        )
     else:
         metrics["pixel_auroc"] = None
     metrics["per_class"] = per_class_metrics(outcomes, config.classes, per_class_ap)
@@ -191,11 +187,14 @@ def curves(outcomes: Sequence[ImageOutcome]) -> dict:
 
 
 def reference_arrays(
-    items: Sequence[PreparedSample], raw: RawOutputs, outcomes: Sequence[ImageOutcome]
+    items: Sequence[PreparedFrame], raw: Sequence[FrameOutputs], outcomes: Sequence[ImageOutcome]
 ) -> dict[str, np.ndarray]:
     """The drift reference of a model: what it saw and said on its validation data, summarised
-    exactly as serving summarises each live unit (`summarise_embedding`)."""
-    summaries = [summarise_embedding(raw.embeddings[k], item.pixels) for k, item in enumerate(items)]
+    exactly as serving summarises each live unit (`summarise_embedding`), and the frames' sizes
+    (the frame check's lower limit)."""
+    summaries = [
+        summarise_embedding(raw[k].embedding, content_statistics(item.pixels)) for k, item in enumerate(items)
+    ]
     known = [o for o in outcomes if o.true_defective is not None]
     colours = np.array([s.color for s in summaries], np.float64).reshape(-1, 3)
     return {
@@ -211,6 +210,8 @@ def reference_arrays(
         "red": colours[:, 0],
         "green": colours[:, 1],
         "blue": colours[:, 2],
+        "width": np.array([item.original_size[0] for item in items], np.int64),
+        "height": np.array([item.original_size[1] for item in items], np.int64),
     }
 
 
@@ -232,14 +233,15 @@ def train_bundle(
     test: Sequence[Sample] = (),
     backbone: str = "efficientnet_lite0",
     pretrained: bool = True,
-    input_size: int = 256,
+    geometry: Geometry | GeometryChoice | GeometryRequest | None = None,
     config: TrainConfig | None = None,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     threads: int | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
     on_step: StepCallback | None = None,
 ) -> TrainOutcome:
-    """Train on `train`, calibrate and certify on `validation`, report on `test`."""
+    """Train on `train`, calibrate and certify on `validation`, report on `test`, at `geometry`
+    (or what a `GeometryRequest` leaves open chosen from the training data: `choose_geometry`)."""
     import torch
 
     from models_registry.ml.export import export_onnx
@@ -251,13 +253,19 @@ def train_bundle(
         torch.set_num_threads(threads)
     seconds: dict[str, float] = {}
     clock = time.monotonic()
+    if isinstance(geometry, Geometry):
+        choice = GeometryChoice(geometry, "given")
+    elif isinstance(geometry, GeometryChoice):
+        choice = geometry
+    else:
+        choice = geometry_for(geometry or GeometryRequest(), train)
+    geometry = choice.geometry
     mean, std = NORMALISATION[backbone]
-    preprocess = PreprocessConfig(input_size=input_size, mean=mean, std=std)
+    preprocess = PreprocessConfig(mean=mean, std=std)
     network_config = NetworkConfig(backbone=backbone, num_classes=max(1, len(classes)), pretrained=pretrained)
     classes = tuple(classes) or ("defect",)
-    train_items = prepare_samples(train, classes, input_size)
-    validation_items = prepare_samples(validation, classes, input_size)
-    test_items = prepare_samples(test, classes, input_size)
+    train_items = prepare_frames(train, classes, geometry)
+    validation_items = prepare_frames(validation, classes, geometry)
     seconds["load"] = time.monotonic() - clock
 
     clock = time.monotonic()
@@ -265,6 +273,7 @@ def train_bundle(
         network = train_network(
             train_items,
             validation_items,
+            geometry=geometry,
             network_config=network_config,
             preprocess=preprocess,
             config=config,
@@ -273,7 +282,7 @@ def train_bundle(
         )
     else:
         network, network_config, classes = _fit_cold_start(
-            train_items, validation_items, backbone, pretrained, preprocess, config.seed
+            train_items, validation_items, geometry, backbone, pretrained, preprocess, config.seed
         )
     seconds["train"] = time.monotonic() - clock
 
@@ -281,22 +290,25 @@ def train_bundle(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_weights(out_dir, network)
-    export_onnx(network, out_dir / bundle_files.ONNX_FILE, preprocess)
+    export_onnx(network, out_dir / bundle_files.ONNX_FILE, preprocess, geometry)
+    training = {
+        **config.as_dict(),
+        "train_size": len(train_items),
+        "validation_size": len(validation_items),
+        "geometry_reason": choice.reason,
+    }
     draft = bundle_files.BundleConfig(
         classes=classes,
         network=network_config,
+        geometry=geometry,
         preprocess=preprocess,
         calibration=Calibration(),
-        training={
-            **config.as_dict(),
-            "train_size": len(train_items),
-            "validation_size": len(validation_items),
-        },
+        training=training,
     )
     bundle_files.write_config(out_dir, draft)
     predictor = OnnxPredictor(out_dir, threads=threads)
     raw = collect_outputs(predictor, validation_items)
-    calibration = calibrate(validation_items, raw, classes)
+    calibration = calibrate(validation_items, raw, classes, geometry)
     outcomes = outcomes_for(validation_items, raw, classes, calibration)
     known = [o for o in outcomes if o.true_defective is not None]
     risk_control = risk_control_table([o.confidence for o in known], [o.correct for o in known], alphas)
@@ -306,14 +318,11 @@ def train_bundle(
             alpha: {**entry, "threshold": None, "coverage": 0.0, "certified": False, "reason": reason}
             for alpha, entry in risk_control.items()
         }
-    final = bundle_files.BundleConfig(
-        classes=classes,
-        network=network_config,
-        preprocess=preprocess,
+    final = dataclasses.replace(
+        draft,
         calibration=calibration,
         region_threshold=best_region_threshold(validation_items, raw),
         risk_control=risk_control,
-        training=draft.training,
     )
     bundle_files.write_config(out_dir, final)
     bundle_files.save_reference(out_dir, **reference_arrays(validation_items, raw, outcomes))
@@ -321,17 +330,24 @@ def train_bundle(
 
     predictor = OnnxPredictor(out_dir, threads=threads)  # the final config: calibration, thresholds
     validation_metrics = evaluate_items(predictor, validation_items, raw) if validation_items else {}
+    del train_items, validation_items  # a tiled set at the camera's resolution is large
     clock = time.monotonic()
-    test_metrics = evaluate_items(predictor, test_items) if test_items else None
+    test_metrics = evaluate_samples(predictor, test) if test else None
     seconds["evaluate"] = time.monotonic() - clock
-    final = bundle_files.BundleConfig(**{**final.__dict__, "metrics": _headline(validation_metrics)})
+    final = dataclasses.replace(final, metrics=_headline(validation_metrics))
     bundle_files.write_config(out_dir, final)
     return TrainOutcome(out_dir, final, validation_metrics, test_metrics, seconds)
 
 
+def geometry_for(request: GeometryRequest, samples: Sequence[Sample]) -> GeometryChoice:
+    """The geometry `request` gives for training on `samples`, and why (measuring them if needed)."""
+    return request.resolve(*(measure_samples(samples) if request.needs_data else ([], [])))
+
+
 def _fit_cold_start(
-    train_items: Sequence[PreparedSample],
-    validation_items: Sequence[PreparedSample],
+    train_items: Sequence[PreparedFrame],
+    validation_items: Sequence[PreparedFrame],
+    geometry: Geometry,
     backbone: str,
     pretrained: bool,
     preprocess: PreprocessConfig,
@@ -342,11 +358,12 @@ def _fit_cold_start(
 
     from models_registry.ml.anomaly import fit_anomaly_network
 
-    def batches(items: Sequence[PreparedSample]) -> list:
+    def batches(items: Sequence[PreparedFrame]) -> list:
         normal = [item for item in items if item.defective == 0]
+        views = ViewSampler(normal, geometry, 1).epoch(np.random.default_rng(seed))
         return [
-            torch.from_numpy(normalise(np.stack([i.pixels for i in normal[k : k + 16]]), preprocess))
-            for k in range(0, len(normal), 16)
+            torch.from_numpy(normalise(np.stack([v.pixels for v in views[k : k + 16]]), preprocess))
+            for k in range(0, len(views), 16)
         ]
 
     network_config = NetworkConfig(backbone=backbone, num_classes=1, pretrained=pretrained, kind="anomaly")
@@ -358,7 +375,23 @@ def _headline(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in ("curves", "per_class")}
 
 
+def evaluate_samples(predictor: Predictor, samples: Sequence[Sample], chunk: int = 200) -> dict:
+    """`evaluate_items` over samples decoded a chunk at a time (a large test split of frames at
+    the camera's resolution need not be in memory at once)."""
+    items: list[PreparedFrame] = []
+    raw: list[FrameOutputs] = []
+    for start in range(0, len(samples), chunk):
+        prepared = prepare_frames(
+            samples[start : start + chunk], predictor.config.classes, predictor.geometry
+        )
+        raw += collect_outputs(predictor, prepared)
+        items += [_without_pixels(item) for item in prepared]
+    return evaluate_items(predictor, items, raw)
+
+
+def _without_pixels(item: PreparedFrame) -> PreparedFrame:
+    return dataclasses.replace(item, pixels=np.zeros((0, 0, 3), np.uint8))
+
+
 def evaluate_bundle(bundle_dir: Path, samples: Sequence[Sample], *, threads: int | None = None) -> dict:
-    predictor = OnnxPredictor(bundle_dir, threads=threads)
-    items = prepare_samples(samples, predictor.config.classes, predictor.input_size)
-    return evaluate_items(predictor, items)
+    return evaluate_samples(OnnxPredictor(bundle_dir, threads=threads), samples)

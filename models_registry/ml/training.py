@@ -11,7 +11,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models_registry.ml.data import BatchTargets, PreparedSample, augment, build_targets
+from models_registry.ml.data import (
+    BatchTargets,
+    PreparedFrame,
+    PreparedSample,
+    ViewSampler,
+    augment,
+    build_targets,
+)
+from models_registry.ml.geometry import Geometry
 from models_registry.ml.layout import NetworkConfig
 from models_registry.ml.network import DefectNet
 from models_registry.ml.preprocessing import PreprocessConfig, normalise
@@ -132,19 +140,25 @@ def validation_loss(
 
 
 def train_network(
-    train_items: Sequence[PreparedSample],
-    validation_items: Sequence[PreparedSample],
+    train_frames: Sequence[PreparedFrame],
+    validation_frames: Sequence[PreparedFrame],
     *,
+    geometry: Geometry,
     network_config: NetworkConfig,
     preprocess: PreprocessConfig,
     config: TrainConfig,
     on_epoch: ProgressCallback | None = None,
     on_step: StepCallback | None = None,
 ) -> DefectNet:
-    if len(train_items) < 2:
-        raise ValueError(f"training needs at least 2 labelled images, got {len(train_items)}")
+    if len(train_frames) < 2:
+        raise ValueError(f"training needs at least 2 labelled images, got {len(train_frames)}")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    sampler = ViewSampler(train_frames, geometry, network_config.num_classes)
+    # The same validation views every epoch, so its loss curve compares like with like.
+    validation_items = ViewSampler(validation_frames, geometry, network_config.num_classes).epoch(
+        np.random.default_rng(config.seed + 1)
+    )
     model = DefectNet(network_config)
     if config.freeze_stem:
         model.backbone.freeze_stem()
@@ -158,9 +172,8 @@ def train_network(
         ],
         weight_decay=config.weight_decay,
     )
-    steps_per_epoch = max(
-        1, sum(1 for _ in _batches(train_items, config.batch_size, np.random.default_rng(0)))
-    )
+    full, rest = divmod(len(sampler), config.batch_size)
+    steps_per_epoch = max(1, full + (1 if rest >= 2 else 0))
     total_steps = steps_per_epoch * config.epochs
     base_rates = [group["lr"] for group in optimizer.param_groups]
 
@@ -180,7 +193,7 @@ def train_network(
         epoch_started = time.monotonic()
         sums: dict[str, float] = {}
         batches = 0
-        for batch in _batches(train_items, config.batch_size, rng):
+        for batch in _batches(sampler.epoch(rng), config.batch_size, rng):
             augmented = [augment(item, rng) for item in batch]
             tensors = to_tensors(build_targets(augmented, network_config.num_classes), preprocess)
             set_rate(step)

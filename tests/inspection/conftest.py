@@ -1,7 +1,8 @@
 """Fixtures for the line API: a real (tiny) trained model, stations, device keys, images.
 
-The model is trained once per test session on generated phone screens (one epoch at 64 px: a
-few seconds) and served from the model cache like any registered version; tests set its
+The tiny model is trained once per test session on generated phone screens (one epoch at 64 px: a
+few seconds), the stain model (which localises its one defect well) in about ten; both are
+served from the model cache like any registered version; tests set its
 `risk_control` row to make the policy's outcome certain without faking a prediction.
 """
 
@@ -18,9 +19,12 @@ from rest_framework.test import APIClient
 
 from inspection.models import AutomationLevel, Station
 from inspection.services.stations import device_key_create, station_create
+from models_registry.ml.bundle import read_config
+from models_registry.ml.geometry import ASPECT, Geometry
 from models_registry.ml.synthetic import SyntheticConfig, generate_unit
 from models_registry.ml.types import NO_DEFECT, Sample
 from models_registry.models import ModelVersion
+from tests.inspection.camera import train_stain_model
 from tests.inspection.factories import certain_risk_control
 
 TINY_CLASSES = ("crack", "scratch")
@@ -59,28 +63,39 @@ def tiny_bundle(tmp_path_factory) -> Path:
         classes=TINY_CLASSES,
         train=samples[:16],
         validation=samples[16:],
-        input_size=64,
+        geometry=Geometry(ASPECT, 64, 64),
         config=TrainConfig(epochs=1, batch_size=4, seed=0),
     )
     return outcome.bundle_dir
+
+
+@pytest.fixture(scope="session")
+def stain_bundle(tmp_path_factory) -> Path:
+    """A model that finds one kind of defect well (tests/inspection/camera.py), for checking
+    where regions land at every frame size."""
+    return train_stain_model(tmp_path_factory.mktemp("stain-model"))
 
 
 @pytest.fixture
 def make_model_version(tiny_bundle: Path, settings) -> Callable[..., ModelVersion]:
     """Register the tiny model under a name/version (served from the model cache)."""
 
-    def make(name: str = "tiny", version: int = 1, threshold: float | None = 0.0) -> ModelVersion:
+    def make(
+        name: str = "tiny", version: int = 1, threshold: float | None = 0.0, bundle: Path | None = None
+    ) -> ModelVersion:
         target = Path(settings.LOUPE_MODEL_CACHE) / name / str(version)
         if not target.exists():
-            shutil.copytree(tiny_bundle, target)
+            shutil.copytree(bundle or tiny_bundle, target)
+        config = read_config(target)
         return ModelVersion.objects.create(
             name=name,
             version=version,
             mlflow_run_id="test",
             source_uri=str(target),
-            dataset_name="tiny",
-            architecture="defectnet-efficientnet_lite0-64",
-            classes=list(TINY_CLASSES),
+            dataset_name=name,
+            architecture=f"defectnet-efficientnet_lite0-{config.geometry.slug}",
+            geometry=config.geometry.as_dict(),
+            classes=list(config.classes),
             risk_control=certain_risk_control(threshold),
         )
 

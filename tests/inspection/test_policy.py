@@ -19,7 +19,10 @@ FAIL_SURE = ModelOutput("fail", 0.99)
 PASS_SURE = ModelOutput("pass", 0.97)
 UNSURE = ModelOutput("fail", 0.70)
 
-# (level, output, certified threshold, band, audit share, audit draw) -> (action, verdict, reason, blind)
+FRAME = "frame check: uniform frame"
+
+# (level, output, certified threshold, band, audit share, audit draw[, frame problem])
+#   -> (action, verdict, reason, blind); the frame problem is None where a case leaves it out
 CASES = [
     # human only: never the model, always blind
     ("human", FAIL_SURE, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "human", True),
@@ -52,17 +55,26 @@ CASES = [
     ("assisted", None, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "no_model", True),
     ("partial", None, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "no_model", True),
     ("full", None, 0.9, 0.0, 0.0, 0.5, Action.QUEUE, None, "no_model", True),
+    # a frame the model cannot judge: a human decides, never the model, even at full automation
+    ("full", None, 0.9, 0.0, 0.0, 0.5, FRAME, Action.QUEUE, None, "frame_check", True),
+    ("full", PASS_SURE, None, 0.0, 0.0, 0.5, FRAME, Action.QUEUE, None, "frame_check", True),
+    ("partial", PASS_SURE, 0.9, 0.0, 0.0, 0.5, FRAME, Action.QUEUE, None, "frame_check", True),
+    ("shadow", None, 0.9, 0.0, 0.0, 0.5, FRAME, Action.QUEUE, None, "frame_check", True),
+    ("human", None, None, 0.0, 0.0, 0.5, FRAME, Action.QUEUE, None, "human", True),  # no model anyway
 ]
+CASES = [case if len(case) == 11 else (*case[:6], None, *case[6:]) for case in CASES]
 
 
 @pytest.mark.parametrize(
-    "level, output, threshold, band, audit_share, draw, action, verdict, reason, blind", CASES
+    "level, output, threshold, band, audit_share, draw, frame, action, verdict, reason, blind", CASES
 )
-def test_policy_table(level, output, threshold, band, audit_share, draw, action, verdict, reason, blind):
+def test_policy_table(
+    level, output, threshold, band, audit_share, draw, frame, action, verdict, reason, blind
+):
     station = StationPolicy(
         level=Level(level), target_escape_rate=0.01, uncertainty_band=band, audit_share=audit_share
     )
-    outcome = decide(station, output, threshold=threshold, audit_draw=draw)
+    outcome = decide(station, output, threshold=threshold, audit_draw=draw, frame_problem=frame)
     assert (outcome.action, outcome.verdict, outcome.queue_reason, outcome.blind) == (
         action,
         verdict,

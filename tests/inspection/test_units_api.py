@@ -67,7 +67,8 @@ def test_full_automation_decides_and_stores_everything(make_station, device_clie
         ("assisted", 0.0, {}, "pending", "assisted", False, True),
         ("partial", 0.0, {}, "decided", None, False, True),  # always confident enough
         ("partial", None, {}, "pending", "deferred", False, True),  # nothing certified
-        ("partial", 0.0, {"uncertainty_band": 0.5}, "decided", None, False, True),
+        # a band of 0.3 still decides: the surest of three outcomes is at least 1/3 likely
+        ("partial", 0.0, {"uncertainty_band": 0.3}, "decided", None, False, True),
         ("full", None, {"audit_share": 1.0}, "pending", "audit", True, True),
         ("full", None, {"audit_share": 0.0}, "decided", None, False, True),
     ],

@@ -8,12 +8,14 @@ import pytest
 from PIL import Image
 
 from models_registry.ml.bundle import read_config
+from models_registry.ml.geometry import ASPECT, Geometry
 from models_registry.ml.predictor import OnnxPredictor, TorchPredictor
 from models_registry.ml.synthetic import SyntheticConfig, generate_units
 from models_registry.ml.training import TrainConfig
 from models_registry.ml.types import Box, Prediction, Region, Sample
 
 CLASSES = ("crack", "dead_pixels", "scratch", "stain")
+GEOMETRY = Geometry(ASPECT, 64, 64)
 
 
 def _write_units(folder: Path, count: int, seed: int) -> list[Sample]:
@@ -53,7 +55,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
         train=_write_units(folder, 12, seed=1),
         validation=_write_units(folder, 6, seed=2),
         test=_write_units(folder, 6, seed=3),
-        input_size=64,
+        geometry=GEOMETRY,
         config=TrainConfig(epochs=2, batch_size=6, warmup_steps=1),
         threads=2,
         on_epoch=reports.append,
@@ -69,7 +71,7 @@ def test_bundle_holds_weights_graph_config_and_reference(tiny_bundle):
     assert {"loupe-model.json", "weights.pt", "model.onnx", "reference.npz"} <= names
     config = read_config(tiny_bundle)
     assert config.classes == CLASSES
-    assert config.preprocess.input_size == 64
+    assert config.geometry == GEOMETRY
     assert config.calibration.defect_temperature > 0
     # six validation units cannot certify anything: the bundle says so rather than guessing
     assert set(config.risk_control) == {"0.005", "0.01", "0.02", "0.05", "0.1"}
@@ -160,7 +162,7 @@ def test_boxes_and_image_labels_alone_train_too(tmp_path):
         classes=CLASSES,
         train=samples[:6],
         validation=samples[6:],
-        input_size=64,
+        geometry=Geometry.square(64),
         config=TrainConfig(epochs=1, batch_size=3, warmup_steps=1),
         threads=2,
     )
@@ -182,7 +184,7 @@ def test_cold_start_from_defect_free_images_gives_anomaly_scores_and_regions(tmp
         classes=(),
         train=samples[:7],
         validation=samples[7:],
-        input_size=64,
+        geometry=Geometry(ASPECT, 64, 64),
         threads=2,
     )
     config = read_config(outcome.bundle_dir)

@@ -11,10 +11,18 @@ from django.conf import settings
 from django.urls import reverse
 
 from workers.admin_views import retrain_permitted
-from workers.retraining import labels_since_last_training
+from workers.retraining import labels_since_last_training, retrain_geometry_request
 from workers.selectors import training_job_summary, training_jobs_recent
 
 register = template.Library()
+
+
+def _geometry_words() -> str:
+    request = retrain_geometry_request()
+    if request.kind == "auto" and request.input_size is None:
+        return "geometry chosen from the data"
+    size = f", {request.input_size} px" if request.input_size else ""
+    return f"{request.kind} geometry{size}"
 
 
 @register.inclusion_tag("workers/training_panel.html", takes_context=True)
@@ -30,6 +38,6 @@ def training_panel(context, station) -> dict:
             "events_path": f"/ws/stations/{station.slug}/events/",
             "retrain_url": reverse("station-retrain", args=[station.pk]),
             "epochs": settings.LOUPE_RETRAIN_EPOCHS,
-            "input_size": settings.LOUPE_RETRAIN_INPUT_SIZE,
+            "geometry": _geometry_words(),
         },
     }

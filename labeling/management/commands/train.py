@@ -11,6 +11,9 @@ from labeling.models import Split
 from labeling.selectors import UnknownDataset, dataset_get, dataset_samples
 from labeling.splits import dataset_split_assign
 from models_registry.ml.backbone import BACKBONES, BackboneWeightsUnavailable
+from models_registry.ml.geometry import KINDS as GEOMETRY_KINDS
+from models_registry.ml.geometry import TILES, GeometryRequest
+from models_registry.ml.pipeline import geometry_for
 from models_registry.services import model_version_train
 
 
@@ -23,7 +26,24 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--model-name", help="registered model name (default: loupe-<dataset>)")
         parser.add_argument(
-            "--input-size", type=int, default=256, help="network input side, a multiple of 32"
+            "--geometry",
+            choices=["auto", *GEOMETRY_KINDS],
+            default="auto",
+            help="how the model looks at a frame: the whole frame with its aspect ratio kept (aspect), "
+            "overlapping tiles at or near the camera's resolution (tiles), or squashed square (squash, "
+            "as models before geometries did); auto chooses from the data and says why",
+        )
+        parser.add_argument(
+            "--input-size",
+            type=int,
+            help="the network input's long side for aspect/squash, or the tile side (a multiple of 32)",
+        )
+        parser.add_argument("--tile", type=int, help="tile side in pixels (a multiple of 32): implies tiles")
+        parser.add_argument(
+            "--tile-scale", type=float, help="tiles: network pixels per camera pixel (1 = native, 0.5 = half)"
+        )
+        parser.add_argument(
+            "--tile-overlap", type=int, help="tiles: pixels shared by neighbours (default 32)"
         )
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--backbone", choices=BACKBONES, default="efficientnet_lite0")
@@ -37,8 +57,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["epochs"] < 1:
             raise CommandError("--epochs must be at least 1")
-        if options["input_size"] < 64 or options["input_size"] % 32:
-            raise CommandError("--input-size must be a multiple of 32, at least 64")
+        for name in ("input_size", "tile"):
+            if options[name] is not None and (options[name] < 64 or options[name] % 32):
+                raise CommandError(f"--{name.replace('_', '-')} must be a multiple of 32, at least 64")
+        request = _geometry_request(options)
         if options["batch_size"] < 2:
             raise CommandError("--batch-size must be at least 2")
         try:
@@ -61,9 +83,14 @@ class Command(BaseCommand):
             f" {len(splits['validation'])} validation, {len(splits['test'])} test (frozen){newly}",
             file=log,
         )
+        try:
+            choice = geometry_for(request, splits[Split.TRAIN])
+        except ValueError as error:  # e.g. a tile overlap that does not fit the tile
+            raise CommandError(str(error)) from None
+        print(f"Geometry: {choice.geometry.slug}; {choice.reason}", file=log)
         progress = _ProgressBar(log)
         try:
-            result = self._train(dataset, splits, options, progress)
+            result = self._train(dataset, splits, options, progress, choice)
         except BackboneWeightsUnavailable as error:
             raise CommandError(str(error)) from None
         finally:
@@ -77,6 +104,8 @@ class Command(BaseCommand):
             "version": version.version,
             "mlflow_run_id": version.mlflow_run_id,
             "dataset": dataset.name,
+            "geometry": version.geometry,
+            "geometry_reason": choice.reason,
             "seconds": {k: round(v, 1) for k, v in result.seconds.items()},
             "test": {k: v for k, v in test.items() if k not in ("curves", "per_class")},
             "risk_control": version.risk_control,
@@ -93,7 +122,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  test {key}: {summary['test'][key]}")
 
     @staticmethod
-    def _train(dataset, splits, options, progress):
+    def _train(dataset, splits, options, progress, geometry):
         return model_version_train(
             model_name=options["model_name"] or f"loupe-{dataset.name}",
             dataset_name=dataset.name,
@@ -103,13 +132,36 @@ class Command(BaseCommand):
             test=splits[Split.TEST],
             epochs=options["epochs"],
             seed=options["seed"],
-            input_size=options["input_size"],
+            geometry=geometry,
             backbone=options["backbone"],
             pretrained=not options["no_pretrained"],
             batch_size=options["batch_size"],
             on_step=progress.step,
             on_epoch=progress.epoch,
         )
+
+
+def _geometry_request(options: dict) -> GeometryRequest:
+    kind = options["geometry"]
+    if (
+        options["tile"] is not None
+        or options["tile_scale"] is not None
+        or options["tile_overlap"] is not None
+    ):
+        if kind not in ("auto", TILES):
+            raise CommandError(
+                f"--tile, --tile-scale and --tile-overlap are for tiles, not --geometry {kind}"
+            )
+        kind = TILES
+    try:
+        return GeometryRequest(
+            kind=kind,
+            input_size=options["tile"] or options["input_size"],
+            tile_scale=options["tile_scale"],
+            tile_overlap=options["tile_overlap"],
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
 
 
 class _ProgressBar:
