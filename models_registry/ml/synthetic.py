@@ -397,23 +397,41 @@ def _blur(array: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _bilinear(array: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Sample an (h, w, c) array at float pixel coordinates (pixel centres at i + 0.5); 0 outside."""
+    """Sample an (h, w, c) array at float pixel coordinates (pixel centres at i + 0.5); 0 outside.
+
+    Defect layers are mostly zero, so only the samples whose four neighbours hold something are
+    interpolated; the others are 0, exactly what interpolating them would give.
+    """
     height, width, channels = array.shape
     x = xs - 0.5
     y = ys - 0.5
     x0 = np.floor(x)
     y0 = np.floor(y)
-    fx = (x - x0).astype(np.float32).reshape(-1, 1)
-    fy = (y - y0).astype(np.float32).reshape(-1, 1)
+    fx = (x - x0).astype(np.float32).ravel()
+    fy = (y - y0).astype(np.float32).ravel()
     x0 = x0.astype(np.int64).ravel()
     y0 = y0.astype(np.int64).ravel()
     inside = (x0 >= 0) & (x0 < width - 1) & (y0 >= 0) & (y0 < height - 1)
     index = np.clip(y0, 0, height - 2) * width + np.clip(x0, 0, width - 2)
+    occupied = array.any(axis=2)
+    occupied[:-1] |= occupied[1:]
+    occupied[:, :-1] |= occupied[:, 1:]
+    active = np.flatnonzero(inside & occupied.ravel()[index])
+    index, fx, fy = index[active], fx[active, None], fy[active, None]
     flat = array.reshape(-1, channels)
     top = np.take(flat, index, axis=0) * (1 - fx) + np.take(flat, index + 1, axis=0) * fx
     bottom = np.take(flat, index + width, axis=0) * (1 - fx) + np.take(flat, index + width + 1, axis=0) * fx
-    sampled = (top * (1 - fy) + bottom * fy) * inside[:, None]
+    sampled = np.zeros((xs.size, channels), dtype=np.result_type(array, np.float32))
+    sampled[active] = top * (1 - fy) + bottom * fy
     return sampled.reshape(*xs.shape, channels)
+
+
+def _span(coordinates: np.ndarray, size: int, *, margin: int) -> slice:
+    """The pixels from the smallest to the largest of `coordinates`, widened by `margin`, within 0..size."""
+    return slice(
+        max(int(math.floor(coordinates.min())) - margin, 0),
+        min(int(math.ceil(coordinates.max())) + margin, size),
+    )
 
 
 class _Canvas:
@@ -534,12 +552,24 @@ class _Renderer:
         self.homography = rigid @ perspective
         inverse = np.linalg.inv(self.homography)
 
-        self.ys, self.xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        self.ys, self.xs = np.indices((height, width), dtype=np.float32)
         xs, ys = self.xs + np.float32(0.5), self.ys + np.float32(0.5)
         inverse = inverse.astype(np.float32)
         denominator = inverse[2, 0] * xs + inverse[2, 1] * ys + inverse[2, 2]
         self.local_a = (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) / denominator
         self.local_b = (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) / denominator
+
+        # Every pixel the body touches, and a margin: what only shows on the phone is computed here.
+        corners = np.array(
+            [
+                [sign_a * (self.half_a + 1), sign_b * (self.half_b + 1), 1.0]
+                for sign_a in (-1, 1)
+                for sign_b in (-1, 1)
+            ]
+        )
+        projected = corners @ self.homography.T
+        corner_x, corner_y = projected[:, 0] / projected[:, 2], projected[:, 1] / projected[:, 2]
+        self.body_window = (_span(corner_y, height, margin=3), _span(corner_x, width, margin=3))
 
         # The unit's own frame as a raster: where defects are drawn before the camera sees them.
         self.pad = 4
@@ -547,9 +577,7 @@ class _Renderer:
             int(math.ceil(2 * self.half_b)) + 2 * self.pad,
             int(math.ceil(2 * self.half_a)) + 2 * self.pad,
         )
-        canvas_y, canvas_x = (
-            np.mgrid[0 : self.canvas_shape[0], 0 : self.canvas_shape[1]].astype(np.float32) + 0.5
-        )
+        canvas_y, canvas_x = np.indices(self.canvas_shape, dtype=np.float32) + np.float32(0.5)
         self.canvas_center = np.array([self.half_a + self.pad, self.half_b + self.pad])
         self.canvas_a = canvas_x - self.canvas_center[0]
         self.canvas_b = canvas_y - self.canvas_center[1]
@@ -592,23 +620,24 @@ class _Renderer:
             draw(count, glow)
 
         # The camera sees the unit's frame through the homography.
+        window = self.body_window
         layers = [self.add, self.dark[..., None]] + [alpha[..., None] for _, alpha in self.instance_alphas]
         stacked = np.concatenate(layers, axis=2)
-        warped = np.zeros((self.height, self.width, stacked.shape[2]), dtype=np.float32)
         if stacked.any():
-            rows = np.flatnonzero(body_coverage.any(axis=1))
-            cols = np.flatnonzero(body_coverage.any(axis=0))
-            window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
             canvas_x = self.local_a[window] + np.float32(self.canvas_center[0])
             canvas_y = self.local_b[window] + np.float32(self.canvas_center[1])
-            warped[window] = _bilinear(stacked, canvas_x, canvas_y)
+            warped = _bilinear(stacked, canvas_x, canvas_y)
+        else:
+            warped = np.zeros((*self.local_a[window].shape, stacked.shape[2]), dtype=np.float32)
         add, dark = warped[..., :3], warped[..., 3]
 
-        front = body_rgb * (1 - screen_coverage[..., None]) + screen_rgb * screen_coverage[..., None]
+        body_here, screen_here = body_coverage[window][..., None], screen_coverage[window][..., None]
+        front = body_rgb * (1 - screen_here) + screen_rgb * screen_here
         front = front * (1 - dark[..., None]) + add
-        front += self._glare()[..., None] * self._glare_tint * glass_coverage[..., None]
+        front += self._glare()[..., None] * self._glare_tint * glass_coverage[window][..., None]
         background *= (1 - shadow)[..., None]
-        scene = background * (1 - body_coverage[..., None]) + front * body_coverage[..., None]
+        scene = background
+        scene[window] = background[window] * (1 - body_here) + front * body_here
 
         image = self._camera(scene)
         instances = self._instances(label, warped[..., 4:], screen_coverage, body_coverage)
@@ -622,20 +651,29 @@ class _Renderer:
     def _instances(
         self, label: str, alphas: np.ndarray, screen_coverage: np.ndarray, body_coverage: np.ndarray
     ) -> tuple[SyntheticInstance, ...]:
-        allowed = (body_coverage if label in NEW_DEFECT_CLASSES else screen_coverage) >= 0.5
+        """Masks from the warped instance layers (`alphas`, over the body window)."""
+        window = self.body_window
+        allowed = (body_coverage if label in NEW_DEFECT_CLASSES else screen_coverage)[window] >= 0.5
         instances = []
         for index in range(alphas.shape[2]):
             alpha = alphas[..., index] * allowed
-            mask = alpha >= _MASK_THRESHOLD
-            if not mask.any() and alpha.max() > 0:
-                mask = alpha >= 0.5 * alpha.max()
-            if not mask.any():
+            mask_here = alpha >= _MASK_THRESHOLD
+            if not mask_here.any() and alpha.max() > 0:
+                mask_here = alpha >= 0.5 * alpha.max()
+            if not mask_here.any():
                 continue
+            mask = self._in_frame(mask_here)
             rows = np.flatnonzero(mask.any(axis=1))
             cols = np.flatnonzero(mask.any(axis=0))
             box = (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
             instances.append(SyntheticInstance(label=label, mask=mask, box=box))
         return tuple(instances)
+
+    def _in_frame(self, values: np.ndarray) -> np.ndarray:
+        """`values` computed over the body window, placed in an image-sized array of zeros."""
+        frame = np.zeros((self.height, self.width, *values.shape[2:]), dtype=values.dtype)
+        frame[self.body_window] = values
+        return frame
 
     def _background(self) -> np.ndarray:
         rng = self.rng
@@ -668,14 +706,14 @@ class _Renderer:
         return rgb.astype(np.float32)
 
     def _body(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Coverage of the body, the glass and the screen (image-sized), the body's colour (window)."""
         rng = self.rng
-        sdf = _rounded_rect_sdf(self.local_a, self.local_b, self.half_a, self.half_b, self.body_radius)
+        local_a, local_b = self.local_a[self.body_window], self.local_b[self.body_window]
+        sdf = _rounded_rect_sdf(local_a, local_b, self.half_a, self.half_b, self.body_radius)
         body = _coverage(sdf)
         glass = _coverage(sdf + self.rim_width)
         screen = _coverage(
-            _rounded_rect_sdf(
-                self.local_a, self.local_b, self.screen_half_a, self.screen_half_b, self.screen_radius
-            )
+            _rounded_rect_sdf(local_a, local_b, self.screen_half_a, self.screen_half_b, self.screen_radius)
         )
         metals = np.array([[0.22, 0.22, 0.24], [0.55, 0.56, 0.58], [0.62, 0.54, 0.44], [0.2, 0.25, 0.34]])
         metal = metals[rng.integers(len(metals))].astype(np.float32)
@@ -686,22 +724,24 @@ class _Renderer:
         bezel_rgb = np.full(3, rng.uniform(0.02, 0.05), dtype=np.float32)
         rgb = rim_rgb * (1 - glass[..., None]) + bezel_rgb * glass[..., None]
         self._glare_tint = (1.0 + rng.uniform(-0.05, 0.05, 3)).astype(np.float32)
-        return body, glass, screen, rgb.astype(np.float32)
+        return self._in_frame(body), self._in_frame(glass), self._in_frame(screen), rgb.astype(np.float32)
 
     def _screen(self) -> tuple[np.ndarray, float]:
+        """The display's colour over the body window, and its glow."""
         rng = self.rng
         s = self.scale
         base = (rng.uniform(0.015, 0.04) * np.array([0.95, 1.0, 1.1])).astype(np.float32)
         glow = rng.uniform(0.03, 0.13) if rng.random() < 0.5 else 0.0
         glow_tint = (1.0 + np.array([-0.08, 0.0, 0.12]) * rng.random()).astype(np.float32)
-        uneven = _smooth_noise(rng, (self.height, self.width), (120 * s, 120 * s))
+        uneven = _smooth_noise(rng, (self.height, self.width), (120 * s, 120 * s))[self.body_window]
         rgb = base + glow * glow_tint * (1 + 0.06 * uneven)[..., None]
         if rng.random() < 0.6:
             # A punch-hole camera near one short edge.
             radius = rng.uniform(0.011, 0.014) * 2 * self.half_a
             side = 1 if rng.random() < 0.5 else -1
             center_a = side * (self.screen_half_a - 2.2 * radius)
-            distance = np.hypot(self.local_a - center_a, self.local_b)
+            local_a, local_b = self.local_a[self.body_window], self.local_b[self.body_window]
+            distance = np.hypot(local_a - center_a, local_b)
             hole = _coverage(distance - radius)
             ring = np.clip(1 - np.abs(distance - 0.6 * radius) / max(0.6 * s, 0.5), 0, 1) * hole
             rgb = rgb * (1 - hole[..., None]) + (0.008 + 0.06 * ring)[..., None] * hole[..., None]
@@ -718,9 +758,10 @@ class _Renderer:
         return (rng.uniform(0.25, 0.5) * shadow).astype(np.float32)
 
     def _glare(self) -> np.ndarray:
+        """Reflections of the station's lights on the glass, over the body window."""
         rng = self.rng
-        ys, xs = self.ys, self.xs
-        glare = np.zeros((self.height, self.width), dtype=np.float32)
+        ys, xs = self.ys[self.body_window], self.xs[self.body_window]
+        glare = np.zeros(xs.shape, dtype=np.float32)
         size = math.hypot(self.width, self.height)
         for band in range(int(rng.integers(1, 3))):
             angle = math.radians(rng.uniform(25, 65) + 90 * (rng.random() < 0.5))

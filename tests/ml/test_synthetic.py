@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -78,6 +79,40 @@ def test_any_unit_can_be_regenerated_alone():
 
     assert alone.image.tobytes() == units[4].image.tobytes()
     assert alone.label == units[4].label
+
+
+# Digests of units drawn by the generator before the fine-defect mode and the renderer's speed-ups
+# (commit c913c58): the default mode must keep drawing exactly these pixels and masks. A new
+# numpy or Pillow (its JPEG codec) may change them; check the images by eye before updating.
+PINNED_UNITS = [
+    ((160, 90, 1.0), 0, "dead_pixels", "3e262d9e33c7b058"),
+    ((160, 90, 1.0), 1, "stain", "7c024eaa287c417c"),
+    ((160, 90, 1.0), 2, "crack", "7065dc5835003130"),
+    ((160, 90, 1.0), 3, "stain", "c5320331d12709db"),
+    ((640, 360, 0.5), 0, NO_DEFECT, "d49bf24cb5b3ae6f"),
+    ((640, 360, 0.5), 1, "stain", "13bf25cdac0fce4b"),
+    ((640, 360, 0.5), 2, "crack", "1c4a6d8cc2ae2d4d"),
+    ((1920, 1080, 1.0), 0, "dead_pixels", "f69f9b8001355dd0"),
+]
+
+
+def unit_digest(unit) -> str:
+    digest = hashlib.sha256(unit.image.tobytes())
+    digest.update(unit.label.encode())
+    for instance in unit.instances:
+        digest.update(np.packbits(instance.mask).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.mark.parametrize(("size_and_rate", "index", "label", "expected"), PINNED_UNITS)
+def test_default_mode_draws_the_same_units_as_before(size_and_rate, index, label, expected):
+    width, height, defect_rate = size_and_rate
+    config = SyntheticConfig(width=width, height=height, defect_rate=defect_rate)
+
+    unit = generate_unit(np.random.default_rng([2024, index]), config)
+
+    assert unit.label == label
+    assert unit_digest(unit) == expected
 
 
 # --- Labels and masks -----------------------------------------------------------------------------
