@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
+from scipy import ndimage
 
 from models_registry.ml.synthetic import (
     DEFECT_CLASSES,
@@ -254,6 +255,155 @@ def test_config_rejects_bad_values(overrides):
         tiny(**overrides)
 
 
+# --- Fine-defect mode -----------------------------------------------------------------------------
+
+# Sizes are camera pixels in fine mode, so a 960x540 frame shows the same defects as a 1920x1080
+# one at a quarter of the cost; the tests that depend on the frame use 1920x1080.
+FINE_HALF = {"width": 960, "height": 540, "fine_defects": True}
+FULL_HD_PIXELS = 1920 * 1080
+SQUARE = np.ones((3, 3), dtype=bool)
+
+
+def gray(unit) -> np.ndarray:
+    return pixels(unit).mean(axis=2)
+
+
+def width_across(mask: np.ndarray) -> float:
+    """Mask area over its extent along its main axis: the width of a thin, nearly straight line."""
+    rows, cols = np.nonzero(mask)
+    points = np.stack([cols, rows], axis=1).astype(np.float64)
+    points -= points.mean(axis=0)
+    main_axis = np.linalg.svd(points, full_matrices=False)[2][0]
+    along = points @ main_axis
+    return mask.sum() / (np.ptp(along) + 1)
+
+
+def distance_to(mask: np.ndarray) -> np.ndarray:
+    """Chessboard distance of every pixel to the nearest pixel of `mask` (0 on it)."""
+    return ndimage.distance_transform_cdt(~mask, metric="chessboard")
+
+
+def contrast_to_ring(unit, mask: np.ndarray) -> float:
+    """Mean grey level on `mask` minus the mean on the screen 3-6 px around it (8-bit levels)."""
+    x, y, width, height = bounding_box(mask)
+    window = (slice(max(y - 8, 0), y + height + 8), slice(max(x - 8, 0), x + width + 8))
+    distance = distance_to(mask[window])
+    ring = (distance >= 3) & (distance <= 6) & unit.screen_mask[window] & ~unit.mask[window]
+    image = gray(unit)[window]
+    return float(image[mask[window]].mean() - image[ring].mean())
+
+
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.nonzero(mask)
+    return int(cols.min()), int(rows.min()), int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1
+
+
+@pytest.fixture(scope="module")
+def full_hd_units():
+    """Five defective fine-mode units at 1920x1080, with their labels drawn as usual."""
+    config = SyntheticConfig(width=1920, height=1080, fine_defects=True, defect_rate=1.0)
+    return list(generate_units(5, seed=0, config=config))
+
+
+def test_fine_scratches_are_faint_hairlines():
+    config = SyntheticConfig(**FINE_HALF)
+
+    units = [generate_unit(np.random.default_rng([9, index]), config, label="scratch") for index in range(6)]
+
+    instances = [(unit, instance) for unit in units for instance in unit.instances]
+    assert len(instances) >= 8
+    assert any(len(unit.instances) > 1 for unit in units)
+    for unit, instance in instances:
+        assert 1.0 <= width_across(instance.mask) <= 3.1
+        assert max(instance.box[2:]) <= 620
+        assert 1.5 <= contrast_to_ring(unit, instance.mask) <= 30
+    assert min(contrast_to_ring(unit, instance.mask) for unit, instance in instances) < 6
+
+
+def test_fine_stains_are_small_soft_spots_larger_than_the_dust():
+    config = SyntheticConfig(**FINE_HALF)
+
+    units = [generate_unit(np.random.default_rng([9, index]), config, label="stain") for index in range(6)]
+
+    spots = [(unit, instance) for unit in units for instance in unit.instances]
+    assert len(spots) >= 6
+    for unit, spot in spots:
+        assert 8 <= spot.mask.sum() <= np.pi / 4 * 26**2
+        assert max(spot.box[2:]) <= 26
+        assert 2 <= abs(contrast_to_ring(unit, spot.mask)) <= 45
+    speck_labels, speck_count = ndimage.label(np.any([unit.dust_mask for unit in units], axis=0))
+    assert speck_count > 0
+    assert max(ndimage.sum_labels(speck_labels > 0, speck_labels, range(1, speck_count + 1))) <= 6
+
+
+def test_fine_cracks_and_dead_pixels_keep_camera_pixel_sizes():
+    config = SyntheticConfig(**FINE_HALF)
+
+    dead = generate_unit(np.random.default_rng([9, 0]), config, label="dead_pixels")
+    crack = generate_unit(np.random.default_rng([9, 0]), config, label="crack")
+
+    assert all(instance.mask.sum() <= 8 * 5**2 for instance in dead.instances)
+    for instance in crack.instances:
+        thin = ndimage.binary_erosion(instance.mask, SQUARE, iterations=2)
+        assert thin.sum() < 0.1 * instance.mask.sum()  # lines of a few pixels, no thick bands
+
+
+def test_fine_mode_makes_most_defective_units_small(full_hd_units):
+    small = [
+        unit
+        for unit in full_hd_units
+        if all(instance.mask.sum() < 0.0005 * FULL_HD_PIXELS for instance in unit.instances)
+    ]
+
+    # 73 % over 300 units (see the module docstring); five units are a rough check.
+    assert len(small) >= len(full_hd_units) / 2
+    assert {unit.label for unit in full_hd_units} >= {"scratch", "stain"}
+
+
+def test_fine_masks_lie_on_the_screen_and_dust_never_touches_them(full_hd_units):
+    assert any(unit.dust_mask.any() for unit in full_hd_units)
+    for unit in full_hd_units:
+        assert unit.image.size == (1920, 1080)
+        assert unit.defective and unit.instances
+        assert not (unit.mask & ~unit.screen_mask).any()
+        assert (distance_to(unit.mask)[unit.dust_mask] >= 2).all()
+
+
+@pytest.mark.parametrize("label", ["scratch", "stain"])
+def test_fine_masks_are_exact_against_the_clean_twin(label):
+    config = SyntheticConfig(**FINE_HALF)
+
+    unit = generate_unit(np.random.default_rng([0, 1]), config, label=label)
+    twin = generate_unit(np.random.default_rng([0, 1]), config, label=NO_DEFECT)
+
+    change = np.abs(pixels(unit) - pixels(twin)).max(axis=2)
+    for instance in unit.instances:
+        assert (change[instance.mask] > 0).mean() >= 0.98
+    distance = distance_to(unit.mask)
+    strong = change >= 0.5 * change[unit.mask].mean()
+    assert (strong & (distance > 3)).sum() <= 0.01 * strong.sum()
+    # Beyond JPEG's 16-px blocks the twin is the same photograph.
+    assert not change[distance > 24].any()
+
+
+def test_fine_mode_is_deterministic_and_the_same_with_workers(tmp_path):
+    config = SyntheticConfig(width=320, height=180, fine_defects=True, defect_rate=0.8)
+
+    write_dataset(tmp_path / "first", 4, seed=3, config=config, format="coco")
+    write_dataset(tmp_path / "second", 4, seed=3, config=config, format="coco", workers=2)
+
+    assert folder_bytes(tmp_path / "first") == folder_bytes(tmp_path / "second")
+
+
+def test_fine_mode_changes_the_defects_but_not_the_labels():
+    plain = list(generate_units(6, seed=4, config=tiny()))
+    fine = list(generate_units(6, seed=4, config=tiny(fine_defects=True)))
+
+    assert [unit.label for unit in plain] == [unit.label for unit in fine]
+    assert all(unit.dust_mask is None for unit in plain)
+    assert all(a.image.tobytes() != b.image.tobytes() for a, b in zip(plain, fine, strict=True))
+
+
 # --- Output formats -------------------------------------------------------------------------------
 
 
@@ -319,6 +469,20 @@ def test_rle_round_trip():
     assert np.array_equal(coco_rle_to_mask(rle), mask)
 
 
+def test_coco_info_records_the_default_mode(tmp_path):
+    write_dataset(tmp_path, 1, seed=0, config=tiny(), format="coco")
+
+    info = json.loads((tmp_path / "annotations.json").read_text())["info"]
+    assert info["fine_defects"] is False and info["config"]["fine_defects"] is False
+
+
+def test_write_dataset_rejects_fewer_than_one_worker(tmp_path):
+    with pytest.raises(ValueError, match="workers"):
+        write_dataset(tmp_path / "set", 2, seed=0, config=tiny(), workers=0)
+
+    assert not (tmp_path / "set").exists()
+
+
 def test_write_dataset_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
 
@@ -336,6 +500,31 @@ def test_command_writes_a_dataset_and_prints_a_summary(tmp_path, capsys):
 
     assert len(list((out / "images").glob("*.jpg"))) == 4
     assert "Wrote 4 units" in capsys.readouterr().out
+
+
+def test_command_fine_defects_flag_draws_fine_defects_and_records_it(tmp_path, capsys):
+    out = tmp_path / "set"
+
+    call_command(
+        "generate_synthetic",
+        str(out),
+        *("--count", "3", "--size", "320x180", "--format", "coco", "--defect-rate", "1"),
+        *("--fine-defects", "--workers", "2"),
+    )
+
+    document = json.loads((out / "annotations.json").read_text())
+    assert document["info"]["fine_defects"] is True
+    assert document["info"]["config"]["fine_defects"] is True
+    assert [category["name"] for category in document["categories"]] == list(DEFECT_CLASSES)
+    config = SyntheticConfig(width=320, height=180, defect_rate=1.0, fine_defects=True)
+    expected = [
+        instance.mask for unit in generate_units(3, seed=0, config=config) for instance in unit.instances
+    ]
+    masks = [coco_rle_to_mask(annotation["segmentation"]) for annotation in document["annotations"]]
+    assert len(masks) == len(expected) and all(
+        np.array_equal(a, b) for a, b in zip(masks, expected, strict=True)
+    )
+    assert "fine defects" in capsys.readouterr().out
 
 
 def test_command_overwrite_replaces_an_earlier_run(tmp_path):
@@ -364,6 +553,8 @@ def test_command_overwrite_replaces_an_earlier_run(tmp_path):
         (["--count", "2", "--defect-rate", "2"], "--defect-rate"),
         (["--count", "2", "--blur", "-1"], "--blur"),
         (["--count", "2", "--format", "voc"], "--format"),
+        (["--count", "2", "--workers", "0"], "--workers"),
+        (["--count", "2", "--workers", "two"], "--workers"),
     ],
 )
 def test_command_rejects_bad_arguments(tmp_path, arguments, message):

@@ -1,7 +1,9 @@
 """`manage.py generate_synthetic OUT --count N`: write a synthetic data set of phone-screen units.
 
 Needs no database: it only parses and checks its arguments and calls
-`models_registry.ml.synthetic.write_dataset`.
+`models_registry.ml.synthetic.write_dataset`. The reference set of fine defects (hairline
+scratches and small spots with exact masks, as a 1920x1080 line camera sees them) is
+`generate_synthetic OUT --count 1000 --size 1920x1080 --fine-defects --format coco --workers 2`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 class Command(BaseCommand):
     help = (
         "Generate synthetic photographs of phone screens (good units and units with scratches, cracks, "
-        "stains or dead pixels) with their masks, as a mask-folder or COCO data set. The drift options "
-        "(--brightness, --contrast, --blur, --color-cast, --new-defect) simulate a changed line."
+        "stains or dead pixels) with their masks, as a mask-folder or COCO data set. --fine-defects "
+        "draws defects in absolute camera pixels, as a 1920x1080 camera sees them: hairline scratches "
+        "1-3 px wide and low in contrast, stains as small spots 4-25 px across, next to fainter "
+        "nuisance dust. The drift options (--brightness, --contrast, --blur, --color-cast, "
+        "--new-defect) simulate a changed line."
     )
     requires_system_checks = []
     requires_migrations_checks = False
@@ -61,6 +66,14 @@ class Command(BaseCommand):
             help="share of defective units that get the new defect (default 1: all of them)",
         )
         parser.add_argument(
+            "--fine-defects",
+            action="store_true",
+            help="fine defects in camera pixels (hairline scratches, small spots), for --size 1920x1080",
+        )
+        parser.add_argument(
+            "--workers", default="1", help="processes rendering units (default 1); same files for any number"
+        )
+        parser.add_argument(
             "--overwrite",
             action="store_true",
             help="write into a non-empty OUT, replacing what an earlier run generated there",
@@ -91,6 +104,9 @@ class Command(BaseCommand):
         if blur < 0:
             raise CommandError(f"--blur must be zero or positive, got {blur}")
         color_cast = _color_cast(options["color_cast"])
+        workers = _integer(options["workers"], "--workers")
+        if workers < 1:
+            raise CommandError(f"--workers must be 1 or more, got {workers}")
 
         config = SyntheticConfig(
             width=width,
@@ -102,6 +118,7 @@ class Command(BaseCommand):
             color_cast=color_cast,
             new_defect=new_defect,
             new_defect_rate=new_defect_rate,
+            fine_defects=options["fine_defects"],
         )
         out = Path(options["out"])
         if out.exists() and not out.is_dir():
@@ -110,14 +127,20 @@ class Command(BaseCommand):
             raise CommandError(f"OUT {out} is not empty: choose another folder or pass --overwrite")
 
         summary = write_dataset(
-            out, count, seed=seed, config=config, format=options["format"], overwrite=options["overwrite"]
+            out,
+            count,
+            seed=seed,
+            config=config,
+            format=options["format"],
+            overwrite=options["overwrite"],
+            workers=workers,
         )
         units = ", ".join(f"{label} {number}" for label, number in summary["units"].items()) or "none"
         instances = ", ".join(f"{label} {number}" for label, number in summary["instances"].items()) or "none"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Wrote {summary['count']} units ({summary['size']}, {summary['format']}, seed {seed}) "
-                f"to {summary['out']}"
+                f"Wrote {summary['count']} units ({summary['size']}, {summary['format']}, seed {seed}"
+                f"{', fine defects' if summary['fine_defects'] else ''}) to {summary['out']}"
             )
         )
         self.stdout.write(f"  units: {units}")
