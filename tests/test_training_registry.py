@@ -3,13 +3,15 @@
 import json
 from io import StringIO
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from PIL import Image
 
 from labeling.models import Dataset, DatasetItem, Split
 from labeling.splits import dataset_split_assign
 from models_registry import mlflow_registry
-from models_registry.ml.synthetic import SyntheticConfig, write_dataset
+from models_registry.ml.synthetic import SyntheticConfig, generate_unit, write_dataset
 from models_registry.models import ModelVersion
 
 TINY = ["--epochs", "1", "--input-size", "64", "--batch-size", "4"]
@@ -133,3 +135,47 @@ def test_train_and_evaluate_name_bad_arguments(synthetic_dataset):
         call_command("evaluate", "--model", "missing:3", "--dataset", "tiny")
     with pytest.raises(CommandError, match="no registered model"):
         call_command("predict", "--model", "missing", "x.jpg")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_train_says_which_geometry_and_why_and_tiles_serve_whole_frames(synthetic_dataset, tmp_path):
+    # given no geometry asked for, train chooses one from the data and says why
+    err = StringIO()
+    out = StringIO()
+    call_command(
+        "train", "--dataset", "tiny", "--epochs", "1", "--batch-size", "4", "--json", stdout=out, stderr=err
+    )
+    chosen = json.loads(out.getvalue())
+    assert "Geometry: " in err.getvalue() and chosen["geometry_reason"] in err.getvalue()
+    assert chosen["geometry"]["kind"] == "aspect" and "median frame 128x72" in chosen["geometry_reason"]
+    # when tiles are asked for
+    result = _train("--tile", "64", "--tile-scale", "1.0", "--tile-overlap", "16", "--model-name", "tiled")
+    version = ModelVersion.objects.get(name="tiled")
+    assert version.geometry == {"kind": "tiles", "width": 64, "height": 64, "scale": 1.0, "overlap": 16}
+    assert version.architecture.endswith("tiles64@1") and result["geometry_reason"].startswith("asked for")
+    # then predict takes a large frame through the tiles and answers in its own pixels
+    big = tmp_path / "big.jpg"
+    generate_unit(np.random.default_rng(1), SyntheticConfig(width=640, height=360)).image.save(big)
+    dark = tmp_path / "dark.png"
+    Image.new("RGB", (640, 360)).save(dark)
+    out = StringIO()
+    call_command("predict", "--model", "tiled", str(big), str(dark), stdout=out)
+    judged, refused = (json.loads(line) for line in out.getvalue().strip().splitlines())
+    assert all(r["x"] + r["width"] <= 640.01 and r["y"] + r["height"] <= 360.01 for r in judged["regions"])
+    assert refused == {"image": str(dark), "frame_check": "uniform", "detail": refused["detail"]}
+    assert refused["detail"].startswith("frame check: uniform frame")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--tile", "64", "--geometry", "aspect"], "for tiles, not --geometry aspect"),
+        (["--tile", "64", "--tile-overlap", "40"], "overlap"),
+        (["--tile", "100"], "multiple of 32"),
+        (["--tile-scale", "9"], "scale must be between"),
+    ],
+)
+def test_train_names_a_bad_geometry(synthetic_dataset, arguments, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("train", "--dataset", "tiny", *arguments, stderr=StringIO())

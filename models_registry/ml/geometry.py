@@ -201,10 +201,12 @@ def cells(length: int) -> int:
 # Frames up to this long side are seen whole at WHOLE_SMALL px, larger ones at WHOLE_LARGE.
 SMALL_FRAME = 640
 WHOLE_SMALL, WHOLE_LARGE = 256, 512
-# Tiling pays when the median defect covers less of the frame than this, or would be thinner
-# than THIN_LIMIT content pixels seen whole.
-SMALL_DEFECT_AREA = 0.0005
+# A frame is seen whole when its median defect stays at least THIN_LIMIT content pixels thick and
+# SMALL_DEFECT_PIXELS content pixels large; else at the coarsest of TILE_SCALES that keeps it as
+# thick: whole, if the frame at that scale still fits WHOLE_LARGE, else in tiles.
 THIN_LIMIT = 1.0
+SMALL_DEFECT_PIXELS = 16.0
+TILE_SCALES = (0.5, 1.0)
 TILE_SIDE, TILE_OVERLAP = 320, 32
 
 
@@ -214,11 +216,13 @@ class GeometryChoice:
     reason: str
 
 
-def choose_geometry(frame_sizes: list[tuple[int, int]], defects: list[tuple[float, float]]) -> GeometryChoice:
+def choose_geometry(
+    frame_sizes: list[tuple[int, int]], defects: list[tuple[float, float]]
+) -> GeometryChoice:
     """The geometry `train` uses unless told otherwise, from the training frames' sizes and their
-    defects' (area fraction of the frame, thickness in original pixels): the whole frame with its
-    aspect ratio kept, unless the defects are too small or too thin for that, then tiles at the
-    coarsest scale that keeps them at least a pixel thick."""
+    defects' (area as a share of the frame, thickness in original pixels): the whole frame with its
+    aspect ratio kept, unless the median defect would be too thin or too small there; then the
+    coarsest scale that keeps it a pixel thick, in tiles when the frame is large at that scale."""
     if not frame_sizes:
         return GeometryChoice(Geometry(ASPECT, WHOLE_SMALL, WHOLE_SMALL), "no frames to measure: 256x256")
     width, height = _median(frame_sizes)
@@ -231,18 +235,20 @@ def choose_geometry(frame_sizes: list[tuple[int, int]], defects: list[tuple[floa
     areas = sorted(area for area, _ in defects)
     thicknesses = sorted(thickness for _, thickness in defects)
     area, thickness = areas[len(areas) // 2], thicknesses[len(thicknesses) // 2]
-    seen = (
-        f"median frame {width}x{height}, median defect {area:.3%} of the frame and {thickness:.1f} px thick"
-    )
-    if area >= SMALL_DEFECT_AREA and thickness * factor >= THIN_LIMIT:
+    seen = f"median frame {width}x{height}, median defect {area:.3%} of it, {thickness:.1f} px thick"
+    pixels_whole = area * width * height * factor**2
+    if thickness * factor >= THIN_LIMIT and pixels_whole >= SMALL_DEFECT_PIXELS:
         return GeometryChoice(whole, f"{seen}: large enough to see whole, {whole.describe()}")
-    scale = 0.5 if thickness * 0.5 >= THIN_LIMIT else 1.0
-    tiles = Geometry(TILES, TILE_SIDE, TILE_SIDE, scale=scale, overlap=TILE_OVERLAP)
-    return GeometryChoice(
-        tiles,
-        f"{seen}: {thickness * factor:.2f} px seen whole in {whole.width}x{whole.height}, "
-        f"too fine; {tiles.describe()}",
+    scale = next((s for s in TILE_SCALES if thickness * s >= THIN_LIMIT), TILE_SCALES[-1])
+    why = (
+        f"{seen}: {thickness * factor:.2f} px thick and {pixels_whole:.0f} px large seen whole in "
+        f"{whole.width}x{whole.height}, too fine"
     )
+    if max(width, height) * scale <= WHOLE_LARGE:
+        at_scale = _whole_frame(width, height, long_side=math.ceil(max(width, height) * scale / 32) * 32)
+        return GeometryChoice(at_scale, f"{why}; {at_scale.describe()}")
+    tiles = Geometry(TILES, TILE_SIDE, TILE_SIDE, scale=scale, overlap=TILE_OVERLAP)
+    return GeometryChoice(tiles, f"{why}; {tiles.describe()}")
 
 
 def _whole_frame(width: int, height: int, long_side: int | None = None) -> Geometry:

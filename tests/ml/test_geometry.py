@@ -229,6 +229,8 @@ def test_the_default_geometry_follows_the_data():
     assert choose_geometry([(1920, 1080)] * 10, stains).geometry == Geometry(ASPECT, 512, 288)
     assert choose_geometry([(200, 200)] * 10, stains).geometry == Geometry(ASPECT, 192, 192)
     assert choose_geometry([(640, 360)] * 10, stains).geometry == Geometry(ASPECT, 256, 160)
+    # fine defects on a small frame: the whole frame, at the scale that keeps them a pixel thick
+    assert choose_geometry([(640, 360)] * 10, [(0.0001, 2.0)] * 9).geometry == Geometry(ASPECT, 320, 192)
     asked = GeometryRequest(kind=TILES, input_size=384).resolve([(1920, 1080)] * 3, stains)
     assert asked.geometry == Geometry(TILES, 384, 384, scale=0.5, overlap=32)
 

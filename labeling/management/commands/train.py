@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -76,7 +75,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"dataset {dataset.name!r} has {len(splits[Split.TRAIN])} labelled training images; need 2+"
             )
-        log = sys.stderr
+        log = self.stderr._out  # the stream itself: the progress bar draws on it
         newly = f"; {counts.newly_assigned} newly assigned" if counts.newly_assigned else ""
         print(
             f"Training on {dataset.name}: {len(splits['train'])} train,"
