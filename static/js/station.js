@@ -24,8 +24,9 @@
     skipped: [],
     decided: [], // ids decided here: their decision may still be on its way to the server
     lastDecided: null, // {unit, img, at}
-    drafts: [],
-    classIndex: 0,
+    drafts: [], // the inspector's regions: {x, y, width, height, label} (label null: no class yet)
+    classIndex: null, // the chosen defect class; per unit: the model's class, none when blind
+    askingClass: false, // F was pressed with no class chosen: the next class chosen fails the unit
     drawing: false,
     showModel: true,
     zoom: 1,
@@ -99,6 +100,8 @@
   // --- showing a unit ------------------------------------------------------------------------
   function show(entry) {
     state.current = entry;
+    state.classIndex = entry ? modelClassIndex(entry.unit) : null;
+    state.askingClass = false;
     state.drafts = [];
     state.drawing = false;
     $("btn-draw").classList.remove("on");
@@ -135,6 +138,17 @@
     }
     if (unit.decision) say(`already decided ${unit.decision}: a new verdict overrides it`);
     drawOverlay();
+  }
+
+  // The class the model names for the unit (its top class, else its best region's), as an index
+  // into the station's classes; null at blind levels, without model output, or for "no defect".
+  function modelClassIndex(unit) {
+    if (unit.blind || !unit.model) return null;
+    if (classes.includes(unit.model.label)) return classes.indexOf(unit.model.label);
+    const named = unit.model.regions.filter((region) => classes.includes(region.label));
+    if (!named.length) return null;
+    const best = named.reduce((top, region) => (region.score > top.score ? region : top));
+    return classes.indexOf(best.label);
   }
 
   function describeReason(unit) {
@@ -174,7 +188,7 @@
         overlay.append(box(region, "model", `${region.label} ${region.score.toFixed(2)}`));
       }
     }
-    for (const region of state.drafts) overlay.append(box(region, "draft", region.label));
+    for (const region of state.drafts) overlay.append(box(region, "draft", region.label || "?"));
   }
 
   function renderDrafts() {
@@ -182,26 +196,46 @@
     list.innerHTML = "";
     for (const region of state.drafts) {
       const item = document.createElement("li");
-      item.textContent = `${region.label} at ${Math.round(region.x)},${Math.round(region.y)} ` +
+      item.textContent = `${region.label || "no class yet"} at ${Math.round(region.x)},${Math.round(region.y)} ` +
         `(${Math.round(region.width)}×${Math.round(region.height)})`;
       list.append(item);
     }
+    renderClasses();
+  }
+
+  function renderClasses() {
     document.querySelectorAll("#classes li").forEach((item, index) => {
       item.classList.toggle("on", index === state.classIndex);
     });
+    $("classes").classList.toggle("asking", state.askingClass);
   }
 
   // --- deciding ------------------------------------------------------------------------------
+  // A fail needs a class: the chosen one, or each of the inspector's regions' own.
+  function failNeedsClass() {
+    return state.drafts.length ? state.drafts.some((region) => !region.label) : state.classIndex === null;
+  }
+
+  function askForClass() {
+    state.askingClass = true;
+    renderClasses();
+    say("Fail as which defect? Press its number (1–9) or click it; Esc cancels.", true);
+  }
+
   function decide(verdict) {
     const entry = state.current;
     if (!entry) return;
+    if (verdict === "fail" && failNeedsClass()) {
+      askForClass();
+      return;
+    }
     const started = performance.now();
-    const label = classes[state.classIndex];
+    const label = chosenLabel();
     const regions = verdict === "fail" ? state.drafts.map((r) => ({ ...r })) : [];
     const body = { verdict };
     if (verdict === "fail") {
       body.regions = regions;
-      body.defect_classes = regions.length ? [] : label ? [label] : [];
+      body.defect_classes = regions.length ? [] : [label];
     }
     state.lastDecided = { entry, verdict, at: Date.now() };
     state.decided.push(entry.unit.id);
@@ -292,7 +326,7 @@
     if (state.drawing) {
       const point = imagePoint(event);
       drawOverlay();
-      overlay.append(box(rectangle(drag.start, point), "draft", classes[state.classIndex] || ""));
+      overlay.append(box(rectangle(drag.start, point), "draft", chosenLabel() || "?"));
     } else {
       state.panX = drag.panX + event.clientX - drag.x;
       state.panY = drag.panY + event.clientY - drag.y;
@@ -304,7 +338,7 @@
     if (state.drawing) {
       const region = rectangle(drag.start, imagePoint(event));
       if (region.width >= 2 && region.height >= 2) {
-        state.drafts.push({ ...region, label: classes[state.classIndex] || "defect" });
+        state.drafts.push({ ...region, label: chosenLabel() });
         renderDrafts();
       }
       drawOverlay();
@@ -331,20 +365,36 @@
     const unit = state.current && state.current.unit;
     if (!unit || unit.blind || !unit.model) return;
     for (const region of unit.model.regions) {
-      const label = classes.includes(region.label) ? region.label : classes[state.classIndex];
+      const label = classes.includes(region.label) ? region.label : chosenLabel();
       state.drafts.push({ x: region.x, y: region.y, width: region.width, height: region.height, label });
     }
     renderDrafts();
     drawOverlay();
   }
 
+  function chosenLabel() {
+    return state.classIndex === null ? null : classes[state.classIndex];
+  }
+
+  // The class of what is drawn next and of a fail. Regions keep the class they were drawn with;
+  // those drawn before any class was chosen take this one. After F asked for a class, this fails.
   function chooseClass(index) {
     if (index >= classes.length) return;
     state.classIndex = index;
-    const last = state.drafts[state.drafts.length - 1];
-    if (last) last.label = classes[index];
+    for (const region of state.drafts) region.label = region.label || classes[index];
     renderDrafts();
     drawOverlay();
+    if (state.askingClass) {
+      state.askingClass = false;
+      decide("fail");
+    }
+  }
+
+  function cancelAsking() {
+    if (!state.askingClass) return;
+    state.askingClass = false;
+    renderClasses();
+    say("Fail cancelled: choose a class, then F.");
   }
 
   // --- keys and buttons ----------------------------------------------------------------------
@@ -358,6 +408,7 @@
     a: takeModelRegions,
     s: skip,
     z: undo,
+    escape: cancelAsking,
     h: () => {
       state.showModel = !state.showModel;
       drawOverlay();

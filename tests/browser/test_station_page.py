@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import requests
 
-from inspection.models import DecisionEvent, Prediction, Unit
+from inspection.models import DecisionEvent, Prediction, Station, Unit
 from inspection.services.stations import device_key_create
+from inspection.services.units import unit_submit
 from models_registry.ml.synthetic import SyntheticConfig, generate_unit
 from tests.browser.conftest import sign_in
 from tests.inspection.factories import jpeg_bytes, person
@@ -222,7 +223,8 @@ def test_a_region_drawn_with_the_mouse_goes_with_the_fail(asgi_server, browser, 
     page = sign_in(context, asgi_server, "ines")
     page.goto(f"{asgi_server.url}/stations/{station.slug}/")
     page.wait_for_function("document.getElementById('unit-serial').textContent === 'SN-DRAW'")
-    # the Draw button, then a drag across the middle of the image, then the class and Fail buttons
+    # the class, then the Draw button and a drag across the middle of the image, then Fail
+    page.click("#classes li[data-class='scratch']")
     page.click("#btn-draw")
     box = page.locator("#unit-image").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
@@ -230,7 +232,6 @@ def test_a_region_drawn_with_the_mouse_goes_with_the_fail(asgi_server, browser, 
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5, steps=5)
     page.mouse.up()
     assert page.locator("#drafts li").count() == 1
-    page.click("#classes li[data-class='scratch']")
     page.click("#btn-fail")
     page.wait_for_function("document.getElementById('status').textContent.includes('SN-DRAW: fail')")
     event = DecisionEvent.objects.get(unit_id=unit["id"])
@@ -238,4 +239,102 @@ def test_a_region_drawn_with_the_mouse_goes_with_the_fail(asgi_server, browser, 
     assert region["label"] == "scratch" and event.defect_classes == ["scratch"]
     # in image pixels: about 30 % to 60 % across the 320 px wide image
     assert 80 < region["x"] < 110 and 80 < region["width"] < 110
+    context.close()
+
+
+def predicted(unit: dict, label: str, regions: list[dict]) -> None:
+    """The unit's prediction: a fail of class `label`, with these regions."""
+    Prediction.objects.filter(unit_id=unit["id"]).update(label=label, verdict="fail", regions=regions)
+
+
+def showing(page, serial: str) -> None:
+    page.wait_for_function(f"document.getElementById('unit-serial').textContent === '{serial}'")
+
+
+def status_says(page, text: str) -> None:
+    page.wait_for_function(f"document.getElementById('status').textContent.includes({text!r})")
+
+
+def chosen_classes(page) -> list[str]:
+    return page.eval_on_selector_all("#classes li.on", "items => items.map((item) => item.dataset.class)")
+
+
+def test_each_unit_starts_from_the_models_class_and_a_fail_without_a_class_asks_for_one(
+    asgi_server, browser, make_station
+):
+    # given an AI-assisted station with four classes: a unit the model calls scratch, one it
+    # calls crack, then (the station moved to shadow mode) two blind ones the model calls crack
+    station = make_station(level="assisted", defect_classes=["crack", "dead_pixels", "scratch", "stain"])
+    person("ines")
+    line = Line(asgi_server, station)
+    scratched = line.post("SN-C1", seed=1)
+    predicted(scratched, "scratch", [{**REGIONS[1], "label": "scratch"}])
+    cracked = line.post("SN-C2", seed=2)
+    predicted(cracked, "crack", REGIONS[:1])
+    # (posted in-process: the server's device-key cache still holds the station as it was)
+    Station.objects.filter(pk=station.pk).update(automation_level="shadow")
+    station.refresh_from_db()
+    blind = []
+    for index in (3, 4):
+        serial, image = f"SN-C{index}", jpeg_bytes(index)
+        submitted = unit_submit(station=station, serial=serial, image_data=image, filename="unit.jpg").unit
+        assert submitted.blind
+        blind.append({"id": submitted.id})
+        predicted(blind[-1], "crack", REGIONS[:1])
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = sign_in(context, asgi_server, "ines")
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+    # the scratch unit: scratch is chosen; the inspector sees a stain instead, and fails it as one
+    showing(page, "SN-C1")
+    assert chosen_classes(page) == ["scratch"]
+    page.keyboard.press("4")
+    assert chosen_classes(page) == ["stain"]
+    page.keyboard.press("f")
+    status_says(page, "SN-C1: fail")
+    # the crack unit starts from crack, not from the stain chosen before
+    showing(page, "SN-C2")
+    assert chosen_classes(page) == ["crack"]
+    page.keyboard.press("f")
+    status_says(page, "SN-C2: fail")
+    # blind: nothing chosen; F asks for a class instead of failing, and the class chosen then fails
+    showing(page, "SN-C3")
+    assert chosen_classes(page) == []
+    page.keyboard.press("f")
+    status_says(page, "Fail as which defect?")
+    assert page.is_visible("#classes.asking")
+    assert page.inner_text("#unit-serial") == "SN-C3"
+    assert not DecisionEvent.objects.filter(unit_id=blind[0]["id"]).exists()
+    page.keyboard.press("2")
+    status_says(page, "SN-C3: fail")
+    # a region drawn before any class is chosen has none; F asks, Esc cancels, and the class
+    # chosen after a second F labels the region and fails the unit
+    showing(page, "SN-C4")
+    assert chosen_classes(page) == [] and not page.is_visible("#classes.asking")
+    page.keyboard.press("d")
+    image = page.locator("#unit-image").bounding_box()
+    page.mouse.move(image["x"] + image["width"] * 0.2, image["y"] + image["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(image["x"] + image["width"] * 0.4, image["y"] + image["height"] * 0.5, steps=5)
+    page.mouse.up()
+    assert page.inner_text("#drafts").startswith("no class yet")
+    page.keyboard.press("f")
+    status_says(page, "Fail as which defect?")
+    page.keyboard.press("Escape")
+    status_says(page, "Fail cancelled")
+    assert not page.is_visible("#classes.asking")
+    page.keyboard.press("f")
+    page.keyboard.press("3")
+    status_says(page, "SN-C4: fail")
+    # then each decision holds the class the inspector meant for that unit
+    events = DecisionEvent.objects.select_related("unit").filter(decided_by_user__username="ines")
+    recorded = {
+        event.unit.serial: (event.verdict, event.defect_classes, [r["label"] for r in event.regions])
+        for event in events
+    }
+    assert recorded == {
+        "SN-C1": ("fail", ["stain"], []),
+        "SN-C2": ("fail", ["crack"], []),
+        "SN-C3": ("fail", ["dead_pixels"], []),
+        "SN-C4": ("fail", ["scratch"], ["scratch"]),
+    }
     context.close()
