@@ -14,7 +14,6 @@
   const REVIEW = root.dataset.mode === "review";
   const API = root.dataset.api;
   const slug = root.dataset.slug;
-  const SVG = "http://www.w3.org/2000/svg";
   // One colour per class, in the station's class order (the model's class order).
   const PALETTE = [
     "#ff453a", "#ffd60a", "#30d158", "#64d2ff", "#bf5af2",
@@ -67,6 +66,7 @@
 
   // --- talking to the server -----------------------------------------------------------------
   const { api, csrfToken } = window.loupe; // static/js/api.js
+  const { svg, caption, hasMask, maskImage, paintMask } = window.loupeRegions; // static/js/regions.js
 
   function say(text, bad) {
     const status = $("status");
@@ -171,12 +171,6 @@
   function colourOf(label) {
     const index = state.classes.indexOf(label);
     return index < 0 ? "#c7c7cc" : PALETTE[index % PALETTE.length];
-  }
-
-  function svg(tag, attributes) {
-    const element = document.createElementNS(SVG, tag);
-    for (const [name, value] of Object.entries(attributes || {})) element.setAttribute(name, value);
-    return element;
   }
 
   function sourceName(source) {
@@ -330,13 +324,7 @@
 
   // Captions do not cover each other: the model's above its box, the current label's below,
   // the drawn shapes' inside their top-left corner.
-  const CAPTION_PLACES = {
-    above: { baseline: "alphabetic", dx: "0", dy: "-0.35em" },
-    below: { baseline: "hanging", dx: "0", dy: "0.3em" },
-    inside: { baseline: "hanging", dx: "0.3em", dy: "0.3em" },
-  };
-
-  function outline(kind, geometry, className, colour, caption, place = "inside") {
+  function outline(kind, geometry, className, colour, text, place = "inside") {
     const group = svg("g", { class: className });
     group.style.setProperty("--colour", colour);
     let anchor;
@@ -349,12 +337,7 @@
       const lowest = place === "below";
       anchor = points.reduce((best, p) => ((lowest ? p[1] > best[1] : p[1] < best[1]) ? p : best), points[0]);
     }
-    if (caption) {
-      const where = CAPTION_PLACES[place];
-      const text = svg("text", { x: anchor[0], y: anchor[1], dx: where.dx, dy: where.dy, "dominant-baseline": where.baseline });
-      text.textContent = caption;
-      group.append(text);
-    }
+    if (text) group.append(caption(anchor[0], anchor[1], text, place));
     return group;
   }
 
@@ -382,8 +365,11 @@
       if (task.model) {
         task.model.regions.forEach((region, index) => {
           if (state.acceptedRegions.has(index)) return;
-          const caption = `${region.label} ${Number(region.score).toFixed(2)}`;
-          const element = outline("box", region, "region model", colourOf(region.label), caption, "above");
+          const colour = colourOf(region.label);
+          const text = `${region.label} ${Number(region.score).toFixed(2)}`;
+          const element = outline("box", region, "region model", colour, text, "above");
+          const mask = maskImage(region, colour);
+          if (mask) element.prepend(mask);
           element.dataset.region = index;
           reference.append(element);
         });
@@ -635,10 +621,12 @@
     if (state.undo.length > UNDO_LIMIT) state.undo.shift();
   }
 
-  function addShapes(shapes, regions) {
+  // New shapes (and model regions taken, with the paint steps that took their masks): one undo.
+  function addShapes(shapes, regions = [], paintSteps = []) {
     state.shapes.push(...shapes);
-    for (const index of regions || []) state.acceptedRegions.add(index);
-    pushUndo({ type: "add", shapes, regions: regions || [] });
+    for (const index of regions) state.acceptedRegions.add(index);
+    const step = { type: "add", shapes, regions };
+    pushUndo(paintSteps.length ? { type: "group", steps: [...paintSteps, step] } : step);
     state.selected = null;
     render();
   }
@@ -745,10 +733,30 @@
     return -1;
   }
 
+  function regionLabel(region) {
+    return state.classes.includes(region.label) ? region.label : currentLabel();
+  }
+
   function regionAsBox(region) {
-    const label = state.classes.includes(region.label) ? region.label : state.classes[state.classIndex];
     const box = rectangle({ x: region.x, y: region.y }, { x: region.x + region.width, y: region.y + region.height });
-    return { kind: "box", label, geometry: box };
+    return { kind: "box", label: regionLabel(region), geometry: box };
+  }
+
+  // A model region's mask painted into its class's brush mask; the undo step, or null when the
+  // region has no (usable) mask.
+  function regionAsMask(region) {
+    if (!hasMask(region)) return null;
+    const label = regionLabel(region);
+    const classIndex = state.classes.indexOf(label);
+    const canvas = maskCanvas(classIndex);
+    const x = Math.max(0, Math.floor(region.x));
+    const y = Math.max(0, Math.floor(region.y));
+    const x2 = Math.min(canvas.width, Math.ceil(region.x + region.width));
+    const y2 = Math.min(canvas.height, Math.ceil(region.y + region.height));
+    if (x2 <= x || y2 <= y) return null;
+    takeSnapshot(canvas);
+    const step = { type: "paint", classIndex, x, y, patch: patchFromSnapshot(x, y, x2 - x, y2 - y) };
+    return paintMask(canvas.getContext("2d"), region, colourOf(label)) ? step : null;
   }
 
   function acceptModelRegions(indexes) {
@@ -762,9 +770,25 @@
       say(model.regions.length ? "The model's regions are taken already." : "The model found no region on this unit.");
       return;
     }
-    addShapes(open.map((index) => regionAsBox(model.regions[index])), open);
-    const taken = open.length > 1 ? `${open.length} model regions as boxes` : "the model region as a box";
-    say(`Took ${taken}.`);
+    // A region with a mask is taken as that mask (a brush mask of its class), the others as boxes.
+    const boxes = [];
+    const paintSteps = [];
+    for (const index of open) {
+      const region = model.regions[index];
+      const painted = regionAsMask(region);
+      if (painted) paintSteps.push(painted);
+      else boxes.push(regionAsBox(region));
+    }
+    addShapes(boxes, open, paintSteps);
+    say(`Took ${describeTaken(boxes.length, paintSteps.length)}.`);
+  }
+
+  function describeTaken(boxes, masks) {
+    const what = (count, one) => (count === 1 ? `1 ${one}` : `${count} ${one}s`);
+    const parts = [];
+    if (boxes) parts.push(`${what(boxes, "model region")} as ${boxes === 1 ? "a box" : "boxes"}`);
+    if (masks) parts.push(`${what(masks, "model mask")} as brush paint`);
+    return parts.join(" and ");
   }
 
   function acceptAllModelRegions() {

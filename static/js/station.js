@@ -15,7 +15,8 @@
   const overlay = $("overlay");
   const stage = $("stage");
   const viewport = $("viewport");
-  const SVG = "http://www.w3.org/2000/svg";
+  const MODEL_COLOUR = "#ff3b30"; // the model's outlines (loupe.css: .region.model)
+  const CAPTION_SCREEN_PIXELS = 16; // room a caption needs above its box, on the screen
 
   const state = {
     current: null, // {unit, img}
@@ -39,6 +40,7 @@
   window.loupeNextReady = () => !state.claimingNext && (!state.next || state.next.loaded);
 
   const { api } = window.loupe; // static/js/api.js
+  const { svg, caption, maskImage } = window.loupeRegions; // static/js/regions.js
 
   function say(text, bad) {
     const status = $("status");
@@ -163,19 +165,15 @@
     return reasons[unit.queue_reason] || unit.queue_reason || unit.status;
   }
 
+  // A region's outline with its caption above it (inside its top when the box is at the image's
+  // top edge); a model region's mask, when it has one, fills its cells under the outline.
   function box(region, kind, label) {
-    const group = document.createElementNS(SVG, "g");
-    group.setAttribute("class", `region ${kind}`);
-    const rect = document.createElementNS(SVG, "rect");
-    rect.setAttribute("x", region.x);
-    rect.setAttribute("y", region.y);
-    rect.setAttribute("width", region.width);
-    rect.setAttribute("height", region.height);
-    const text = document.createElementNS(SVG, "text");
-    text.setAttribute("x", region.x);
-    text.setAttribute("y", Math.max(12, region.y - 4));
-    text.textContent = label;
-    group.append(rect, text);
+    const group = svg("g", { class: `region ${kind}` });
+    const mask = kind === "model" ? maskImage(region, MODEL_COLOUR) : null;
+    if (mask) group.append(mask);
+    group.append(svg("rect", { x: region.x, y: region.y, width: region.width, height: region.height }));
+    const roomAbove = region.y * state.zoom >= CAPTION_SCREEN_PIXELS;
+    group.append(caption(region.x, region.y, label, roomAbove ? "above" : "inside"));
     return group;
   }
 
@@ -285,6 +283,7 @@
   // --- zoom, pan, drawing --------------------------------------------------------------------
   function applyTransform() {
     stage.style.transform = `translate(${state.panX}px, ${state.panY}px) scale(${state.zoom})`;
+    stage.style.setProperty("--zoom", state.zoom); // lines and captions keep their screen size
   }
 
   function fit() {

@@ -31,6 +31,17 @@ from labeling.models import (
 from labeling.work import Shape, label_submit, review_reject
 from models_registry.ml.synthetic import SyntheticConfig, generate_unit
 from tests.browser.conftest import sign_in
+from tests.browser.overlay import (
+    assert_covers,
+    assert_mask_drawn_over_its_cells,
+    expected_mask_pixels,
+    in_image_pixels,
+    masked_region,
+    overlay_geometry,
+    screen_scale,
+    screenshot,
+    wait_until_painted,
+)
 from tests.inspection.factories import jpeg_bytes, person
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -546,4 +557,100 @@ def test_the_page_shows_the_task_with_its_context_and_every_key(asgi_server, bro
     page.mouse.move(*on_screen(page, 700, 300))
     if os.environ.get("LOUPE_UPDATE_SCREENSHOTS") == "1":
         page.screenshot(path=str(SCREENSHOT))
+    context.close()
+
+
+HD_WIDTH, HD_HEIGHT = 1920, 1080
+MASKED_SCRATCH = masked_region(1200.4, 300.2, 297.5, 161.3, label="scratch", score=0.87)
+
+
+def hd_task(station: Station, inspector, serial: str) -> LabelTask:
+    """A 1920x1080 unit whose model proposal is a masked scratch and a crack box (no mask)."""
+    image = jpeg_bytes(3, width=HD_WIDTH, height=HD_HEIGHT)
+    return decided_unit_task(station, inspector, serial, image=image, regions=[MASKED_SCRATCH, REGIONS[0]])
+
+
+def test_the_models_boxes_and_mask_lie_over_their_regions_on_a_1920x1080_image_and_h_hides_them(
+    asgi_server, browser, station, inspector
+):
+    # given a 1920x1080 task with a masked model region, and a 640x360 one
+    large = hd_task(station, inspector, "SN-HD")
+    small = decided_unit_task(station, inspector, "SN-SD", seed=1)
+    person("lena", "labeler")
+    context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/")
+    seen = {}
+    for _ in range(2):
+        page.wait_for_function(f"{READY} && window.loupeLabeling.idle()")
+        task = page.evaluate("window.loupeLabeling.current().task")
+        wait_until_painted(page, "#item-image")
+        seen[task] = overlay_geometry(page, "#item-image")
+        if task == large.id:
+            # then on the large one, mapped back through the image's on-screen rectangle, each box
+            # and the mask lie on their regions, the mask over its defect cells; H hides it
+            geometry = seen[task]
+            masked, plain = geometry["regions"]
+            assert_covers(in_image_pixels(masked["box"], geometry), MASKED_SCRATCH)
+            assert_covers(in_image_pixels(masked["mask"], geometry), MASKED_SCRATCH)
+            assert_covers(in_image_pixels(plain["box"], geometry), REGIONS[0])
+            assert plain["mask"] is None
+            shown = screenshot(page)
+            page.keyboard.press("h")
+            assert page.locator(".region.model, .region-mask").count() == 0
+            hidden = screenshot(page)
+            assert_mask_drawn_over_its_cells(MASKED_SCRATCH, geometry, shown, hidden)
+            page.keyboard.press("h")
+            assert page.locator(".region-mask").count() == 1
+        page.keyboard.press("k")
+    assert set(seen) == {large.id, small.id}
+    # and the captions are the same size on the screen, the image shown reduced or enlarged
+    scales = {task: screen_scale(geometry) for task, geometry in seen.items()}
+    assert scales[large.id] < 0.7 and scales[small.id] > 1.2
+    for task, geometry in seen.items():
+        for region in geometry["regions"]:
+            assert region["caption_font_px"] * scales[task] == pytest.approx(13, abs=0.05)
+            assert region["stroke_px"] * scales[task] == pytest.approx(2, abs=0.05)
+    context.close()
+
+
+PAINTED_IN_CLASS_JS = """(label) => {
+  const canvas = document.querySelector(`.mask-canvas[data-class="${label}"]`);
+  if (!canvas) return 0;
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let painted = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] >= 128) painted++;
+  return painted;
+}"""
+
+
+def test_a_takes_a_models_mask_as_a_brush_mask_of_its_class_and_z_gives_it_back(
+    asgi_server, browser, station, inspector
+):
+    # given a 1920x1080 task whose model proposal is a masked scratch and a crack box
+    task = hd_task(station, inspector, "SN-TAKE")
+    person("lena", "labeler")
+    context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/")
+    showing_task(page, task.id)
+    # when she takes the model's regions: the scratch as brush paint, the crack as a box
+    page.keyboard.press("a")
+    status_says(page, "Took 1 model region as a box and 1 model mask as brush paint")
+    assert page.evaluate("window.loupeLabeling.masks()") == ["scratch"]
+    assert [shape["label"] for shape in page.evaluate("window.loupeLabeling.shapes()")] == ["crack"]
+    assert page.locator(".region.model").count() == 0
+    assert page.evaluate(PAINTED_IN_CLASS_JS, "scratch") > 0
+    # Z gives both back in one step; A takes them again
+    page.keyboard.press("z")
+    assert page.evaluate(PAINTED_IN_CLASS_JS, "scratch") == 0
+    assert page.evaluate("window.loupeLabeling.shapes()") == []
+    assert page.locator(".region.model").count() == 2
+    page.keyboard.press("a")
+    page.keyboard.press("Enter")
+    status_says(page, "2 regions sent for review")
+    # then the submitted mask is the model's cells, scaled onto its box at the image's resolution
+    box, mask = LabelSubmission.objects.get(task=task).annotations.order_by("id")
+    assert (box.kind, box.label, mask.kind, mask.label) == ("box", "crack", "mask", "scratch")
+    pixels = mask_pixels(mask) > 0
+    assert pixels.shape == (HD_HEIGHT, HD_WIDTH)
+    expected, either = expected_mask_pixels(MASKED_SCRATCH, HD_WIDTH, HD_HEIGHT)
+    assert expected.sum() > 5000
+    assert (pixels == expected)[~either].all()
     context.close()

@@ -16,6 +16,16 @@ from inspection.services.stations import device_key_create
 from inspection.services.units import unit_submit
 from models_registry.ml.synthetic import SyntheticConfig, generate_unit
 from tests.browser.conftest import sign_in
+from tests.browser.overlay import (
+    assert_covers,
+    assert_mask_drawn_over_its_cells,
+    in_image_pixels,
+    masked_region,
+    overlay_geometry,
+    screen_scale,
+    screenshot,
+    wait_until_painted,
+)
 from tests.inspection.factories import jpeg_bytes, person
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -337,4 +347,85 @@ def test_each_unit_starts_from_the_models_class_and_a_fail_without_a_class_asks_
         "SN-C3": ("fail", ["dead_pixels"], []),
         "SN-C4": ("fail", ["scratch"], ["scratch"]),
     }
+    context.close()
+
+
+def test_the_models_box_and_mask_cover_the_regions_pixels_on_a_1920x1080_unit_and_h_hides_them(
+    asgi_server, browser, make_station
+):
+    # given a 1920x1080 unit whose prediction has a masked scratch and a hairline crack (a box only)
+    station = make_station(level="assisted")
+    person("ines")
+    unit = Line(asgi_server, station).post("SN-HD", seed=3, width=1920, height=1080)
+    scratch = masked_region(1200.4, 300.2, 297.5, 161.3, label="scratch", score=0.87)
+    hairline = {"x": 301.0, "y": 650.5, "width": 37.0, "height": 3.0, "label": "crack", "score": 0.7}
+    predicted(unit, "scratch", [scratch, hairline])
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = sign_in(context, asgi_server, "ines")
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+    showing(page, "SN-HD")
+    wait_until_painted(page, "#unit-image")
+    # then, mapped back through the image's on-screen rectangle, each box lies on its region
+    geometry = overlay_geometry(page, "#unit-image")
+    assert (geometry["width"], geometry["height"]) == (1920, 1080)
+    assert screen_scale(geometry) < 0.7  # fitted: the image is shown smaller than its pixels
+    drawn_scratch, drawn_hairline = geometry["regions"]
+    assert_covers(in_image_pixels(drawn_scratch["box"], geometry), scratch)
+    assert_covers(in_image_pixels(drawn_scratch["mask"], geometry), scratch)
+    assert_covers(in_image_pixels(drawn_hairline["box"], geometry), hairline)
+    assert drawn_hairline["mask"] is None
+    # the mask changes exactly the screen pixels of its defect cells; H hides it with the boxes
+    shown = screenshot(page)
+    page.keyboard.press("h")
+    assert page.locator(".region.model, .region-mask").count() == 0
+    hidden = screenshot(page)
+    assert_mask_drawn_over_its_cells(scratch, geometry, shown, hidden)
+    page.keyboard.press("h")
+    assert page.locator(".region-mask").count() == 1
+    wait_until_painted(page, "#unit-image")
+    assert_mask_drawn_over_its_cells(scratch, geometry, screenshot(page), hidden)
+    context.close()
+
+
+def test_captions_and_outlines_keep_their_screen_size_on_small_and_large_units_and_zoomed(
+    asgi_server, browser, make_station
+):
+    # given a 640x360 unit and a 1920x1080 one, each with a region
+    station = make_station(level="assisted")
+    person("ines")
+    line = Line(asgi_server, station)
+    for serial, size in (("SN-SMALL", 1), ("SN-LARGE", 3)):
+        unit = line.post(serial, seed=size, width=640 * size, height=360 * size)
+        region = {"x": 100 * size, "y": 100 * size, "width": 120 * size, "height": 60 * size}
+        predicted(unit, "crack", [{**region, "label": "crack", "score": 0.8}])
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = sign_in(context, asgi_server, "ines")
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+
+    def on_screen() -> dict:
+        """The image's scale, the caption's font size and height and the outline's width, on screen."""
+        geometry = overlay_geometry(page, "#unit-image")
+        (region,) = geometry["regions"]
+        scale = screen_scale(geometry)
+        return {
+            "scale": scale,
+            "font": region["caption_font_px"] * scale,
+            "caption_height": region["caption"]["height"],
+            "stroke": region["stroke_px"] * scale,
+        }
+
+    showing(page, "SN-SMALL")
+    small = on_screen()
+    page.keyboard.press("p")
+    showing(page, "SN-LARGE")
+    large = on_screen()
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    zoomed = on_screen()
+    # then one shown enlarged, one reduced, one zoomed: the same 13 px captions and 3 px outlines
+    assert small["scale"] > 1.2 and large["scale"] < 0.7 and zoomed["scale"] > large["scale"] * 1.5
+    for seen in (small, large, zoomed):
+        assert seen["font"] == pytest.approx(13, abs=0.05) and seen["stroke"] == pytest.approx(3, abs=0.05)
+        # (the text's box is the font's metrics rounded at its size before the zoom: within 10 %)
+        assert seen["caption_height"] == pytest.approx(small["caption_height"], rel=0.1)
     context.close()
