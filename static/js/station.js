@@ -162,6 +162,9 @@
       audit: "random audit (blind)",
       no_model: "no model could decide",
     };
+    // A frame the model cannot judge says why ("frame check: uniform frame (...)"): a person
+    // decides it, and a run of them means the camera or its lighting needs looking at.
+    if (unit.queue_reason === "frame_check" && unit.frame_check) return unit.frame_check;
     return reasons[unit.queue_reason] || unit.queue_reason || unit.status;
   }
 

@@ -22,7 +22,13 @@ import pytest
 import requests
 
 from tests.conftest import start_test_process, stop_test_process
-from tests.inspection.conftest import device_client, make_model_version, make_station, tiny_bundle  # noqa: F401
+from tests.inspection.conftest import (  # noqa: F401
+    device_client,
+    make_model_version,
+    make_station,
+    stain_bundle,
+    tiny_bundle,
+)
 
 CHROMIUM = os.environ.get("LOUPE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
