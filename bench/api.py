@@ -1,6 +1,8 @@
-"""The line API under load: 1280x720 JPEGs posted through the real ASGI server.
+"""The line API under load: camera frames (1280x720 JPEGs by default) posted through the real
+ASGI server.
 
     python bench/api.py [--seconds 20] [--clients 1,4,16] [--workers 1] [--warmup 3]
+                        [--bundle DIR] [--size 1920x1080]
 
 uvicorn serves `config.asgi:application` in a subprocess, on the local PostgreSQL and Redis when
 they answer (a throwaway database and a spare Redis database, both removed afterwards), else on
@@ -70,13 +72,13 @@ class Answer:
     decided: bool = False
 
 
-def unit_images(count: int, seed: int) -> list[bytes]:
-    """`count` distinct generated 1280x720 units as JPEGs, made once and kept in bench/out."""
+def unit_images(count: int, seed: int, width: int = 1280, height: int = 720) -> list[bytes]:
+    """`count` distinct generated units as JPEGs, made once and kept in bench/out."""
     from models_registry.ml.synthetic import SyntheticConfig, generate_unit
 
-    folder = OUT / f"api-units-1280x720-q{JPEG_QUALITY}-seed{seed}"
+    folder = OUT / f"api-units-{width}x{height}-q{JPEG_QUALITY}-seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
-    config = SyntheticConfig(width=1280, height=720)
+    config = SyntheticConfig(width=width, height=height)
     images = []
     for index in range(count):
         path = folder / f"unit_{index:03d}.jpg"
@@ -305,12 +307,15 @@ def main() -> None:
         "--embedded", action="store_true", help="SQLite and the embedded Redis even if PostgreSQL answers"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bundle", type=Path, help="a model bundle (default: the starter model)")
+    parser.add_argument("--size", default="1280x720", help="frame WIDTHxHEIGHT of the generated units")
     args = parser.parse_args()
     client_counts = [int(part) for part in args.clients.split(",") if part.strip()]
+    width, height = (int(side) for side in args.size.lower().split("x"))
 
-    bundle = starter_bundle()
-    print(f"starter model bundle: {bundle}", flush=True)
-    images = unit_images(IMAGE_COUNT, args.seed)
+    bundle = args.bundle or starter_bundle()
+    print(f"model bundle: {bundle}", flush=True)
+    images = unit_images(IMAGE_COUNT, args.seed, width, height)
     data_dir = Path(tempfile.mkdtemp(prefix="loupe-bench-api-"))
     backends = Backends(data_dir, embedded=args.embedded, name="api")
     server = None
@@ -370,6 +375,10 @@ def main() -> None:
             "stored_but_never_answered": len(stored_ids - set(accepted_ids)),
         }
         result = report(args, backends, predictor, phases, stored, warmup_errors)
+        result["image"] = (
+            f"{width}x{height} JPEG (quality {JPEG_QUALITY}), {IMAGE_COUNT} distinct generated units"
+        )
+        result["bundle"] = str(bundle)
     finally:
         if server is not None:
             server.stop()
@@ -435,7 +444,6 @@ def report(
         print(f"{name}{where}: {goal['measured']:.3g} (goal {goal['goal']}) {verdict}")
 
     return {
-        "image": f"1280x720 JPEG (quality {JPEG_QUALITY}), {IMAGE_COUNT} distinct generated units",
         "backends": backends.describe(),
         "uvicorn_workers": args.workers,
         "seconds_per_phase": args.seconds,

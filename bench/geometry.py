@@ -109,7 +109,7 @@ def main() -> None:
     )
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, help="default: train's own (the default recipe)")
     parser.add_argument("--geometries", default=",".join(GEOMETRIES))
     args = parser.parse_args()
     chosen = args.geometries.split(",")
@@ -133,8 +133,8 @@ def main() -> None:
         print(f"--- {name}", file=sys.stderr)
         train_seconds, trained = manage(
             env,
-            "train", "--dataset", DATASET, "--model-name", f"fine-{name}", "--epochs", str(args.epochs),
-            *GEOMETRIES[name], "--json",
+            "train", "--dataset", DATASET, "--model-name", f"fine-{name}",
+            *(["--epochs", str(args.epochs)] if args.epochs else []), *GEOMETRIES[name], "--json",
             json_output=True,
         )  # fmt: skip
         _, evaluated = manage(
@@ -145,7 +145,7 @@ def main() -> None:
             "model": trained["model"],
             "geometry": trained["geometry"],
             "geometry_reason": trained["geometry_reason"],
-            "epochs": args.epochs,
+            "epochs": args.epochs or "train's default (12)",
             "training_minutes": round(train_seconds / 60, 1),
             "train_phases_seconds": trained["seconds"],
             "image_auroc": evaluated["image_auroc"],

@@ -3,10 +3,9 @@
 A labelled image is decoded once to a `PreparedFrame`: the frame at the geometry's content
 scale, its boxes in content pixels and its mask on content cells. Training then cuts network
 views from it — the whole frame (letterboxed) for ``aspect`` and ``squash``, or, for ``tiles``,
-tiles at the serving scale chosen afresh each epoch: one around a random defect of every frame
-that has one (so small, rare defects are seen) and one anywhere in every frame (most of them
-defect-free, which keeps false alarms down). Evaluation runs the same frames through the
-predictor's own views and merge, so it measures what serves.
+crops at the serving scale chosen afresh each epoch (`ViewSampler`), biased towards defects.
+Evaluation runs the same frames through the predictor's own views and merge, so it measures what
+serves.
 """
 
 from __future__ import annotations
@@ -226,17 +225,23 @@ def view_of(
 
 
 class ViewSampler:
-    """The training views of a set of frames, per epoch.
+    """The training views of a set of frames, one per frame and epoch.
 
     Whole-frame geometries give each frame's one view, every epoch the same. Tiles are drawn at
-    the serving scale: per frame one anywhere, and per frame with a defect one more around a
-    defect chosen at random, placed at a random spot of the tile.
+    the serving scale, `crop` content pixels a side (the network is fully convolutional, so a
+    crop smaller than the served tile trains the same weights for less): for a frame with
+    defects, half the time around one of them chosen at random, placed at a random spot of the
+    crop (so small, rare defects are seen), otherwise anywhere in the frame (most such crops are
+    defect-free, which keeps false alarms down).
     """
 
-    def __init__(self, frames: Sequence[PreparedFrame], geometry: Geometry, num_classes: int):
+    def __init__(
+        self, frames: Sequence[PreparedFrame], geometry: Geometry, num_classes: int, crop: int | None = None
+    ):
         self.frames = frames
         self.geometry = geometry
         self.num_classes = num_classes
+        self.crop = min(crop or geometry.width, geometry.width)
         self._whole = None
         if geometry.kind != TILES:
             self._whole = [
@@ -244,30 +249,31 @@ class ViewSampler:
             ]
 
     def _view(self, frame: PreparedFrame, x: int, y: int, *, whole: bool) -> PreparedSample:
-        return view_of(
-            frame, x, y, self.geometry.width, self.geometry.height, whole=whole, num_classes=self.num_classes
-        )
+        width, height = (self.geometry.width, self.geometry.height) if whole else (self.crop, self.crop)
+        return view_of(frame, x, y, width, height, whole=whole, num_classes=self.num_classes)
 
     def __len__(self) -> int:
-        if self._whole is not None:
-            return len(self._whole)
-        return len(self.frames) + sum(1 for f in self.frames if len(f.boxes))
+        return len(self.frames)
 
     def epoch(self, rng: np.random.Generator) -> list[PreparedSample]:
         if self._whole is not None:
             return self._whole
-        side = self.geometry.width
+        side = self.crop
         views = []
         for frame in self.frames:
             width, height = frame.content_size
-            x = _snap(rng.uniform(0, max(0, width - side)))
-            y = _snap(rng.uniform(0, max(0, height - side)))
-            views.append(self._view(frame, x, y, whole=width <= side and height <= side))
-            if len(frame.boxes):
+            if width <= self.geometry.width and height <= self.geometry.height:
+                # the frame fits one tile: served whole, so trained whole
+                views.append(self._view(frame, 0, 0, whole=True))
+                continue
+            if len(frame.boxes) and rng.random() < 0.5:
                 x1, y1, x2, y2 = frame.boxes[rng.integers(len(frame.boxes))]
                 x = _around(rng, (x1 + x2) / 2, side, width)
                 y = _around(rng, (y1 + y2) / 2, side, height)
-                views.append(self._view(frame, x, y, whole=False))
+            else:
+                x = _snap(rng.uniform(0, max(0, width - side)))
+                y = _snap(rng.uniform(0, max(0, height - side)))
+            views.append(self._view(frame, x, y, whole=False))
         return views
 
 

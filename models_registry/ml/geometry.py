@@ -216,9 +216,7 @@ class GeometryChoice:
     reason: str
 
 
-def choose_geometry(
-    frame_sizes: list[tuple[int, int]], defects: list[tuple[float, float]]
-) -> GeometryChoice:
+def choose_geometry(frame_sizes: list[tuple[int, int]], defects: list[tuple[float, float]]) -> GeometryChoice:
     """The geometry `train` uses unless told otherwise, from the training frames' sizes and their
     defects' (area as a share of the frame, thickness in original pixels): the whole frame with its
     aspect ratio kept, unless the median defect would be too thin or too small there; then the

@@ -35,6 +35,9 @@ class TrainConfig:
     warmup_steps: int = 30
     seed: int = 0
     freeze_stem: bool = True
+    # Tiled geometries: the side of the training crops, at most the served tile's (measured on two
+    # cores: a 256 px step costs 0.63 of a 320 px one).
+    tile_crop: int = 256
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -154,11 +157,11 @@ def train_network(
         raise ValueError(f"training needs at least 2 labelled images, got {len(train_frames)}")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    sampler = ViewSampler(train_frames, geometry, network_config.num_classes)
+    sampler = ViewSampler(train_frames, geometry, network_config.num_classes, crop=config.tile_crop)
     # The same validation views every epoch, so its loss curve compares like with like.
-    validation_items = ViewSampler(validation_frames, geometry, network_config.num_classes).epoch(
-        np.random.default_rng(config.seed + 1)
-    )
+    validation_items = ViewSampler(
+        validation_frames, geometry, network_config.num_classes, crop=config.tile_crop
+    ).epoch(np.random.default_rng(config.seed + 1))
     model = DefectNet(network_config)
     if config.freeze_stem:
         model.backbone.freeze_stem()
