@@ -279,6 +279,7 @@ def _after_commit(unit: Unit, body: dict, *, decided: bool, frame_problem: bool)
         station.challenger_id is not None
         and station.rollout_mode == RolloutMode.SHADOW
         and policy.model_needed(policy.Level(unit.automation_level))
+        and not frame_problem  # a frame no model can judge is not worth the challenger's guess
     ):
         transaction.on_commit(
             lambda: task_enqueue(
