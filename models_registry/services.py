@@ -101,12 +101,7 @@ def model_version_train(
     from models_registry.ml.training import TrainConfig
 
     config = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size)
-    if isinstance(geometry, Geometry):
-        choice = GeometryChoice(geometry, "given")
-    elif isinstance(geometry, GeometryChoice):
-        choice = geometry
-    else:
-        choice = geometry_for(geometry or GeometryRequest(), train)
+    choice = geometry_for(geometry, train)
     params = {
         "dataset": dataset_name,
         "classes": ",".join(classes),

@@ -253,12 +253,7 @@ def train_bundle(
         torch.set_num_threads(threads)
     seconds: dict[str, float] = {}
     clock = time.monotonic()
-    if isinstance(geometry, Geometry):
-        choice = GeometryChoice(geometry, "given")
-    elif isinstance(geometry, GeometryChoice):
-        choice = geometry
-    else:
-        choice = geometry_for(geometry or GeometryRequest(), train)
+    choice = geometry_for(geometry, train)
     geometry = choice.geometry
     mean, std = NORMALISATION[backbone]
     preprocess = PreprocessConfig(mean=mean, std=std)
@@ -339,8 +334,16 @@ def train_bundle(
     return TrainOutcome(out_dir, final, validation_metrics, test_metrics, seconds)
 
 
-def geometry_for(request: GeometryRequest, samples: Sequence[Sample]) -> GeometryChoice:
-    """The geometry `request` gives for training on `samples`, and why (measuring them if needed)."""
+def geometry_for(
+    geometry: Geometry | GeometryChoice | GeometryRequest | None, samples: Sequence[Sample]
+) -> GeometryChoice:
+    """The geometry to train on `samples` with, and why: one given as it is, or what a request
+    (None: all of it) leaves open chosen from the samples, measuring them if needed."""
+    if isinstance(geometry, GeometryChoice):
+        return geometry
+    if isinstance(geometry, Geometry):
+        return GeometryChoice(geometry, "given")
+    request = geometry or GeometryRequest()
     return request.resolve(*(measure_samples(samples) if request.needs_data else ([], [])))
 
 
