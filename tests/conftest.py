@@ -109,6 +109,26 @@ class LiveCeleryWorker:
 
 
 @pytest.fixture
+def channel_layer():
+    """A channel layer of the test's own. channels_redis binds asyncio locks to the event loop that
+    first waits on them, and a receive cancelled while it waits for the previous message's backup
+    clean-up leaves its lock behind; every `async_to_sync` runs a new loop, so a layer shared by
+    tests fails the next one that waits on that lock ("bound to a different event loop"). A server
+    process has one loop for its life; the tests have one per scenario."""
+    yield channel_layer_renew()
+    channel_layer_renew()
+
+
+def channel_layer_renew():
+    """Drop the process's channel layer; the next `get_channel_layer()` makes a new one."""
+    from channels import DEFAULT_CHANNEL_LAYER
+    from channels.layers import channel_layers, get_channel_layer
+
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+    return get_channel_layer()
+
+
+@pytest.fixture
 def live_celery_worker(transactional_db, media_root: Path, redis_client, tmp_path: Path):
     """A real `celery worker` process (solo pool) on the test database, broker and media root.
 

@@ -12,6 +12,7 @@ case), which this project does not install; `WebsocketClient` is the few lines o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from inspection.services.decisions import decision_record
 from inspection.services.stations import device_key_create
 from tests.inspection.factories import person, posted_unit
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 
 EVENT_TIMEOUT_SECONDS = 10
 # Longer than channels_redis's 5 s blocking read, which a 5 s socket timeout used to cut.
@@ -268,3 +269,49 @@ def test_a_signed_in_browser_on_another_sites_page_is_refused(make_station):
     foreign = close_code(events_path(station.slug), headers + site + [(b"origin", b"https://evil.example")])
 
     assert foreign == 4403
+
+
+def test_a_receive_cancelled_in_one_event_loop_does_not_break_the_next_loop(redis_client, monkeypatch):
+    """The cause of "bound to a different event loop" under load, and the `channel_layer` fixture's
+    cure: a consumer that leaves while its receive waits for the previous message's backup clean-up
+    (slow on a loaded machine) leaves a lock behind, bound to its loop; the next loop that waits on
+    it fails. A new layer per test has none."""
+    import asyncio
+
+    from tests.conftest import channel_layer_renew
+
+    def slow_clean_up(layer):
+        original = layer._clean_receive_backup
+
+        async def slow(index, channel):
+            await asyncio.sleep(0.2)
+            await original(index, channel)
+
+        monkeypatch.setattr(layer, "_clean_receive_backup", slow)
+
+    async def leave_while_waiting(layer) -> None:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "first"})
+        await layer.receive(channel)
+        waiting = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+
+    async def two_messages(layer) -> list[str]:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "one"})
+        await layer.send(channel, {"type": "two"})
+        return [(await layer.receive(channel))["type"] for _ in range(2)]
+
+    shared = channel_layer_renew()
+    slow_clean_up(shared)
+    asyncio.run(leave_while_waiting(shared))
+    with pytest.raises(RuntimeError, match="bound to a different event loop"):
+        asyncio.run(two_messages(shared))
+
+    fresh = channel_layer_renew()
+    slow_clean_up(fresh)
+    assert asyncio.run(two_messages(fresh)) == ["one", "two"]
+    channel_layer_renew()

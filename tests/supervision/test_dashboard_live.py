@@ -10,7 +10,7 @@ from inspection.services.alarms import AlarmFinding, alarms_raise
 from tests.inspection.factories import person, posted_unit
 from tests.inspection.test_realtime import close_code, events_during, key_headers, new_key, session_headers
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 
 DASHBOARD = "/ws/dashboard/"
 

@@ -2,6 +2,7 @@
 recovery from a worker killed mid-training (never a half-registered version)."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
@@ -30,16 +31,22 @@ from workers.retraining import (
     training_jobs_stale_requeue,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)  # workers and after-commit work see the rows
+# workers and after-commit work see the rows; a channel layer of the test's own (tests/conftest.py)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 
 
 class StationEvents:
     """A subscriber of a station's channel group, recording what it receives from a thread of
-    its own (so nothing expires in the channel layer while the test waits)."""
+    its own (so nothing expires in the channel layer while the test waits). It receives without
+    a timeout: a receive cancelled mid-read can lose the message it was reading (redis-py shields
+    the blocking pop), so the one cancellation is at the end."""
 
     def __init__(self, slug: str):
         self.slug, self.events = slug, []
-        self.subscribed, self.stop = threading.Event(), threading.Event()
+        self.subscribed = threading.Event()
+        self.changed = threading.Condition()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task | None = None
         self.thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
 
     def __enter__(self) -> "StationEvents":
@@ -48,20 +55,34 @@ class StationEvents:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.stop.set()
+        self.loop.call_soon_threadsafe(self.task.cancel)
         self.thread.join(10)
 
+    def wait_until(self, done, timeout: float) -> bool:
+        """Wait until `done(events)` holds for the events received so far."""
+        with self.changed:
+            return self.changed.wait_for(lambda: done(self.events), timeout)
+
     async def _listen(self) -> None:
+        self.loop, self.task = asyncio.get_running_loop(), asyncio.current_task()
         layer = get_channel_layer()
         channel = await layer.new_channel()
         await layer.group_add(station_group(self.slug), channel)
         self.subscribed.set()
-        while not self.stop.is_set():
-            try:
-                message = await asyncio.wait_for(layer.receive(channel), timeout=0.5)
-            except TimeoutError:
-                continue
-            self.events.append(message["event"])
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                message = await layer.receive(channel)
+                with self.changed:
+                    self.events.append(message["event"])
+                    self.changed.notify_all()
+
+
+def job_finished_event(events: list[dict]) -> bool:
+    """The worker's last event of a job: its final status (published after the row changed)."""
+    return any(
+        event["type"] == "training.status" and event["job"]["status"] not in {"queued", "running"}
+        for event in events
+    )
 
 
 def mlflow_runs_of(job: TrainingJob) -> list[mlflow_registry.RunState]:
@@ -88,7 +109,8 @@ def test_a_retraining_runs_in_a_worker_into_mlflow_and_the_candidate_goes_into_s
             stdout=output,
             stderr=StringIO(),
         )
-        time.sleep(1)  # the last events, published after the row changed
+        # the last events are published after the row changed: wait for them, not for a time
+        assert events.wait_until(job_finished_event, timeout=30), events.events
 
     job = TrainingJob.objects.select_related("candidate", "snapshot").get()
     assert job.status == TrainingStatus.SHADOW, f"{job.error}\n{live_celery_worker.log()}"
