@@ -94,7 +94,7 @@ def unit_images(count: int, seed: int, width: int = 1280, height: int = 720) -> 
 def station_prepare(bundle: Path, data_dir: Path) -> tuple[object, str]:
     """The starter model registered as a version (its bundle already in the model cache), a
     station at full automation with no audits, and a device key: (station, key)."""
-    from inspection.models import AutomationLevel
+    from inspection.enums import AutomationLevel
     from inspection.services.stations import device_key_create, station_create
     from models_registry.ml.bundle import read_config
     from models_registry.models import ModelVersion

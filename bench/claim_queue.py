@@ -249,7 +249,7 @@ def _shift(
 ) -> list[Claim]:
     from django.db import connection
 
-    from inspection.models import Verdict
+    from inspection.enums import Verdict
     from inspection.services.decisions import decision_record
     from inspection.services.queue import unit_claim_next, unit_claim_release
 
@@ -313,7 +313,8 @@ def _overlapping_holds(records: list[Claim]) -> list[dict]:
 
 def queue_consistency(*, decisions_made: int) -> dict:
     """What the database says after the phases: every decision a first one, no claim left."""
-    from inspection.models import DecisionEvent, DecisionReason, Unit
+    from inspection.enums import DecisionReason
+    from inspection.models import DecisionEvent, Unit
 
     decisions = DecisionEvent.objects.count()
     overrides = DecisionEvent.objects.filter(reason=DecisionReason.OVERRIDE).count()

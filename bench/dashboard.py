@@ -147,9 +147,9 @@ def main() -> None:
         django_start({**embedded_environment(data_dir), **backends.environment()})
         from django.utils import timezone
 
-        from inspection.dashboard.periods import period_get
-        from inspection.dashboard.report import dashboard_overview, dashboard_station
         from inspection.models import DecisionEvent, Station, Unit
+        from inspection.supervision.dashboard.periods import period_get
+        from inspection.supervision.dashboard.report import dashboard_overview, dashboard_station
 
         clock = time.monotonic()
         units_write(args.units, args.stations)

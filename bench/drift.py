@@ -19,7 +19,7 @@ store of a throwaway data folder.
    - new defect: 300 units as before, then half the units defective and every defective unit
      chipped (`new_defect="chip"`), a defect the model never saw.
 3. For each window size, the drift checks run over each stream as the Celery task does
-   (`workers.monitoring.station_drift_check`, called directly: the beat sweep would queue it as
+   (`workers.drift_checks.station_drift_check`, called directly: the beat sweep would queue it as
    soon as a window fills). Reported: windows and checks with an alarm on the in-distribution
    stream, and for the drifted streams the number of drifted units posted until the first alarm,
    with the tests that raised it. The cost of a check is given as a ratio to the model's own
@@ -92,7 +92,7 @@ def training_samples(seed: int) -> list:
 def stream_post(station, inspector, *, seed: int, count: int, drift_from: int, drifted_config) -> dict:
     """Post `count` units (drifted from index `drift_from` on); the inspector judges the audits.
     Returns the unit id where the drift starts and the seconds taken."""
-    from inspection.models import UnitStatus
+    from inspection.enums import UnitStatus
     from inspection.services.decisions import decision_record
     from inspection.services.units import unit_submit
     from models_registry.ml.synthetic import SyntheticConfig, generate_unit
@@ -128,8 +128,10 @@ def stream_post(station, inspector, *, seed: int, count: int, drift_from: int, d
 def checks_replay(station, window: int, *, step_down: bool) -> list:
     """Run the drift checks over everything the station holds, with `window` units per check, from
     a clean slate (no earlier checks or alarms of this station)."""
-    from inspection.models import Alarm, AutomationLevel, DriftCheck, StationChange
-    from workers.monitoring import station_drift_check
+    from inspection.enums import AutomationLevel
+    from inspection.models import StationChange
+    from inspection.supervision.models import Alarm, DriftCheck
+    from workers.drift_checks import station_drift_check
 
     # A throwaway benchmark database: the replay may forget the previous replay's audit rows.
     StationChange.objects.filter(station=station, alarm__isnull=False).delete()
@@ -161,7 +163,7 @@ def shifted_tests(check) -> list[str]:
 def in_distribution_figures(station, window: int) -> dict:
     checks = checks_replay(station, window, step_down=False)
     flagged = [c for c in checks if c.shifted]
-    from inspection.models import Alarm
+    from inspection.supervision.models import Alarm
 
     return {
         "window": window,
@@ -176,7 +178,8 @@ def in_distribution_figures(station, window: int) -> dict:
 
 
 def drift_figures(station, window: int, first_drifted_unit: int) -> dict:
-    from inspection.models import Alarm, Unit
+    from inspection.models import Unit
+    from inspection.supervision.models import Alarm
 
     checks = sorted(checks_replay(station, window, step_down=True), key=lambda c: c.last_unit_id)
     before = [c for c in checks if c.last_unit_id < first_drifted_unit]
@@ -222,7 +225,7 @@ def main() -> None:
         django_start(environment)
         from django.contrib.auth.models import Group, User
 
-        from inspection.models import AutomationLevel
+        from inspection.enums import AutomationLevel
         from inspection.services.stations import station_create
         from models_registry.ml.geometry import GeometryRequest
         from models_registry.ml.synthetic import DEFECT_CLASSES, SyntheticConfig

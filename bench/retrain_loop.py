@@ -294,7 +294,7 @@ def main() -> None:
         django_start(environment)
         django_ready = True
 
-        from inspection.models import AutomationLevel
+        from inspection.enums import AutomationLevel
         from inspection.services.stations import station_create, station_update
         from labeling.models import Split
         from labeling.snapshots import snapshot_samples

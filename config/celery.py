@@ -1,4 +1,5 @@
-"""The Celery application: tasks live in `workers.tasks`."""
+"""The Celery application: tasks in `workers.tasks`, the beat schedule and routes in
+`workers.schedule`."""
 
 import os
 
@@ -9,3 +10,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("loupe")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"])
+
+from workers.schedule import BEAT_SCHEDULE  # noqa: E402  (after the settings module is named)
+
+app.conf.beat_schedule = BEAT_SCHEDULE
+app.conf.task_routes = ("workers.schedule.task_route",)

@@ -1,30 +1,6 @@
-"""Prometheus metrics at `/metrics` (text exposition, or OpenMetrics when the scraper asks for it).
-
-Two kinds of figures:
-
-- **HTTP traffic**, counted in the web process by `RequestMetricsMiddleware`:
-  `loupe_http_requests_total{method, route, status}` and the latency histogram
-  `loupe_http_request_duration_seconds{method, route, status_class}`. `route` is the URL pattern's
-  name (`unit-list`, `admin:index`), or its route where it has no name, `static` for WhiteNoise's
-  files and `unmatched` for a 404 no pattern took: never the raw path, so a unit's id never becomes
-  a label and the number of series stays bounded. The histogram has the status class (`2xx`) only,
-  to keep its bucket series few; the counter has the code.
-- **Figures read from the database at scrape time** by `DatabaseCollector`: decisions, units,
-  queues, alarms and training jobs. Decision events are append-only rows, so counting them gives
-  counters that are right across processes and restarts, whichever process answers the scrape.
-
-Several web processes on one host (`uvicorn --workers N`): set `PROMETHEUS_MULTIPROC_DIR` to an
-empty folder writable by all of them, in their environment before they start (prometheus_client
-reads it at import) and emptied before each start of the service. Every process then writes its
-HTTP counts to files there, and a scrape of any process sums them all (prometheus_client's
-multiprocess mode; the process and garbage-collector figures of single-process mode are left
-out, as that mode cannot merge them). Only counters and histograms are kept per process, so no
-clean-up is needed when a process exits. Without the variable, each process keeps its own counts
-in memory: scrape each process (or host) as a target of its own.
-
-`LOUPE_METRICS_TOKEN` (settings), when set, makes the endpoint ask for
-`Authorization: Bearer <token>`; unset, it is open, for an internal network.
-"""
+"""Prometheus metrics at `/metrics`: HTTP traffic counted by `RequestMetricsMiddleware`, and figures
+read from the database at scrape time by `DatabaseCollector`. Several processes, the token: see
+docs/operations.md."""
 
 from __future__ import annotations
 
@@ -46,17 +22,10 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from inspection.dashboard.latency import unit_post_observe
-from inspection.models import (
-    ACTIVE_ALARM_STATUSES,
-    Alarm,
-    AlarmKind,
-    DecisionEvent,
-    DecisionReason,
-    Station,
-    Unit,
-    UnitStatus,
-)
+from inspection.enums import DecisionReason, UnitStatus
+from inspection.models import DecisionEvent, Station, Unit
+from inspection.supervision.dashboard.latency import unit_post_observe
+from inspection.supervision.models import ACTIVE_ALARM_STATUSES, Alarm, AlarmKind
 from workers.models import TrainingJob, TrainingStatus
 
 MULTIPROCESS_DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"

@@ -46,11 +46,13 @@ INSTALLED_APPS = [
     "inspection",
     "labeling",
     "workers",
+    "config",  # the project itself: run_stack
 ]
 
 MIDDLEWARE = [
     # First, so that its request count and latency cover everything below it (config.metrics); it
-    # also hands the line's POST /api/v1/units/ times to the dashboard (inspection.dashboard.latency).
+    # also hands the line's POST /api/v1/units/ times to the dashboard
+    # (inspection.supervision.dashboard.latency).
     "config.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -120,18 +122,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Trainings go to their own queue (`make run` starts a worker for it): minutes long, they must
-# not hold up webhooks and shadow predictions. A worker serving both: `-Q celery,training`.
+# The beat schedule and the task routes: workers/schedule.py. Trainings go to their own queue.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 LOUPE_TRAINING_QUEUE = "training"
-CELERY_TASK_ROUTES = {"workers.tasks.training_job_run": {"queue": LOUPE_TRAINING_QUEUE}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
-CELERY_BEAT_SCHEDULE = {
-    "webhook-deliveries-resend": {"task": "workers.tasks.webhook_deliveries_resend", "schedule": 60.0},
-    "training-triggers-sweep": {"task": "workers.tasks.training_triggers_sweep", "schedule": 60.0},
-    "training-jobs-stale-requeue": {"task": "workers.tasks.training_jobs_stale_requeue", "schedule": 60.0},
-    "drift-checks-sweep": {"task": "workers.tasks.drift_checks_sweep", "schedule": 60.0},
-}
 
 CHANNEL_LAYERS = {
     "default": {

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from config import views
 from config.metrics import metrics_view
 from inspection import pages
-from inspection.dashboard import pages as dashboard_pages
+from inspection.supervision.dashboard import pages as dashboard_pages
 from labeling import pages as labeling_pages
 from workers import admin_views as training_admin
 
@@ -28,7 +28,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("inspection.urls")),
-    path("api/v1/", include("inspection.dashboard.urls")),
+    path("api/v1/", include("inspection.supervision.dashboard.urls")),
     path("api/v1/labeling/", include("labeling.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("api/v1/docs/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-docs"),

@@ -4,7 +4,8 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.shortcuts import render
 
-from inspection.models import Station, UnitStatus
+from inspection.enums import UnitStatus
+from inspection.models import Station
 from labeling.models import Dataset
 from models_registry.models import ModelVersion
 from models_registry.selectors import model_version_active

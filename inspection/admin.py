@@ -16,25 +16,13 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from inspection.admin_views import station_thresholds
-from inspection.models import (
-    Alarm,
-    AlarmStatus,
-    DecisionEvent,
-    DeliveryStatus,
-    DeviceKey,
-    Disagreement,
-    DriftCheck,
-    Prediction,
-    Station,
-    StationChange,
-    Unit,
-    WebhookDelivery,
-)
-from inspection.services.alarms import alarm_acknowledge, alarm_clear
+from inspection.background import Task, task_enqueue
+from inspection.models import DecisionEvent, DeviceKey, Disagreement, Prediction, Station, StationChange, Unit
 from inspection.services.rollout import challenger_promote, challenger_to_canary, champion_rollback
 from inspection.services.stations import station_changes_record, station_snapshot
-from inspection.services.tasks import task_enqueue
-from inspection.services.webhooks import DELIVER_TASK
+from inspection.supervision.models import Alarm, AlarmStatus, DriftCheck
+from inspection.supervision.services import alarm_acknowledge, alarm_clear
+from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
 
 # Loupe's device keys belong to stations; the library's generic key model is not used.
 admin.site.unregister(APIKey)
@@ -242,7 +230,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         resend = list(queryset.exclude(status=DeliveryStatus.DELIVERED).values_list("id", flat=True))
         queryset.filter(id__in=resend).update(status=DeliveryStatus.PENDING)
         queued = sum(
-            task_enqueue(DELIVER_TASK, delivery_id, what="webhook delivery") for delivery_id in resend
+            task_enqueue(Task.WEBHOOK_DELIVER, delivery_id, what="webhook delivery") for delivery_id in resend
         )
         self.message_user(request, f"{queued} deliveries queued again.", messages.SUCCESS)
 

@@ -14,7 +14,8 @@ from django.http import HttpRequest, JsonResponse, QueryDict
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from inspection.models import AutomationLevel, Station
+from inspection.enums import AutomationLevel
+from inspection.models import Station
 from inspection.policy import StationPolicy
 from inspection.selectors import station_threshold_previews
 

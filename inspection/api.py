@@ -25,9 +25,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inspection.authentication import StationDevice
+from inspection.enums import UnitStatus, Verdict
 from inspection.events import redis_client, unit_channel
 from inspection.images import ImageRejected, image_display
-from inspection.models import Station, UnitStatus, Verdict
+from inspection.models import Station
 from inspection.selectors import UnitNotFound, unit_get, unit_list, unit_representation
 from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
 from inspection.services.units import IdempotencyConflict, unit_submit

@@ -1,25 +1,5 @@
-"""The live feed of a station: `/ws/stations/<slug>/events/` forwards what `station_event_publish` sends.
-
-Two kinds of subscriber: the line's computer, with its device key in the handshake header
-`Authorization: Api-Key <key>` (a key sees only its own station), and a signed-in person's browser
-page (session cookie) holding `inspection.view_station`. A key in the header wins over a cookie.
-
-A refused handshake is accepted and then closed with a code saying why, because a server that
-closes before accepting answers a bare HTTP 403 and the client never learns the reason:
-
-- 4401: no credentials, or a wrong, revoked or expired key;
-- 4404: no such station (asked only once the client is authenticated, so strangers cannot probe
-  station names);
-- 4403: the key belongs to another station, the person lacks `inspection.view_station`, or a
-  signed-in browser connects from a page of another site (its Origin is not this host).
-
-Nothing is joined before the checks pass, so a refused client never receives an event.
-
-The supervisors' dashboard listens on `/ws/dashboard/`: a signed-in person holding
-`inspection.view_dashboard` (no device keys), with the same origin check and close codes (4401
-not signed in, 4403 without the permission or from another site's page). It receives a
-`station.activity` notice per batch of any station's events (see `inspection.events`).
-"""
+"""The live feeds: `/ws/stations/<slug>/events/` (the line, with its device key, and signed-in pages)
+and `/ws/dashboard/`. Who may subscribe and the close codes 4401/4403/4404: docs/operations.md."""
 
 from __future__ import annotations
 

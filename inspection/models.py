@@ -13,22 +13,19 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
+from inspection.enums import (
+    AutomationLevel,
+    DecisionReason,
+    DisagreementKind,
+    PredictionRole,
+    QueueReason,
+    RolloutMode,
+    UnitStatus,
+    Verdict,
+)
 from models_registry.models import ModelVersion
 
 _SHARE = [MinValueValidator(0.0), MaxValueValidator(1.0)]
-
-
-class AutomationLevel(models.TextChoices):
-    HUMAN = "human", "Human only"
-    SHADOW = "shadow", "Shadow (model runs blind)"
-    ASSISTED = "assisted", "AI-assisted"
-    PARTIAL = "partial", "Partial automation"
-    FULL = "full", "Full automation"
-
-
-class RolloutMode(models.TextChoices):
-    SHADOW = "shadow", "Shadow: the challenger predicts off the request path, never decides"
-    CANARY = "canary", "Canary: the challenger decides a sticky share of units"
 
 
 class Station(models.Model):
@@ -180,29 +177,6 @@ class StationChange(models.Model):
         return f"{self.station}: {self.field} {self.old_value!r} -> {self.new_value!r}"
 
 
-class UnitStatus(models.TextChoices):
-    PENDING = "pending"
-    DECIDED = "decided"
-
-
-class QueueReason(models.TextChoices):
-    """Why a unit waits for a human."""
-
-    HUMAN = "human", "Human-only level"
-    SHADOW = "shadow", "Shadow level"
-    ASSISTED = "assisted", "AI-assisted level"
-    DEFERRED = "deferred", "Deferred: the model was not confident enough"
-    AUDIT = "audit", "Random audit of full automation"
-    NO_MODEL = "no_model", "No model could decide"
-    FRAME_CHECK = "frame_check", "Frame check: the model cannot judge this frame"
-
-
-class PredictionRole(models.TextChoices):
-    CHAMPION = "champion"
-    CHALLENGER_SHADOW = "challenger_shadow", "challenger (shadow)"
-    CANARY = "canary"
-
-
 def unit_image_path(instance: Unit, filename: str) -> str:
     received = instance.received_at
     return f"units/{instance.station.slug}/{received:%Y/%m/%d}/{filename}"
@@ -297,19 +271,6 @@ class Prediction(models.Model):
         return f"{self.unit} by {self.model_version} ({self.role}): {self.verdict}"
 
 
-class Verdict(models.TextChoices):
-    PASS = "pass"
-    FAIL = "fail"
-
-
-class DecisionReason(models.TextChoices):
-    AUTOMATIC = "automatic", "Model decided automatically"
-    DEFERRED = "deferred", "Human decided a deferred unit"
-    AUDIT = "audit", "Human decided an audit unit"
-    HUMAN = "human", "Human decided (the level asks for one)"
-    OVERRIDE = "override", "Human overrode an earlier decision"
-
-
 class DecisionEvent(models.Model):
     """A verdict on a unit; rows are only ever added."""
 
@@ -354,11 +315,6 @@ class DecisionEvent(models.Model):
         super().save(*args, **kwargs)
 
 
-class DisagreementKind(models.TextChoices):
-    IMAGE = "image"
-    REGION = "region"
-
-
 class Disagreement(models.Model):
     """A human verdict and a model's differ on a unit: at image level, or on a region."""
 
@@ -379,123 +335,6 @@ class Disagreement(models.Model):
         return f"{self.unit} {self.kind}: human {self.human_verdict}, model {self.model_verdict}"
 
 
-class DeliveryStatus(models.TextChoices):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-
-
-class WebhookDelivery(models.Model):
-    """One final decision pushed to a station's webhook, with its attempts."""
-
-    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="webhook_deliveries")
-    decision = models.OneToOneField(DecisionEvent, on_delete=models.CASCADE, related_name="webhook_delivery")
-    url = models.URLField(max_length=500)
-    body = models.TextField(help_text="The exact bytes signed and sent (JSON).")
-    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    last_status_code = models.PositiveIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name_plural = "webhook deliveries"
-
-    def __str__(self) -> str:
-        return f"{self.station} -> {self.url} ({self.status})"
-
-
-class DriftCheck(models.Model):
-    """One window of live units compared with the champion's reference (append-only).
-
-    Windows follow each other without overlap: a check covers the next `window_size` units the
-    model predicted after the previous check's `last_unit_id`."""
-
-    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="drift_checks")
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
-    first_unit_id = models.BigIntegerField()
-    last_unit_id = models.BigIntegerField()
-    window_size = models.PositiveIntegerField()
-    significance = models.FloatField()
-    # [{kind, name, statistic, p_value, adjusted_p_value, shifted, detail}], see ml.drift.DriftTest.
-    tests = models.JSONField(default=list)
-    shifted = models.BooleanField(default=False)
-    seconds = models.FloatField(default=0.0, help_text="How long the tests took.")
-    checked_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-checked_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["station", "model_version", "last_unit_id"], name="one_drift_check_per_window"
-            ),
-        ]
-        indexes = [models.Index(fields=["station", "checked_at"], name="drift_check_by_station")]
-
-    def __str__(self) -> str:
-        state = "shifted" if self.shifted else "ok"
-        return f"{self.station} units {self.first_unit_id}-{self.last_unit_id}: {state}"
-
-
-class AlarmKind(models.TextChoices):
-    INPUT = "input_drift", "Input drift (brightness, contrast, sharpness, colour)"
-    EMBEDDING = "embedding_drift", "Embedding drift (units unlike the reference)"
-    SCORE = "score_shift", "Score shift (the model is less sure)"
-    AGREEMENT = "audit_agreement", "Audit agreement dropped"
-    CAMERA = "camera_fault", "Camera or lighting fault (frames the model cannot judge)"
-
-
-class AlarmStatus(models.TextChoices):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    CLEARED = "cleared"
-
-
-# An alarm is active until cleared: acknowledged ones still count on the dashboard and in metrics.
-ACTIVE_ALARM_STATUSES = (AlarmStatus.OPEN, AlarmStatus.ACKNOWLEDGED)
-
-
-class Alarm(models.Model):
-    """A drift alarm at a station: raised by a check, acknowledged and cleared by a supervisor.
-
-    While an alarm of a kind is open or acknowledged, later checks that see the same shift count
-    on it (`times_seen`) instead of raising another."""
-
-    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="alarms")
-    kind = models.CharField(max_length=20, choices=AlarmKind.choices)
-    status = models.CharField(max_length=12, choices=AlarmStatus.choices, default=AlarmStatus.OPEN)
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, null=True, related_name="+")
-    drift_check = models.ForeignKey(DriftCheck, on_delete=models.PROTECT, null=True, related_name="alarms")
-    summary = models.CharField(max_length=300)
-    detail = models.JSONField(default=dict, blank=True)
-    # What the system did about it: ["automation level full -> partial", "training job 7 queued"].
-    actions = models.JSONField(default=list, blank=True)
-    raised_at = models.DateTimeField(auto_now_add=True)
-    last_seen_at = models.DateTimeField()
-    times_seen = models.PositiveIntegerField(default=1)
-    acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    cleared_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    cleared_at = models.DateTimeField(null=True, blank=True)
-    note = models.CharField(max_length=500, blank=True, help_text="The supervisor's note on clearing.")
-
-    class Meta:
-        ordering = ["-raised_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["station", "kind"],
-                condition=~models.Q(status="cleared"),
-                name="one_active_alarm_per_station_and_kind",
-            ),
-        ]
-        indexes = [models.Index(fields=["station", "status"], name="alarm_by_station_status")]
-
-    def __str__(self) -> str:
-        return f"alarm {self.pk} at {self.station}: {self.get_kind_display()} ({self.status})"
+# Models of the sub-packages, imported here so that Django loads them with the app.
+from inspection.supervision.models import Alarm, DriftCheck  # noqa: E402, F401
+from inspection.webhooks.models import WebhookDelivery  # noqa: E402, F401

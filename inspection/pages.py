@@ -8,7 +8,8 @@ from django.db.models import Count, Min, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from inspection.models import Station, UnitStatus
+from inspection.enums import UnitStatus
+from inspection.models import Station
 
 
 @login_required

@@ -5,7 +5,8 @@ share of units); `decide` turns the station's level, that model's output and its
 threshold into an outcome: the model decides, or the unit goes to a human (deferred, audit, or
 because the level asks for one), blind or seeing the model's output.
 
-No Django here: the table of cases in tests/inspection/test_policy.py is the specification.
+No Django here (the enumerations are `inspection.enums`): the table of cases in
+tests/inspection/test_policy.py is the specification.
 """
 
 from __future__ import annotations
@@ -15,15 +16,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+from inspection.enums import AutomationLevel, QueueReason, RolloutMode, Verdict
 from models_registry.ml.calibration import loosest_bound_within
-
-
-class Level(StrEnum):
-    HUMAN = "human"
-    SHADOW = "shadow"
-    ASSISTED = "assisted"
-    PARTIAL = "partial"
-    FULL = "full"
 
 
 class Action(StrEnum):
@@ -40,27 +34,26 @@ class Role(StrEnum):
 class ModelOutput:
     """What the policy needs of a prediction: its verdict and the calibrated confidence in it."""
 
-    verdict: str  # "pass" | "fail"
+    verdict: Verdict | str
     confidence: float
 
 
 @dataclass(frozen=True)
 class StationPolicy:
-    level: Level
+    level: AutomationLevel
     target_escape_rate: float
     uncertainty_band: float = 0.0
     audit_share: float = 0.0
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "level": Level(self.level).value}
+        return {**asdict(self), "level": AutomationLevel(self.level).value}
 
 
 @dataclass(frozen=True)
 class Outcome:
     action: Action
     verdict: str | None  # the model's verdict when it decides
-    # "" when decided; else human | shadow | assisted | deferred | audit | no_model | frame_check
-    queue_reason: str
+    queue_reason: QueueReason | str  # "" when decided
     blind: bool  # a human must not see the model's output
     run_model: bool  # whether the level uses the model at all
     threshold: float | None  # the confidence the model had to reach (partial), if any
@@ -69,9 +62,9 @@ class Outcome:
         return asdict(self)
 
 
-def model_needed(level: Level) -> bool:
+def model_needed(level: AutomationLevel) -> bool:
     """Human-only stations never run the model: its output is neither used nor shown."""
-    return Level(level) != Level.HUMAN
+    return AutomationLevel(level) != AutomationLevel.HUMAN
 
 
 def certified_bound(risk_control: Mapping[str, Mapping], target_escape_rate: float) -> str | None:
@@ -116,31 +109,37 @@ def decide(
     `audit_draw` a uniform number in [0, 1) drawn once for the unit; `frame_problem` why the
     frame check kept the frame from the model (a blank, uniform, badly exposed or tiny frame).
     """
-    level = Level(policy.level)
-    if level == Level.HUMAN:
-        return Outcome(Action.QUEUE, None, "human", blind=True, run_model=False, threshold=None)
+    level = AutomationLevel(policy.level)
+    if level == AutomationLevel.HUMAN:
+        return Outcome(Action.QUEUE, None, QueueReason.HUMAN, blind=True, run_model=False, threshold=None)
     if frame_problem is not None:
         # Whatever the model would say of a frame it cannot judge, it never decides it.
-        return Outcome(Action.QUEUE, None, "frame_check", blind=True, run_model=True, threshold=None)
+        return Outcome(
+            Action.QUEUE, None, QueueReason.FRAME_CHECK, blind=True, run_model=True, threshold=None
+        )
     if output is None:
         # The model could not give an answer: a human decides, as at the assisted level without
         # highlights. Never an automatic verdict without a prediction.
-        return Outcome(Action.QUEUE, None, "no_model", blind=True, run_model=True, threshold=None)
-    if level == Level.SHADOW:
-        return Outcome(Action.QUEUE, None, "shadow", blind=True, run_model=True, threshold=None)
-    if level == Level.ASSISTED:
-        return Outcome(Action.QUEUE, None, "assisted", blind=False, run_model=True, threshold=None)
-    if level == Level.PARTIAL:
+        return Outcome(Action.QUEUE, None, QueueReason.NO_MODEL, blind=True, run_model=True, threshold=None)
+    if level == AutomationLevel.SHADOW:
+        return Outcome(Action.QUEUE, None, QueueReason.SHADOW, blind=True, run_model=True, threshold=None)
+    if level == AutomationLevel.ASSISTED:
+        return Outcome(Action.QUEUE, None, QueueReason.ASSISTED, blind=False, run_model=True, threshold=None)
+    if level == AutomationLevel.PARTIAL:
         if threshold is None:
             # Nothing certified at this target: the model may not decide anything alone.
-            return Outcome(Action.QUEUE, None, "deferred", blind=False, run_model=True, threshold=None)
+            return Outcome(
+                Action.QUEUE, None, QueueReason.DEFERRED, blind=False, run_model=True, threshold=None
+            )
         required = required_confidence(threshold, policy.uncertainty_band)
         if output.confidence >= required:
             return Outcome(Action.DECIDE, output.verdict, "", blind=False, run_model=True, threshold=required)
-        return Outcome(Action.QUEUE, None, "deferred", blind=False, run_model=True, threshold=required)
-    if level == Level.FULL:
+        return Outcome(
+            Action.QUEUE, None, QueueReason.DEFERRED, blind=False, run_model=True, threshold=required
+        )
+    if level == AutomationLevel.FULL:
         if audit_draw < policy.audit_share:
-            return Outcome(Action.QUEUE, None, "audit", blind=True, run_model=True, threshold=None)
+            return Outcome(Action.QUEUE, None, QueueReason.AUDIT, blind=True, run_model=True, threshold=None)
         return Outcome(Action.DECIDE, output.verdict, "", blind=False, run_model=True, threshold=None)
     raise ValueError(f"unknown automation level {policy.level!r}")
 
@@ -153,6 +152,6 @@ def canary_draw(station_slug: str, serial: str) -> float:
 
 def route(*, has_challenger: bool, rollout_mode: str, canary_share: float, draw: float) -> Role:
     """Whose prediction counts for a unit: the challenger only for the canary share in canary mode."""
-    if has_challenger and rollout_mode == "canary" and draw < canary_share:
+    if has_challenger and rollout_mode == RolloutMode.CANARY and draw < canary_share:
         return Role.CANARY
     return Role.CHAMPION

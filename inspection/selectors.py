@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.urls import reverse
 
-from inspection.models import DecisionEvent, Prediction, PredictionRole, Station, Unit, UnitStatus
+from inspection.enums import PredictionRole, UnitStatus
+from inspection.models import DecisionEvent, Prediction, Station, Unit
 from inspection.policy import StationPolicy
 from inspection.thresholds import threshold_preview, validation_scores
 from models_registry.services import model_reference_get

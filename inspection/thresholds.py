@@ -15,16 +15,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from inspection.policy import Level, StationPolicy, certified_bound, required_confidence
+from inspection.enums import AutomationLevel
+from inspection.policy import StationPolicy, certified_bound, required_confidence
 from models_registry.ml.calibration import risk_coverage_curve
 
 # Points of the risk-coverage curve sent to the page: enough for its shape, small to draw.
 CURVE_POINTS = 200
 
 PERSON_DECIDES = {
-    Level.HUMAN: "human only: the model is not run, a person decides every unit",
-    Level.SHADOW: "shadow: the model runs blind, a person decides every unit",
-    Level.ASSISTED: "AI-assisted: a person decides every unit, seeing the model",
+    AutomationLevel.HUMAN: "human only: the model is not run, a person decides every unit",
+    AutomationLevel.SHADOW: "shadow: the model runs blind, a person decides every unit",
+    AutomationLevel.ASSISTED: "AI-assisted: a person decides every unit, seeing the model",
 }
 
 
@@ -96,7 +97,7 @@ def threshold_preview(
     confidences = np.asarray(confidences, np.float64)
     wrong = ~np.asarray(correct, bool)
     total = len(confidences)
-    level = Level(policy.level)
+    level = AutomationLevel(policy.level)
     target = policy.target_escape_rate
     alpha = certified_bound(risk_control, target)
     threshold = None if alpha is None else float(risk_control[alpha]["threshold"])
@@ -107,7 +108,7 @@ def threshold_preview(
 
     if level in PERSON_DECIDES:
         reason = PERSON_DECIDES[level]
-    elif level == Level.PARTIAL:
+    elif level == AutomationLevel.PARTIAL:
         if threshold is None:
             reason = _uncertified_reason(risk_control, target) + "; every unit goes to a person"
         else:
@@ -116,7 +117,7 @@ def threshold_preview(
             automation_rate = float(decided.mean()) if total else 0.0
             if not decided.any():
                 reason = f"no validation unit reaches the confidence {applied:g}; every unit goes to a person"
-    elif level == Level.FULL:
+    elif level == AutomationLevel.FULL:
         decided = np.ones(total, bool)
         automation_rate = 1.0 - policy.audit_share
         if automation_rate <= 0:
@@ -135,7 +136,7 @@ def threshold_preview(
     decided_units = int(decided.sum())
     decided_errors = int(wrong[decided].sum())
     observed_error = decided_errors / decided_units if decided_units else None
-    if level == Level.FULL and observed_error is not None and observed_error > target:
+    if level == AutomationLevel.FULL and observed_error is not None and observed_error > target:
         warning += f"; its error on validation, {observed_error:.2%}, is above the target {target:.2%}"
     operating_point = (
         (automation_rate, observed_error) if observed_error is not None and automation_rate > 0 else None

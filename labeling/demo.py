@@ -11,7 +11,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from inspection.models import AutomationLevel, Station
+from inspection.enums import AutomationLevel
+from inspection.models import Station
 from inspection.services.stations import station_create
 from labeling.models import Dataset, Split
 from labeling.selectors import dataset_samples

@@ -1,36 +1,5 @@
 """Continuous training: a station's labels -> a snapshot -> a candidate -> the gate -> its challenger.
-
-`training_job_request` freezes the station's data set into a `DatasetSnapshot` and queues one
-`TrainingJob` for it (a Celery task, after commit). `training_job_run`, in a worker, trains with
-the same code as `manage.py train` (`model_version_train`: MLflow run, registered version),
-evaluates the candidate and the station's champion on the snapshot's frozen test split through
-their registered ONNX graphs, and applies the gate (`models_registry.gate`) with the station's
-margins: a candidate that passes becomes the challenger in shadow (an audited station change with
-no user and the job named in its note); one that fails stays a registered, rejected candidate, the
-reasons kept on the job. Promotion stays a supervisor's step (`inspection.services.rollout`).
-
-Triggers (`retraining_due`, swept by Celery beat): `retrain_after_labels` units labelled since
-the data set was read for the station's last job, or `retrain_every_hours` since that job when
-any label changed; plus the admin button and `manage.py retrain`.
-
-Safety:
-
-- one job per snapshot and at most one queued or running job per station (database constraints;
-  a repeat request returns the existing job);
-- a worker claims a job with one conditional UPDATE that counts the attempt, and a heartbeat
-  thread keeps `heartbeat_at` fresh while it holds the job. Every progress write is fenced by
-  the attempt number: an attempt that lost the job (declared dead, taken over) stops at its next
-  training step;
-- a killed worker leaves a job `running` with a stale heartbeat: `training_jobs_stale_requeue`
-  (beat) queues it again, or fails it after `LOUPE_TRAINING_MAX_ATTEMPTS` attempts;
-- each attempt's MLflow run is tagged with the job's uuid. The next attempt first settles what
-  killed attempts left: their open runs end FAILED, and a version they registered in MLflow
-  whose `ModelVersion` row was never written is deleted. We delete rather than adopt such a
-  version because the row is what says "complete and evaluated by the training code" (it is
-  written after the bundle and its metrics); without it we cannot tell a whole registration
-  from a half one. A version whose row exists was complete, so it is adopted as the candidate
-  instead of training again. Either way no version is ever half-registered.
-"""
+Triggers, the job's claim and heartbeat, and how killed attempts are settled: docs/operations.md."""
 
 from __future__ import annotations
 
@@ -47,10 +16,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from inspection.background import Task, task_enqueue
 from inspection.events import station_event_publish, station_events_flush
 from inspection.models import Station
 from inspection.services.rollout import challenger_set
-from inspection.services.tasks import task_enqueue
 from labeling.models import DatasetItem, Split
 from labeling.snapshots import dataset_snapshot_create, snapshot_samples
 from labeling.station_data import station_dataset_get
@@ -64,7 +33,6 @@ from workers.selectors import training_job_summary
 
 logger = logging.getLogger(__name__)
 
-RUN_TASK = "workers.tasks.training_job_run"
 JOB_TAG = "loupe.training_job"  # the job's uuid, on every MLflow run of every attempt
 PROGRESS_EVENT = "training.progress"
 STATUS_EVENT = "training.status"
@@ -189,7 +157,7 @@ def _failed_job_requeue(*, job: TrainingJob, trigger: str, user) -> bool:
 
 
 def _enqueue(job: TrainingJob) -> None:
-    task_enqueue(RUN_TASK, job.pk, what=f"training job {job.pk}")
+    task_enqueue(Task.TRAINING_JOB_RUN, job.pk, what=f"training job {job.pk}")
 
 
 # --- Recovery -------------------------------------------------------------------------------

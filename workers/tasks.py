@@ -6,24 +6,26 @@ import logging
 
 from celery import shared_task
 
-from inspection.models import DeliveryStatus, Station, Unit, WebhookDelivery
-from inspection.services.alarms import camera_fault_check
+from inspection.background import Task
+from inspection.models import Station, Unit
 from inspection.services.predictions import challenger_prediction_make
-from inspection.services.webhooks import (
+from inspection.supervision.services import camera_fault_check
+from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
+from inspection.webhooks.services import (
     DeliveryFailed,
     webhook_attempt,
     webhook_deliveries_resend,
     webhook_delivery_give_up,
 )
 from models_registry.models import ModelVersion
+from workers.drift_checks import drift_checks_sweep, station_drift_check
 from workers.models import TrainingJob
-from workers.monitoring import drift_checks_sweep, station_drift_check
 from workers.retraining import training_job_run, training_jobs_stale_requeue, training_triggers_sweep
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="workers.tasks.challenger_predict", acks_late=True)
+@shared_task(name=Task.CHALLENGER_PREDICT, acks_late=True)
 def challenger_predict(unit_id: int, model_version_id: int) -> int:
     """The challenger's shadow prediction of a unit, off the line's request path."""
     unit = Unit.objects.select_related("station").get(pk=unit_id)
@@ -31,7 +33,7 @@ def challenger_predict(unit_id: int, model_version_id: int) -> int:
     return challenger_prediction_make(unit=unit, model_version=model_version).id
 
 
-@shared_task(name="workers.tasks.camera_fault_check", acks_late=True)
+@shared_task(name=Task.CAMERA_FAULT_CHECK, acks_late=True)
 def camera_fault_check_task(station_id: int) -> list[int]:
     """After a frame failed the frame check: a run of such frames raises a camera fault alarm."""
     station = Station.objects.select_related("champion").get(pk=station_id)
@@ -40,7 +42,7 @@ def camera_fault_check_task(station_id: int) -> list[int]:
 
 @shared_task(
     bind=True,
-    name="workers.tasks.webhook_deliver",
+    name=Task.WEBHOOK_DELIVER,
     acks_late=True,
     max_retries=None,  # bounded by LOUPE_WEBHOOK_MAX_ATTEMPTS, counted on the delivery row
 )
@@ -63,13 +65,13 @@ def webhook_deliver(self, delivery_id: int) -> str:
     return DeliveryStatus.DELIVERED
 
 
-@shared_task(name="workers.tasks.webhook_deliveries_resend", acks_late=True)
+@shared_task(name=Task.WEBHOOK_DELIVERIES_RESEND, acks_late=True)
 def webhook_deliveries_resend_task() -> int:
     """Beat: requeue deliveries a broker outage or a dead worker left pending."""
     return webhook_deliveries_resend()
 
 
-@shared_task(name="workers.tasks.training_job_run", acks_late=True)
+@shared_task(name=Task.TRAINING_JOB_RUN, acks_late=True)
 def training_job_run_task(job_id: int) -> str:
     """Train, evaluate and gate one job. A worker killed mid-way leaves the message unacknowledged
     and the job's heartbeat stale; either the redelivery or the sweep below runs it again."""
@@ -77,25 +79,25 @@ def training_job_run_task(job_id: int) -> str:
     return training_job_run(job=job).status
 
 
-@shared_task(name="workers.tasks.training_triggers_sweep", acks_late=True)
+@shared_task(name=Task.TRAINING_TRIGGERS_SWEEP, acks_late=True)
 def training_triggers_sweep_task() -> list[int]:
     """Beat: queue a retraining of every station its label count or schedule says is due."""
     return [job.pk for job in training_triggers_sweep()]
 
 
-@shared_task(name="workers.tasks.training_jobs_stale_requeue", acks_late=True)
+@shared_task(name=Task.TRAINING_JOBS_STALE_REQUEUE, acks_late=True)
 def training_jobs_stale_requeue_task() -> list[int]:
     """Beat: queue again the jobs whose worker died (or fail them after the last attempt)."""
     return [job.pk for job in training_jobs_stale_requeue()]
 
 
-@shared_task(name="workers.tasks.drift_checks_sweep", acks_late=True)
+@shared_task(name=Task.DRIFT_CHECKS_SWEEP, acks_late=True)
 def drift_checks_sweep_task() -> list[int]:
     """Beat: queue a drift check of every station with a full window of units waiting."""
     return drift_checks_sweep()
 
 
-@shared_task(name="workers.tasks.station_drift_check", acks_late=True)
+@shared_task(name=Task.STATION_DRIFT_CHECK, acks_late=True)
 def station_drift_check_task(station_id: int) -> list[int]:
     """Compare the station's waiting windows with its champion's reference; raise alarms."""
     station = Station.objects.get(pk=station_id)

@@ -13,20 +13,12 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from inspection.enums import DecisionReason, DisagreementKind, QueueReason, UnitStatus, Verdict
 from inspection.events import UNIT_DECIDED, station_event_publish
-from inspection.models import (
-    DecisionEvent,
-    DecisionReason,
-    Disagreement,
-    DisagreementKind,
-    QueueReason,
-    Unit,
-    UnitStatus,
-    Verdict,
-)
+from inspection.models import DecisionEvent, Disagreement, Unit
 from inspection.selectors import unit_representation
-from inspection.services.webhooks import webhook_delivery_create
 from inspection.signals import human_decision_recorded
+from inspection.webhooks.services import webhook_delivery_create
 
 REGION_MATCH_IOU = 0.3
 _REASON_BY_QUEUE = {QueueReason.DEFERRED: DecisionReason.DEFERRED, QueueReason.AUDIT: DecisionReason.AUDIT}

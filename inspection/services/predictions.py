@@ -6,7 +6,8 @@ import logging
 
 from django.db import IntegrityError, transaction
 
-from inspection.models import Prediction, PredictionRole, Unit
+from inspection.enums import PredictionRole
+from inspection.models import Prediction, Unit
 from inspection.services.decisions import disagreements_record
 from models_registry.models import ModelVersion
 

@@ -17,7 +17,8 @@ from django.db import transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from inspection.models import DecisionEvent, Station, Unit, UnitStatus
+from inspection.enums import UnitStatus
+from inspection.models import DecisionEvent, Station, Unit
 
 
 def unit_claim_next(

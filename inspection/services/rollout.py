@@ -11,7 +11,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from inspection.models import RolloutMode, Station, StationChange
+from inspection.enums import RolloutMode
+from inspection.models import Station, StationChange
 from inspection.services.stations import station_update
 from models_registry import mlflow_registry
 from models_registry.models import ModelVersion

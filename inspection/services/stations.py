@@ -8,7 +8,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from inspection.models import AutomationLevel, DeviceKey, Station, StationChange
+from inspection.enums import AutomationLevel
+from inspection.models import DeviceKey, Station, StationChange
 from models_registry.models import ModelVersion
 
 # The settings a supervisor changes; each change is recorded as a StationChange.

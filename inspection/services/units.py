@@ -24,29 +24,18 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from inspection import policy
+from inspection.background import Task, task_enqueue
+from inspection.enums import AutomationLevel, DecisionReason, PredictionRole, RolloutMode, UnitStatus
 from inspection.events import UNIT_DECIDED, UNIT_RECEIVED, station_event_publish
 from inspection.images import CheckedImage, image_check
-from inspection.models import (
-    DecisionEvent,
-    DecisionReason,
-    Prediction,
-    PredictionRole,
-    RolloutMode,
-    Station,
-    Unit,
-    UnitStatus,
-)
+from inspection.models import DecisionEvent, Prediction, Station, Unit
 from inspection.selectors import unit_representation
-from inspection.services.tasks import task_enqueue
-from inspection.services.webhooks import webhook_delivery_create
 from inspection.signals import automatic_decision_recorded
+from inspection.webhooks.services import webhook_delivery_create
 from models_registry.ml.frame_check import FrameProblem
 from models_registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
-
-CHALLENGER_TASK = "workers.tasks.challenger_predict"
-CAMERA_FAULT_TASK = "workers.tasks.camera_fault_check"
 
 
 class IdempotencyConflict(ValueError):
@@ -76,7 +65,7 @@ def unit_submit(
         if earlier is not None:
             return _replay(earlier, serial=serial)
 
-    level = policy.Level(station.automation_level)
+    level = AutomationLevel(station.automation_level)
     role = policy.route(
         has_challenger=station.challenger_id is not None,
         rollout_mode=station.rollout_mode,
@@ -206,7 +195,7 @@ def _replay(earlier: Unit, *, serial: str) -> Submission:
 
 def _station_policy(station: Station) -> policy.StationPolicy:
     return policy.StationPolicy(
-        level=policy.Level(station.automation_level),
+        level=AutomationLevel(station.automation_level),
         target_escape_rate=station.target_escape_rate,
         uncertainty_band=station.uncertainty_band,
         audit_share=station.audit_share,
@@ -278,13 +267,15 @@ def _after_commit(unit: Unit, body: dict, *, decided: bool, frame_problem: bool)
     if (
         station.challenger_id is not None
         and station.rollout_mode == RolloutMode.SHADOW
-        and policy.model_needed(policy.Level(unit.automation_level))
+        and policy.model_needed(AutomationLevel(unit.automation_level))
         and not frame_problem  # a frame no model can judge is not worth the challenger's guess
     ):
         transaction.on_commit(
             lambda: task_enqueue(
-                CHALLENGER_TASK, unit.id, station.challenger_id, what="challenger prediction"
+                Task.CHALLENGER_PREDICT, unit.id, station.challenger_id, what="challenger prediction"
             )
         )
     if frame_problem:
-        transaction.on_commit(lambda: task_enqueue(CAMERA_FAULT_TASK, station.id, what="camera fault check"))
+        transaction.on_commit(
+            lambda: task_enqueue(Task.CAMERA_FAULT_CHECK, station.id, what="camera fault check")
+        )

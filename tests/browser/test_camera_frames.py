@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from inspection.models import AutomationLevel, DecisionEvent
+from inspection.enums import AutomationLevel
+from inspection.models import DecisionEvent
 from inspection.services.stations import device_key_create
 from labeling.models import LabelTask
 from tests.browser.conftest import sign_in

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from inspection.dashboard.latency import latency_flush, latency_record
-from inspection.models import Alarm, AlarmKind, AlarmStatus, AutomationLevel, DecisionReason, DriftCheck
-from inspection.services.alarms import AlarmFinding, alarms_raise
+from inspection.enums import AutomationLevel, DecisionReason
+from inspection.supervision.dashboard.latency import latency_flush, latency_record
+from inspection.supervision.models import Alarm, AlarmKind, AlarmStatus, DriftCheck
+from inspection.supervision.services import AlarmFinding, alarms_raise
 from tests.browser.conftest import sign_in
 from tests.browser.test_station_page import Line
 from tests.inspection.factories import person
-from tests.supervision.dashboard_rows import automatic, decide, judged_blind, unit
+from tests.inspection.supervision.dashboard_rows import automatic, decide, judged_blind, unit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

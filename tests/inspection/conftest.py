@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
-from inspection.models import AutomationLevel, Station
+from inspection.enums import AutomationLevel
+from inspection.models import Station
 from inspection.services.stations import device_key_create, station_create
 from models_registry.ml.bundle import read_config
 from models_registry.ml.geometry import ASPECT, Geometry

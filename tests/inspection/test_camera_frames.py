@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inspection.models import Alarm, AlarmKind, AutomationLevel, DecisionEvent, Prediction, Station, Unit
+from inspection.enums import AutomationLevel
+from inspection.models import DecisionEvent, Prediction, Station, Unit
+from inspection.supervision.models import Alarm, AlarmKind
 from models_registry.ml.frames import frame_decode
 from tests.inspection.camera import encoded, exif_rotated_jpeg, stain_unit
 from tests.inspection.factories import upload

@@ -2,9 +2,9 @@
 
 import pytest
 
+from inspection.enums import AutomationLevel
 from inspection.policy import (
     Action,
-    Level,
     ModelOutput,
     Role,
     StationPolicy,
@@ -72,7 +72,7 @@ def test_policy_table(
     level, output, threshold, band, audit_share, draw, frame, action, verdict, reason, blind
 ):
     station = StationPolicy(
-        level=Level(level), target_escape_rate=0.01, uncertainty_band=band, audit_share=audit_share
+        level=AutomationLevel(level), target_escape_rate=0.01, uncertainty_band=band, audit_share=audit_share
     )
     outcome = decide(station, output, threshold=threshold, audit_draw=draw, frame_problem=frame)
     assert (outcome.action, outcome.verdict, outcome.queue_reason, outcome.blind) == (
@@ -84,7 +84,7 @@ def test_policy_table(
 
 
 def test_only_the_human_level_skips_the_model():
-    assert [level for level in Level if not model_needed(level)] == [Level.HUMAN]
+    assert [level for level in AutomationLevel if not model_needed(level)] == [AutomationLevel.HUMAN]
 
 
 def test_an_unknown_level_is_an_error():

@@ -26,7 +26,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from config.asgi import application
-from inspection.models import AutomationLevel, Unit
+from inspection.enums import AutomationLevel
+from inspection.models import Unit
 from inspection.services.decisions import decision_record
 from inspection.services.stations import device_key_create
 from tests.inspection.factories import person, posted_unit

@@ -9,7 +9,8 @@ import pytest
 from django.apps import apps
 from django.utils import timezone
 
-from inspection.models import DecisionEvent, DecisionReason, Prediction, PredictionRole, Unit
+from inspection.enums import DecisionReason, PredictionRole
+from inspection.models import DecisionEvent, Prediction, Unit
 from inspection.services.decisions import HumanRegion, decision_record
 from labeling.models import Annotation
 from models_registry.models import ModelVersion

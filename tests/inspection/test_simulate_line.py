@@ -9,8 +9,9 @@ import socket
 import pytest
 from django.core.management import CommandError, call_command
 
+from inspection.enums import AutomationLevel, UnitStatus
 from inspection.management.commands.simulate_line import PostResult, summarise, summary_text
-from inspection.models import AutomationLevel, DeviceKey, Unit, UnitStatus
+from inspection.models import DeviceKey, Unit
 from inspection.services.stations import device_key_create
 
 SMALL_IMAGES = "--width 320 --height 180 --pool 4"

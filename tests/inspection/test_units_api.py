@@ -7,15 +7,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from inspection.models import (
-    DecisionEvent,
-    Disagreement,
-    Prediction,
-    PredictionRole,
-    RolloutMode,
-    Unit,
-    UnitStatus,
-)
+from inspection.enums import PredictionRole, RolloutMode, UnitStatus
+from inspection.models import DecisionEvent, Disagreement, Prediction, Unit
 from inspection.services.decisions import decision_record
 from tests.inspection.factories import jpeg_bytes, person, upload
 

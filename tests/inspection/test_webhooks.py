@@ -25,22 +25,16 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from inspection.models import (
-    AutomationLevel,
-    DecisionEvent,
-    DeliveryStatus,
-    Prediction,
-    PredictionRole,
-    RolloutMode,
-    Unit,
-    WebhookDelivery,
-)
+from inspection.background import Task
+from inspection.enums import AutomationLevel, PredictionRole, RolloutMode
+from inspection.models import DecisionEvent, Prediction, Unit
 from inspection.services.decisions import decision_record
-from inspection.services.webhooks import webhook_deliveries_resend
+from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
+from inspection.webhooks.services import webhook_deliveries_resend
 from tests.inspection.factories import posted_unit
 
 SECRET = "receiver-shared-secret"
-DELIVER_TASK = "workers.tasks.webhook_deliver"
+DELIVER_TASK = Task.WEBHOOK_DELIVER
 T = TypeVar("T")
 
 

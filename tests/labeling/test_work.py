@@ -15,7 +15,8 @@ from django.db import connection
 from PIL import Image
 from rest_framework.test import APIClient
 
-from inspection.models import AutomationLevel, Prediction
+from inspection.enums import AutomationLevel
+from inspection.models import Prediction
 from inspection.services.decisions import HumanRegion, decision_record
 from inspection.services.units import unit_submit
 from labeling.models import (

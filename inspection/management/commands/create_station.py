@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from inspection.models import AutomationLevel
+from inspection.enums import AutomationLevel
 from inspection.services.stations import station_create
 from models_registry.selectors import UnknownModel, model_version_active, model_version_get
 

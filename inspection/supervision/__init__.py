@@ -1,0 +1,1 @@
+"""Supervision: drift-check records, alarms and the dashboard."""

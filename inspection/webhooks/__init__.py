@@ -1,0 +1,1 @@
+"""Webhooks: a station's final decisions pushed to its URL, signed, retried, resent."""
