@@ -6,6 +6,12 @@ class InspectionConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "inspection"
 
+    @property
+    def role_permissions(self):
+        from inspection.roles import ROLE_PERMISSIONS
+
+        return ROLE_PERMISSIONS
+
     def ready(self) -> None:
         from inspection.authentication import device_cache_clear
         from inspection.roles import roles_ensure

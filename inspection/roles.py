@@ -1,47 +1,47 @@
 """The people's roles as Django groups: inspector, labeler, supervisor.
 
 `roles_ensure` runs after every `migrate` (post_migrate), so the groups and their permissions
-exist on a fresh database and follow this table when it changes. Superusers have everything.
+exist on a fresh database and follow the apps' tables (`role_permissions` on each AppConfig) when
+they change. Superusers have everything.
 """
 
 from __future__ import annotations
 
 INSPECTOR, LABELER, SUPERVISOR = "inspector", "labeler", "supervisor"
 
+# This app's share; every app declares its own as `role_permissions` on its AppConfig.
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    INSPECTOR: (
-        "inspection.decide_unit",
-        "inspection.view_unit",
-        "inspection.view_station",
-    ),
-    LABELER: (
-        "inspection.view_unit",
-        "inspection.view_station",
-        "labeling.label_item",
-    ),
+    INSPECTOR: ("decide_unit", "view_unit", "view_station"),
+    LABELER: ("view_unit", "view_station"),
     SUPERVISOR: (
-        "inspection.view_station",
-        "inspection.change_station",
-        "inspection.view_dashboard",
-        "inspection.view_stationchange",
-        "inspection.view_alarm",
-        "inspection.change_alarm",
-        "inspection.view_driftcheck",
-        "inspection.view_unit",
-        "inspection.decide_unit",
-        "inspection.view_decisionevent",
-        "inspection.view_prediction",
-        "inspection.view_disagreement",
-        "inspection.view_webhookdelivery",
-        "inspection.view_devicekey",
-        "inspection.change_devicekey",
-        "models_registry.view_modelversion",
-        "workers.view_trainingjob",
-        "labeling.label_item",
-        "labeling.view_labeltask",
-        "labeling.view_labelsubmission",
+        "view_station",
+        "change_station",
+        "view_dashboard",
+        "view_stationchange",
+        "view_alarm",
+        "change_alarm",
+        "view_driftcheck",
+        "view_unit",
+        "decide_unit",
+        "view_decisionevent",
+        "view_prediction",
+        "view_disagreement",
+        "view_webhookdelivery",
+        "view_devicekey",
+        "change_devicekey",
     ),
 }
+
+
+def role_permissions() -> dict[str, list[tuple[str, str]]]:
+    """Each role's permissions as (app label, codename), gathered from every app's AppConfig."""
+    from django.apps import apps
+
+    gathered: dict[str, list[tuple[str, str]]] = {INSPECTOR: [], LABELER: [], SUPERVISOR: []}
+    for app_config in apps.get_app_configs():
+        for role, codenames in getattr(app_config, "role_permissions", {}).items():
+            gathered[role] += [(app_config.label, codename) for codename in codenames]
+    return gathered
 
 
 def roles_ensure(*, using: str = "default", **kwargs) -> None:
@@ -52,15 +52,16 @@ def roles_ensure(*, using: str = "default", **kwargs) -> None:
     # The roles name other apps' permissions, which their own post_migrate may not have made yet.
     for app_config in apps.get_app_configs():
         create_permissions(app_config, verbosity=0, using=using)
-    for role, names in ROLE_PERMISSIONS.items():
+    for role, names in role_permissions().items():
         group, _ = Group.objects.get_or_create(name=role)
         permissions = []
-        for name in names:
-            app_label, codename = name.split(".")
+        for app_label, codename in names:
             permission = Permission.objects.filter(
                 content_type__app_label=app_label, codename=codename
             ).first()
             if permission is None:
-                raise LookupError(f"role {role}: permission {name} does not exist (a renamed model?)")
+                raise LookupError(
+                    f"role {role}: permission {app_label}.{codename} does not exist (a renamed model?)"
+                )
             permissions.append(permission)
         group.permissions.set(permissions)

@@ -4,6 +4,11 @@ from django.apps import AppConfig
 class LabelingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "labeling"
+    # What each role may do here (gathered by inspection.roles)
+    role_permissions = {
+        "labeler": ("label_item",),
+        "supervisor": ("label_item", "view_labeltask", "view_labelsubmission"),
+    }
 
     def ready(self) -> None:
         from inspection.signals import automatic_decision_recorded, human_decision_recorded
