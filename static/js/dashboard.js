@@ -2,18 +2,22 @@
 // dashboard's WebSocket. Every `station.activity` notice refetches the figures (at most once
 // every REFRESH_MIN_MS for the period shown: a week's figures read every unit of the week, and
 // move little in a few seconds); alarms in a notice are shown at once. Charts are uPlot
-// (static/vendor).
-(function () {
-  "use strict";
+// (static/vendor, a classic script before this module: the global `uPlot`).
 
-  const root = document.getElementById("dashboard");
-  if (!root) return;
+import { api } from "./lib/api.js";
+import { $, el } from "./lib/dom.js";
+import { age, milliseconds, number, percent, percentNumber, say, withInterval } from "./lib/format.js";
+import { live, showOnBadge } from "./lib/live.js";
+
+const root = $("dashboard");
+if (root) start(root);
+
+function start(root) {
   const REFRESH_MIN_MS = { hour: 2000, day: 15000, week: 60000 };
   const REFRESH_IDLE_MS = 10000;
   const scope = root.dataset.scope; // "overview" | "station"
   const slug = root.dataset.station || null;
   const canChangeAlarms = root.dataset.canChangeAlarms === "1";
-  const $ = (id) => document.getElementById(id);
   const BUCKET_NAMES = { 60: "minute", 900: "quarter-hour", 3600: "hour" };
   const COLORS = ["#2f5bd3", "#1a7f4b", "#d9822b", "#8e44ad", "#16a2b8", "#b3261e", "#6b7385"];
 
@@ -31,49 +35,7 @@
   };
   window.loupeDashboard = { fetches: 0 }; // read by the browser test
 
-  // --- formatting ----------------------------------------------------------------------------
-  function percentNumber(value) {
-    const percent = value * 100;
-    if (percent !== 0 && Math.abs(percent) < 1) return percent.toFixed(2);
-    return percent.toFixed(1);
-  }
-  function percent(value) {
-    return value === null || value === undefined ? "–" : `${percentNumber(value)} %`;
-  }
-  // "0.8 % (0.1–2.9 %, 120 audits)"
-  function withInterval(share, noun) {
-    if (!share || !share.total) return null;
-    return `${percent(share.rate)} (${percentNumber(share.low)}–${percentNumber(share.high)} %, ${share.total} ${noun})`;
-  }
-  function number(value, digits) {
-    if (value === null || value === undefined) return "–";
-    return value.toLocaleString("en", { maximumFractionDigits: digits === undefined ? 0 : digits });
-  }
-  function milliseconds(value) {
-    if (value === null || value === undefined) return "–";
-    return value < 10 ? `${value.toFixed(1)} ms` : `${Math.round(value)} ms`;
-  }
-  function age(seconds) {
-    if (seconds === null || seconds === undefined) return "–";
-    if (seconds < 60) return `${Math.floor(seconds)} s`;
-    if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
-    return `${(seconds / 3600).toFixed(1)} h`;
-  }
-  function text(tag, content, className) {
-    const element = document.createElement(tag);
-    if (content !== undefined && content !== null) element.textContent = content;
-    if (className) element.className = className;
-    return element;
-  }
-  function say(message, bad) {
-    const status = $("status");
-    status.textContent = message;
-    status.className = "status" + (bad ? " bad" : "");
-  }
-
   // --- talking to the server -----------------------------------------------------------------
-  const { api } = window.loupe; // static/js/api.js
-
   async function refresh() {
     if (state.fetching) {
       state.again = true;
@@ -140,9 +102,9 @@
     const container = $("tiles");
     container.replaceChildren();
     for (const [name, label, value, detail] of tiles(figures)) {
-      const tile = text("div", null, "tile");
+      const tile = el("div", null, "tile");
       tile.dataset.figure = name;
-      tile.append(text("span", label, "label"), text("strong", value, "value"), text("span", detail, "detail"));
+      tile.append(el("span", label, "label"), el("strong", value, "value"), el("span", detail, "detail"));
       container.append(tile);
     }
   }
@@ -159,7 +121,7 @@
     body.replaceChildren();
     if (!models.length) {
       const row = document.createElement("tr");
-      const cell = text("td", "No model version at this station.", "muted");
+      const cell = el("td", "No model version at this station.", "muted");
       cell.colSpan = 5;
       row.append(cell);
       body.append(row);
@@ -168,11 +130,11 @@
       const row = document.createElement("tr");
       row.dataset.model = model.model_version;
       row.append(
-        text("td", model.model_version),
-        text("td", roleText(model), `role ${model.role}`),
-        text("td", number(model.predicted)),
-        text("td", number(model.decided)),
-        text("td", percent(model.decided_share))
+        el("td", model.model_version),
+        el("td", roleText(model), `role ${model.role}`),
+        el("td", number(model.predicted)),
+        el("td", number(model.decided)),
+        el("td", percent(model.decided_share))
       );
       body.append(row);
     }
@@ -185,23 +147,23 @@
       const row = document.createElement("tr");
       row.dataset.station = station.slug;
       const name = document.createElement("td");
-      const link = text("a", station.name);
+      const link = el("a", station.name);
       link.href = `${station.dashboard_url}?period=${state.period}`;
-      name.append(link, text("span", ` ${station.slug}`, "muted"));
+      name.append(link, el("span", ` ${station.slug}`, "muted"));
       const alarms = station.alarms.open + station.alarms.acknowledged;
       row.append(
         name,
-        text("td", station.automation_level_display),
-        text("td", number(f.units_received)),
-        text("td", percent(f.automation.rate)),
-        text("td", percent(f.deferral.rate)),
-        text("td", withInterval(f.agreement, "judged") || "–"),
-        text("td", f.escape.audits ? withInterval(f.escape.wrong, "audits") : "no audits yet"),
-        text("td", number(f.decisions.per_hour.total, 1)),
-        text("td", `${milliseconds(f.latency.p50_ms)} / ${milliseconds(f.latency.p99_ms)}`),
-        text("td", `${number(f.queue.pending)} (oldest ${age(f.queue.oldest_pending_seconds)})`),
-        text("td", station.models.filter((m) => m.role !== "earlier").map((m) => `${m.model_version} ${roleText(m)}`).join("; ") || "–"),
-        text("td", alarms ? `${station.alarms.open} open, ${station.alarms.acknowledged} acknowledged` : "–", station.alarms.open ? "bad" : "")
+        el("td", station.automation_level_display),
+        el("td", number(f.units_received)),
+        el("td", percent(f.automation.rate)),
+        el("td", percent(f.deferral.rate)),
+        el("td", withInterval(f.agreement, "judged") || "–"),
+        el("td", f.escape.audits ? withInterval(f.escape.wrong, "audits") : "no audits yet"),
+        el("td", number(f.decisions.per_hour.total, 1)),
+        el("td", `${milliseconds(f.latency.p50_ms)} / ${milliseconds(f.latency.p99_ms)}`),
+        el("td", `${number(f.queue.pending)} (oldest ${age(f.queue.oldest_pending_seconds)})`),
+        el("td", station.models.filter((m) => m.role !== "earlier").map((m) => `${m.model_version} ${roleText(m)}`).join("; ") || "–"),
+        el("td", alarms ? `${station.alarms.open} open, ${station.alarms.acknowledged} acknowledged` : "–", station.alarms.open ? "bad" : "")
       );
       body.append(row);
     }
@@ -231,19 +193,19 @@
     }
   }
   function alarmItem(alarm) {
-    const item = text("li", null, `alarm ${alarm.status}`);
+    const item = el("li", null, `alarm ${alarm.status}`);
     item.dataset.alarm = alarm.id;
-    const head = text("div", null, "alarm-head");
-    head.append(text("span", alarm.status, "badge status"), text("strong", alarm.kind_display));
-    if (!slug) head.append(text("span", ` at ${alarm.station}`));
+    const head = el("div", null, "alarm-head");
+    head.append(el("span", alarm.status, "badge status"), el("strong", alarm.kind_display));
+    if (!slug) head.append(el("span", ` at ${alarm.station}`));
     const seen = `raised ${new Date(alarm.raised_at).toLocaleString()}, seen ${alarm.times_seen}×, last ${new Date(alarm.last_seen_at).toLocaleTimeString()}`;
-    item.append(head, text("div", alarm.summary, "summary"), text("div", seen, "muted"));
-    if (alarm.actions.length) item.append(text("div", `done: ${alarm.actions.join("; ")}`, "actions-done"));
-    if (alarm.acknowledged_by) item.append(text("div", `acknowledged by ${alarm.acknowledged_by}`, "muted"));
+    item.append(head, el("div", alarm.summary, "summary"), el("div", seen, "muted"));
+    if (alarm.actions.length) item.append(el("div", `done: ${alarm.actions.join("; ")}`, "actions-done"));
+    if (alarm.acknowledged_by) item.append(el("div", `acknowledged by ${alarm.acknowledged_by}`, "muted"));
     if (canChangeAlarms) {
-      const form = text("form", null, "alarm-form");
+      const form = el("form", null, "alarm-form");
       if (alarm.status === "open") {
-        const acknowledge = text("button", "Acknowledge", "acknowledge");
+        const acknowledge = el("button", "Acknowledge", "acknowledge");
         acknowledge.type = "button";
         acknowledge.addEventListener("click", () => alarmAction(alarm, "acknowledge"));
         form.append(acknowledge);
@@ -253,7 +215,7 @@
       note.name = "note";
       note.maxLength = 500;
       note.placeholder = "note: what was done about it";
-      const clear = text("button", "Clear", "clear");
+      const clear = el("button", "Clear", "clear");
       clear.type = "submit";
       form.append(note, clear);
       form.addEventListener("submit", (event) => {
@@ -384,34 +346,25 @@
     button.addEventListener("click", () => choosePeriod(button.dataset.period));
   });
 
-  let retry = 500;
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}${root.dataset.eventsPath}`);
-    socket.onopen = () => {
-      retry = 500;
-      $("live").textContent = "live";
-      $("live").className = "ok";
-      scheduleRefresh(); // whatever happened while the socket was down
-    };
-    socket.onmessage = (message) => {
-      const notice = JSON.parse(message.data);
-      if (notice.type !== "station.activity" || (slug && notice.station !== slug)) return;
-      if (notice.alarms && notice.alarms.length) upsertAlarms(notice.alarms);
-      scheduleRefresh();
-    };
-    socket.onclose = (event) => {
-      $("live").textContent = event.code === 4403 || event.code === 4401 ? "not allowed" : "offline, reconnecting";
-      $("live").className = "bad";
-      if (event.code === 4403 || event.code === 4401) return;
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 10000);
-    };
+  const badge = showOnBadge($("live"));
+  function listen() {
+    live(root.dataset.eventsPath, {
+      onOpen: scheduleRefresh, // whatever happened while the socket was down
+      onMessage: (notice) => {
+        if (notice.type !== "station.activity" || (slug && notice.station !== slug)) return;
+        if (notice.alarms && notice.alarms.length) upsertAlarms(notice.alarms);
+        scheduleRefresh();
+      },
+      onState: (state, words) => {
+        badge(state, words);
+        if (state === "stopped") say(`Live updates stopped: ${words}.`, true);
+      },
+    });
   }
 
   setInterval(() => {
     if (Date.now() - state.lastFetch >= REFRESH_IDLE_MS) scheduleRefresh();
   }, 5000);
   choosePeriod(state.period);
-  connect();
-})();
+  listen();
+}

@@ -1,111 +1,62 @@
 // The station page: claim a unit, show it large with the model's regions, decide with one key.
-// The next unit is claimed and its image decoded while the inspector looks at the current one,
-// so a decision swaps it in at once; the decision itself is sent in the background.
-(function () {
-  "use strict";
+// The next unit is claimed and its image decoded while the inspector looks at the current one
+// (lib/claim_ahead.js), so a decision swaps it in at once; the decision itself is sent in the
+// background.
 
-  const root = document.getElementById("station");
-  if (!root) return;
+import { api } from "./lib/api.js";
+import { ClaimAhead } from "./lib/claim_ahead.js";
+import { $ } from "./lib/dom.js";
+import { age, say } from "./lib/format.js";
+import { live, showOnBadge } from "./lib/live.js";
+import { caption, maskImage, svg } from "./lib/regions.js";
+import { Viewport } from "./lib/viewport.js";
+
+const root = $("station");
+if (root) start(root);
+
+function start(root) {
   const UNDO_SECONDS = 10;
+  const EXCLUDE_LIMIT = 100;
+  const MODEL_COLOUR = "#ff3b30"; // the model's outlines (loupe.css: .region.model)
+  const CAPTION_SCREEN_PIXELS = 16; // room a caption needs above its box, on the screen
+  const PAN_STEP = 60;
   const classes = root.dataset.classes ? root.dataset.classes.split(",") : [];
-  const claimUrl = root.dataset.claimUrl;
-  const queueUrl = root.dataset.queueUrl;
-  const $ = (id) => document.getElementById(id);
   const image = $("unit-image");
   const overlay = $("overlay");
   const stage = $("stage");
-  const viewport = $("viewport");
-  const MODEL_COLOUR = "#ff3b30"; // the model's outlines (loupe.css: .region.model)
-  const CAPTION_SCREEN_PIXELS = 16; // room a caption needs above its box, on the screen
+  const view = new Viewport($("viewport"), stage, { maxZoom: 20 });
 
-  const state = {
-    current: null, // {unit, img}
-    next: null, // a claimed unit whose image is loading or loaded: {unit, img, ready}
-    claimingNext: null,
-    skipped: [],
-    decided: [], // ids decided here: their decision may still be on its way to the server
-    lastDecided: null, // {unit, img, at}
+  // What the inspector is doing with the unit on screen.
+  const desk = {
+    lastDecided: null, // {entry, verdict, at}: what Z undoes
     drafts: [], // the inspector's regions: {x, y, width, height, label} (label null: no class yet)
     classIndex: null, // the chosen defect class; per unit: the model's class, none when blind
     askingClass: false, // F was pressed with no class chosen: the next class chosen fails the unit
     drawing: false,
     showModel: true,
-    zoom: 1,
-    panX: 0,
-    panY: 0,
     oldestAt: null,
   };
+
+  const queue = new ClaimAhead({
+    claim: (exclude) => api("POST", root.dataset.claimUrl, { exclude }),
+    entry: (unit) => ({ id: unit.id, unit, imageUrl: unit.image_url }),
+    release: (id) => `/api/v1/units/${id}/release/`,
+    show,
+    onError: (error) => say(`could not claim a unit: ${error.message}`, true),
+    excludeLimit: EXCLUDE_LIMIT,
+  });
+  const currentUnit = () => queue.current && queue.current.unit;
+
   // Keypress-to-image timings, read by the browser benchmark (bench/station_page.py).
   window.loupeTimings = [];
-  window.loupeNextReady = () => !state.claimingNext && (!state.next || state.next.loaded);
-
-  const { api } = window.loupe; // static/js/api.js
-  const { svg, caption, maskImage } = window.loupeRegions; // static/js/regions.js
-
-  function say(text, bad) {
-    const status = $("status");
-    status.textContent = text;
-    status.className = "status" + (bad ? " bad" : "");
-  }
-
-  // --- claiming and preloading ---------------------------------------------------------------
-  function heldIds() {
-    const ids = [...state.skipped.slice(-50), ...state.decided.slice(-50)];
-    if (state.current) ids.push(state.current.unit.id);
-    if (state.next) ids.push(state.next.unit.id);
-    return ids;
-  }
-
-  function preload(unit) {
-    const img = new Image();
-    img.src = unit.image_url;
-    const entry = { unit, img, loaded: false };
-    entry.ready = img.decode().then(
-      () => (entry.loaded = true),
-      () => false
-    );
-    return entry;
-  }
-
-  async function claim() {
-    const unit = await api("POST", claimUrl, { exclude: heldIds() });
-    return unit ? preload(unit) : null;
-  }
-
-  function claimNext() {
-    if (state.next || state.claimingNext) return state.claimingNext;
-    state.claimingNext = claim()
-      .then((entry) => {
-        state.next = entry;
-        return entry;
-      })
-      .catch((error) => say(`could not claim a unit: ${error.message}`, true))
-      .finally(() => {
-        state.claimingNext = null;
-      });
-    return state.claimingNext;
-  }
-
-  async function advance() {
-    // Show the prefetched unit now; claim the one after it in the background.
-    let entry = state.next;
-    state.next = null;
-    if (!entry) {
-      await claimNext();
-      entry = state.next;
-      state.next = null;
-    }
-    show(entry);
-    claimNext();
-  }
+  window.loupeNextReady = () => queue.nextReady;
 
   // --- showing a unit ------------------------------------------------------------------------
   function show(entry) {
-    state.current = entry;
-    state.classIndex = entry ? modelClassIndex(entry.unit) : null;
-    state.askingClass = false;
-    state.drafts = [];
-    state.drawing = false;
+    desk.classIndex = entry ? modelClassIndex(entry.unit) : null;
+    desk.askingClass = false;
+    desk.drafts = [];
+    desk.drawing = false;
     $("btn-draw").classList.remove("on");
     renderDrafts();
     if (!entry) {
@@ -113,6 +64,7 @@
       overlay.innerHTML = "";
       $("empty").hidden = false;
       stage.hidden = true;
+      view.show(null);
       $("unit-serial").textContent = "–";
       $("unit-reason").textContent = "–";
       $("unit-model").textContent = "–";
@@ -127,7 +79,7 @@
     overlay.setAttribute("viewBox", `0 0 ${unit.width} ${unit.height}`);
     overlay.setAttribute("width", unit.width);
     overlay.setAttribute("height", unit.height);
-    fit();
+    view.show(unit.width, unit.height);
     $("unit-serial").textContent = unit.serial;
     $("unit-reason").textContent = describeReason(unit);
     if (unit.blind) {
@@ -175,27 +127,27 @@
     const mask = kind === "model" ? maskImage(region, MODEL_COLOUR) : null;
     if (mask) group.append(mask);
     group.append(svg("rect", { x: region.x, y: region.y, width: region.width, height: region.height }));
-    const roomAbove = region.y * state.zoom >= CAPTION_SCREEN_PIXELS;
+    const roomAbove = region.y * view.zoom >= CAPTION_SCREEN_PIXELS;
     group.append(caption(region.x, region.y, label, roomAbove ? "above" : "inside"));
     return group;
   }
 
   function drawOverlay() {
     overlay.innerHTML = "";
-    const unit = state.current && state.current.unit;
+    const unit = currentUnit();
     if (!unit) return;
-    if (state.showModel && !unit.blind && unit.model) {
+    if (desk.showModel && !unit.blind && unit.model) {
       for (const region of unit.model.regions) {
         overlay.append(box(region, "model", `${region.label} ${region.score.toFixed(2)}`));
       }
     }
-    for (const region of state.drafts) overlay.append(box(region, "draft", region.label || "?"));
+    for (const region of desk.drafts) overlay.append(box(region, "draft", region.label || "?"));
   }
 
   function renderDrafts() {
     const list = $("drafts");
     list.innerHTML = "";
-    for (const region of state.drafts) {
+    for (const region of desk.drafts) {
       const item = document.createElement("li");
       item.textContent = `${region.label || "no class yet"} at ${Math.round(region.x)},${Math.round(region.y)} ` +
         `(${Math.round(region.width)}×${Math.round(region.height)})`;
@@ -206,25 +158,25 @@
 
   function renderClasses() {
     document.querySelectorAll("#classes li").forEach((item, index) => {
-      item.classList.toggle("on", index === state.classIndex);
+      item.classList.toggle("on", index === desk.classIndex);
     });
-    $("classes").classList.toggle("asking", state.askingClass);
+    $("classes").classList.toggle("asking", desk.askingClass);
   }
 
   // --- deciding ------------------------------------------------------------------------------
   // A fail needs a class: the chosen one, or each of the inspector's regions' own.
   function failNeedsClass() {
-    return state.drafts.length ? state.drafts.some((region) => !region.label) : state.classIndex === null;
+    return desk.drafts.length ? desk.drafts.some((region) => !region.label) : desk.classIndex === null;
   }
 
   function askForClass() {
-    state.askingClass = true;
+    desk.askingClass = true;
     renderClasses();
     say("Fail as which defect? Press its number (1–9) or click it; Esc cancels.", true);
   }
 
   function decide(verdict) {
-    const entry = state.current;
+    const entry = queue.current;
     if (!entry) return;
     if (verdict === "fail" && failNeedsClass()) {
       askForClass();
@@ -232,23 +184,20 @@
     }
     const started = performance.now();
     const label = chosenLabel();
-    const regions = verdict === "fail" ? state.drafts.map((r) => ({ ...r })) : [];
+    const regions = verdict === "fail" ? desk.drafts.map((r) => ({ ...r })) : [];
     const body = { verdict };
     if (verdict === "fail") {
       body.regions = regions;
       body.defect_classes = regions.length ? [] : [label];
     }
-    state.lastDecided = { entry, verdict, at: Date.now() };
-    state.decided.push(entry.unit.id);
-    advance()
-      .then(() => state.current && state.current.ready)
-      .then(() => {
-        // two frames: the new image is on screen
-        requestAnimationFrame(() =>
-          requestAnimationFrame(() => window.loupeTimings.push(performance.now() - started))
-        );
-      });
-    api("POST", `/api/v1/units/${entry.unit.id}/decision/`, body)
+    desk.lastDecided = { entry, verdict, at: Date.now() };
+    queue.finish(entry).then(() => {
+      // two frames: the new image is on screen
+      requestAnimationFrame(() =>
+        requestAnimationFrame(() => window.loupeTimings.push(performance.now() - started))
+      );
+    });
+    api("POST", `/api/v1/units/${entry.id}/decision/`, body)
       .then(() => {
         say(`${entry.unit.serial}: ${verdict}`);
         refreshQueue();
@@ -257,144 +206,80 @@
   }
 
   function undo() {
-    const last = state.lastDecided;
+    const last = desk.lastDecided;
     if (!last || Date.now() - last.at > UNDO_SECONDS * 1000) {
       say(`nothing to undo (only within ${UNDO_SECONDS} s)`, true);
       return;
     }
-    state.lastDecided = null;
+    desk.lastDecided = null;
     // The current unit stays claimed and comes right after; the undone one is decided again
     // (recorded as an override of the first verdict).
-    if (state.current) {
-      if (state.next) api("POST", `/api/v1/units/${state.next.unit.id}/release/`).catch(() => {});
-      state.next = state.current;
-    }
     const entry = last.entry;
     entry.unit.decision = last.verdict;
-    show(entry);
+    queue.putBack(entry);
     say(`${entry.unit.serial}: decide again`);
   }
 
   function skip() {
-    const entry = state.current;
-    if (!entry) return;
-    state.skipped.push(entry.unit.id);
-    api("POST", `/api/v1/units/${entry.unit.id}/release/`).catch(() => {});
-    advance();
+    queue.skip();
   }
 
-  // --- zoom, pan, drawing --------------------------------------------------------------------
-  function applyTransform() {
-    stage.style.transform = `translate(${state.panX}px, ${state.panY}px) scale(${state.zoom})`;
-    stage.style.setProperty("--zoom", state.zoom); // lines and captions keep their screen size
-  }
-
-  function fit() {
-    const unit = state.current && state.current.unit;
-    if (!unit) return;
-    const scale = Math.min(viewport.clientWidth / unit.width, viewport.clientHeight / unit.height);
-    state.zoom = scale;
-    state.panX = (viewport.clientWidth - unit.width * scale) / 2;
-    state.panY = (viewport.clientHeight - unit.height * scale) / 2;
-    applyTransform();
-  }
-
-  function zoomBy(factor, centerX, centerY) {
-    const x = centerX === undefined ? viewport.clientWidth / 2 : centerX;
-    const y = centerY === undefined ? viewport.clientHeight / 2 : centerY;
-    const zoom = Math.min(20, Math.max(0.05, state.zoom * factor));
-    state.panX = x - ((x - state.panX) * zoom) / state.zoom;
-    state.panY = y - ((y - state.panY) * zoom) / state.zoom;
-    state.zoom = zoom;
-    applyTransform();
-  }
-
-  function imagePoint(event) {
-    const bounds = viewport.getBoundingClientRect();
-    return {
-      x: (event.clientX - bounds.left - state.panX) / state.zoom,
-      y: (event.clientY - bounds.top - state.panY) / state.zoom,
-    };
-  }
-
-  let drag = null;
-  viewport.addEventListener("mousedown", (event) => {
-    if (!state.current) return;
+  // --- drawing -------------------------------------------------------------------------------
+  let drawFrom = null; // the image point a drawing drag started at
+  $("viewport").addEventListener("mousedown", (event) => {
+    if (!queue.current) return;
     event.preventDefault();
-    drag = { start: imagePoint(event), x: event.clientX, y: event.clientY, panX: state.panX, panY: state.panY };
+    if (desk.drawing) drawFrom = view.imagePoint(event);
+    else view.startPan(event);
   });
   window.addEventListener("mousemove", (event) => {
-    if (!drag) return;
-    if (state.drawing) {
-      const point = imagePoint(event);
-      drawOverlay();
-      overlay.append(box(rectangle(drag.start, point), "draft", chosenLabel() || "?"));
-    } else {
-      state.panX = drag.panX + event.clientX - drag.x;
-      state.panY = drag.panY + event.clientY - drag.y;
-      applyTransform();
-    }
+    if (!drawFrom) return;
+    drawOverlay();
+    overlay.append(box(view.box(drawFrom, view.imagePoint(event)), "draft", chosenLabel() || "?"));
   });
   window.addEventListener("mouseup", (event) => {
-    if (!drag) return;
-    if (state.drawing) {
-      const region = rectangle(drag.start, imagePoint(event));
-      if (region.width >= 2 && region.height >= 2) {
-        state.drafts.push({ ...region, label: chosenLabel() });
-        renderDrafts();
-      }
-      drawOverlay();
+    if (!drawFrom) return;
+    const region = view.box(drawFrom, view.imagePoint(event));
+    drawFrom = null;
+    if (region.width >= 2 && region.height >= 2) {
+      desk.drafts.push({ ...region, label: chosenLabel() });
+      renderDrafts();
     }
-    drag = null;
+    drawOverlay();
   });
-  viewport.addEventListener("wheel", (event) => {
-    event.preventDefault();
-    const bounds = viewport.getBoundingClientRect();
-    zoomBy(event.deltaY < 0 ? 1.15 : 1 / 1.15, event.clientX - bounds.left, event.clientY - bounds.top);
-  }, { passive: false });
-
-  function rectangle(a, b) {
-    const unit = state.current.unit;
-    const clamp = (value, limit) => Math.min(Math.max(value, 0), limit);
-    const x1 = clamp(Math.min(a.x, b.x), unit.width);
-    const y1 = clamp(Math.min(a.y, b.y), unit.height);
-    const x2 = clamp(Math.max(a.x, b.x), unit.width);
-    const y2 = clamp(Math.max(a.y, b.y), unit.height);
-    return { x: x1, y: y1, width: x2 - x1, height: y2 - y1 };
-  }
 
   function takeModelRegions() {
-    const unit = state.current && state.current.unit;
+    const unit = currentUnit();
     if (!unit || unit.blind || !unit.model) return;
     for (const region of unit.model.regions) {
       const label = classes.includes(region.label) ? region.label : chosenLabel();
-      state.drafts.push({ x: region.x, y: region.y, width: region.width, height: region.height, label });
+      desk.drafts.push({ x: region.x, y: region.y, width: region.width, height: region.height, label });
     }
     renderDrafts();
     drawOverlay();
   }
 
   function chosenLabel() {
-    return state.classIndex === null ? null : classes[state.classIndex];
+    return desk.classIndex === null ? null : classes[desk.classIndex];
   }
 
   // The class of what is drawn next and of a fail. Regions keep the class they were drawn with;
   // those drawn before any class was chosen take this one. After F asked for a class, this fails.
   function chooseClass(index) {
     if (index >= classes.length) return;
-    state.classIndex = index;
-    for (const region of state.drafts) region.label = region.label || classes[index];
+    desk.classIndex = index;
+    for (const region of desk.drafts) region.label = region.label || classes[index];
     renderDrafts();
     drawOverlay();
-    if (state.askingClass) {
-      state.askingClass = false;
+    if (desk.askingClass) {
+      desk.askingClass = false;
       decide("fail");
     }
   }
 
   function cancelAsking() {
-    if (!state.askingClass) return;
-    state.askingClass = false;
+    if (!desk.askingClass) return;
+    desk.askingClass = false;
     renderClasses();
     say("Fail cancelled: choose a class, then F.");
   }
@@ -404,37 +289,37 @@
     p: () => decide("pass"),
     f: () => decide("fail"),
     d: () => {
-      state.drawing = !state.drawing;
-      $("btn-draw").classList.toggle("on", state.drawing);
+      desk.drawing = !desk.drawing;
+      $("btn-draw").classList.toggle("on", desk.drawing);
     },
     a: takeModelRegions,
     s: skip,
     z: undo,
     escape: cancelAsking,
     h: () => {
-      state.showModel = !state.showModel;
+      desk.showModel = !desk.showModel;
       drawOverlay();
     },
-    "+": () => zoomBy(1.25),
-    "=": () => zoomBy(1.25),
-    "-": () => zoomBy(0.8),
-    0: fit,
+    "+": () => view.zoomBy(1.25),
+    "=": () => view.zoomBy(1.25),
+    "-": () => view.zoomBy(0.8),
+    0: () => view.fit(),
     backspace: () => {
-      state.drafts.pop();
+      desk.drafts.pop();
       renderDrafts();
       drawOverlay();
     },
-    arrowleft: () => { state.panX += 60; applyTransform(); },
-    arrowright: () => { state.panX -= 60; applyTransform(); },
-    arrowup: () => { state.panY += 60; applyTransform(); },
-    arrowdown: () => { state.panY -= 60; applyTransform(); },
+    arrowleft: () => view.panBy(PAN_STEP, 0),
+    arrowright: () => view.panBy(-PAN_STEP, 0),
+    arrowup: () => view.panBy(0, PAN_STEP),
+    arrowdown: () => view.panBy(0, -PAN_STEP),
   };
 
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target && ["INPUT", "TEXTAREA"].includes(event.target.tagName)) return;
     const key = event.key.toLowerCase();
-    if (/^[1-9]$/.test(key) && key !== "0") {
+    if (/^[1-9]$/.test(key)) {
       chooseClass(Number(key) - 1);
       event.preventDefault();
       return;
@@ -451,24 +336,16 @@
   document.querySelectorAll("#classes li").forEach((item, index) => {
     item.addEventListener("click", () => chooseClass(index));
   });
-  window.addEventListener("resize", fit);
 
   // --- live figures --------------------------------------------------------------------------
-  function age(seconds) {
-    if (seconds === null || seconds === undefined) return "–";
-    if (seconds < 60) return `${Math.floor(seconds)} s`;
-    if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
-    return `${(seconds / 3600).toFixed(1)} h`;
-  }
-
   let queueTimer = null;
   function refreshQueue() {
     clearTimeout(queueTimer);
     queueTimer = setTimeout(async () => {
       try {
-        const figures = await api("GET", queueUrl);
+        const figures = await api("GET", root.dataset.queueUrl);
         $("queue-pending").textContent = figures.pending;
-        state.oldestAt = figures.oldest_pending_seconds === null ? null
+        desk.oldestAt = figures.oldest_pending_seconds === null ? null
           : Date.now() - figures.oldest_pending_seconds * 1000;
         $("queue-oldest").textContent = age(figures.oldest_pending_seconds);
         if (figures.mine) {
@@ -481,39 +358,31 @@
     }, 150);
   }
   setInterval(() => {
-    $("queue-oldest").textContent = state.oldestAt === null ? "–" : age((Date.now() - state.oldestAt) / 1000);
+    $("queue-oldest").textContent = desk.oldestAt === null ? "–" : age((Date.now() - desk.oldestAt) / 1000);
   }, 1000);
   setInterval(refreshQueue, 15000);
 
-  let retry = 500;
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}${root.dataset.eventsPath}`);
-    socket.onopen = () => {
-      retry = 500;
-      $("live").textContent = "live";
-      $("live").className = "ok";
-      refreshQueue();
-      if (!state.current) advance();
-    };
-    socket.onmessage = (message) => {
-      const event = JSON.parse(message.data);
-      refreshQueue();
-      if (event.type === "unit.received" && event.unit.status === "pending") {
-        if (!state.current) advance();
-        else if (!state.next) claimNext();
-      }
-    };
-    socket.onclose = () => {
-      $("live").textContent = "offline, reconnecting";
-      $("live").className = "bad";
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 10000);
-    };
+  const badge = showOnBadge($("live"));
+  function listen() {
+    live(root.dataset.eventsPath, {
+      onOpen: () => {
+        refreshQueue();
+        if (!queue.current) queue.advance();
+      },
+      onMessage: (event) => {
+        refreshQueue();
+        if (event.type === "unit.received" && event.unit.status === "pending") {
+          if (!queue.current) queue.advance();
+          else if (!queue.next) queue.claimNext();
+        }
+      },
+      onState: (state, words) => {
+        badge(state, words);
+        if (state === "stopped") say(`Live updates stopped: ${words}.`, true);
+      },
+    });
   }
 
   refreshQueue();
-  advance().then(() => {
-    connect();
-  });
-})();
+  queue.advance().then(listen);
+}

@@ -3,11 +3,16 @@
 // with the saved champion and challenger (inspection.admin_views.station_thresholds), fills the
 // table and draws each version's risk-coverage curve with uPlot, the target as a line and the
 // operating point as a dot. Nothing is saved: the form's own Save does that.
-(function () {
-  "use strict";
 
-  const panel = document.getElementById("threshold-tool");
-  if (!panel) return;
+import { ApiError, api } from "./lib/api.js";
+import { el } from "./lib/dom.js";
+import { fixed as fixedTo, percentFine as pct } from "./lib/format.js";
+
+const panel = document.getElementById("threshold-tool");
+if (panel) start(panel);
+
+// uPlot is the vendored classic script (static/vendor/uplot), loaded before this module.
+function start(panel) {
   const FIELDS = ["target_escape_rate", "automation_level", "uncertainty_band", "audit_share"];
   const ROLES = ["champion", "challenger"];
   const COLORS = { champion: "#417690", challenger: "#d98b00", target: "#ba2121" };
@@ -26,30 +31,17 @@
     return document.getElementById(`id_${name}`);
   }
 
-  function pct(value) {
-    if (value === null || value === undefined) return "–";
-    const percent = value * 100;
-    return `${percent.toFixed(percent === 0 || percent >= 10 ? 1 : 2)} %`;
-  }
-
   function tick(value) {
     return `${parseFloat((value * 100).toFixed(3))} %`;
   }
 
-  function fixed(value) {
-    return value === null || value === undefined ? "–" : value.toFixed(4);
-  }
+  const fixed = (value) => fixedTo(value, 4);
 
   function cell(figure, role) {
     return panel.querySelector(`td[data-figure="${figure}"][data-role="${role}"]`);
   }
 
-  function span(text, className) {
-    const node = document.createElement("span");
-    node.textContent = text;
-    if (className) node.className = className;
-    return node;
-  }
+  const span = (text, className) => el("span", text, className);
 
   function rolloutNote(model) {
     if (model.role !== "challenger") return "";
@@ -214,18 +206,13 @@
     panel.classList.add("threshold-tool-busy");
     stateText.textContent = "measuring…";
     try {
-      const response = await fetch(`${panel.dataset.url}?${query}`, {
-        headers: { Accept: "application/json" },
-        credentials: "same-origin",
-        signal: controller.signal,
-      });
-      const body = await response.json().catch(() => ({}));
-      if (response.status === 400 && body.errors) showErrors(body.errors);
-      else if (!response.ok) showErrors({ tool: body.error || `the server answered ${response.status}` });
-      else render(body);
+      render(await api("GET", `${panel.dataset.url}?${query}`, undefined, { signal: controller.signal }));
     } catch (error) {
       if (error.name === "AbortError") return;
-      showErrors({ tool: `could not reach the server (${error.message})` });
+      if (!(error instanceof ApiError)) throw error;
+      if (error.status === 400 && error.data.errors) showErrors(error.data.errors);
+      else if (error.status) showErrors({ tool: error.data.error || `the server answered ${error.status}` });
+      else showErrors({ tool: `could not reach the server (${error.detail})` });
     } finally {
       if (pending === controller) {
         pending = null;
@@ -246,4 +233,4 @@
     input.addEventListener("change", schedule);
   }
   measure();
-})();
+}

@@ -2,25 +2,19 @@
 // WebSocket. `training.progress` (each epoch, and a few times a second between) and
 // `training.status` (queued, running, shadow, rejected, failed...) events carry a `job` object
 // with the fields the server-side template renders (workers.selectors.training_job_summary).
-(function () {
-  "use strict";
 
-  const panel = document.getElementById("training-panel");
-  if (!panel) return;
+import { el as element } from "./lib/dom.js";
+import { fixed } from "./lib/format.js";
+import { live } from "./lib/live.js";
+
+const panel = document.getElementById("training-panel");
+if (panel) start(panel);
+
+function start(panel) {
   const body = panel.querySelector("[data-training-jobs]");
   const liveState = panel.querySelector("[data-live-state]");
-  const REFUSED = { 4401: "not signed in", 4403: "not allowed", 4404: "no such station" };
-
-  function element(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = text;
-    if (className) node.className = className;
-    return node;
-  }
-
-  function figure(value) {
-    return typeof value === "number" ? value.toFixed(3) : "–";
-  }
+  const LIVE_WORDS = { connecting: "connecting…", live: "on", reconnecting: "reconnecting…" };
+  const figure = (value) => fixed(value, 3);
 
   function progressText(job) {
     if (job.status === "queued") return "waiting for a worker";
@@ -104,26 +98,12 @@
     if (job.error) gate.appendChild(element("pre", job.error));
   }
 
-  function connect(delay) {
-    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${window.location.host}${panel.dataset.eventsPath}`);
-    socket.addEventListener("open", () => {
-      delay = 1000;
-      liveState.textContent = "live updates: on";
-    });
-    socket.addEventListener("message", (message) => {
-      const event = JSON.parse(message.data);
+  live(panel.dataset.eventsPath, {
+    onMessage: (event) => {
       if (event.job && typeof event.type === "string" && event.type.startsWith("training.")) render(event.job);
-    });
-    socket.addEventListener("close", (closed) => {
-      if (REFUSED[closed.code]) {
-        liveState.textContent = `live updates: off (${REFUSED[closed.code]})`;
-        return;
-      }
-      liveState.textContent = "live updates: reconnecting…";
-      window.setTimeout(() => connect(Math.min(delay * 2, 30000)), delay);
-    });
-  }
-
-  connect(1000);
-})();
+    },
+    onState: (state, words) => {
+      liveState.textContent = `live updates: ${state === "stopped" ? `off (${words})` : LIVE_WORDS[state]}`;
+    },
+  });
+}

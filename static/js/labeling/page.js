@@ -1,0 +1,331 @@
+// The labeling page and the review page (one entry module, two modes).
+//
+// Labeling: claim the most useful task, show its image large with the model's proposal and the
+// current label, draw boxes, polygons and brush masks in the station's classes, and send the label
+// for review with one key. Review: claim someone else's label, then accept, reject with a comment,
+// or fix it with the same tools. The next task is claimed and its image decoded while the person
+// works on the current one (lib/claim_ahead.js). Everything drawn is kept in image pixels: the
+// stage (image, mask canvases, SVG overlay) is moved and scaled as one (lib/viewport.js).
+//
+// This module shows a task and routes keys, buttons and the mouse to the tools: box.js,
+// polygon.js, brush.js, select.js; the drawing is shapes.js with its undo history.js, the state
+// state.js, what is sent send.js.
+
+import { $ } from "../lib/dom.js";
+import { say } from "../lib/format.js";
+import { boxBegin, boxCancel, boxEnd, boxMove } from "./box.js";
+import { strokeBegin, strokeEnd, strokeMove } from "./brush.js";
+import { refreshFigures, refreshFiguresEvery } from "./figures.js";
+import { undo } from "./history.js";
+import { cancelPolygon, closePolygon, polygonClick, removePolygonPoint } from "./polygon.js";
+import { setClasses } from "./render.js";
+import { clickAt, deleteSelectedOrLast, select } from "./select.js";
+import { cancelFix, closeReject, openReject, review, saveFix, sendReject, startFix, submitLabel } from "./send.js";
+import { acceptAllModelRegions, chooseClass, copyCurrentLabel, resetDrawing, summarize } from "./shapes.js";
+import { REVIEW, current, elements, queue, render, renderLive, renderShapes, state, view } from "./state.js";
+import { activeTool, renderTools, resizeBrush, setEditing, setTool } from "./tools.js";
+
+const RANDOM_TIER = 3; // its "why" says "random slice" already
+const PAN_STEP = 60;
+const { image, overlay, stage, viewport } = elements;
+
+// --- showing a task ------------------------------------------------------------------------
+function sourceName(source) {
+  if (!source) return "";
+  if (source.startsWith("decision:")) return "the inspector's verdict";
+  if (source.startsWith("submission:")) return "a reviewed label";
+  if (source === "import") return "imported";
+  return source;
+}
+
+function show(entry) {
+  resetDrawing();
+  setEditing(!REVIEW);
+  closeReject();
+  if (!entry) {
+    image.removeAttribute("src");
+    overlay.replaceChildren();
+    stage.hidden = true;
+    view.show(null);
+    $("empty").hidden = false;
+    $("empty").textContent = REVIEW
+      ? "No label is waiting for your review at this station. This page looks again every 15 s."
+      : "Nothing to label at this station right now. New tasks come as inspectors decide units; " +
+        "this page looks again every 15 s.";
+    for (const id of ["task-id", "task-why", "task-current", "task-model"]) $(id).textContent = "–";
+    $("task-serial").textContent = "";
+    $("feedback").hidden = true;
+    if (REVIEW) {
+      $("submission-author").textContent = "–";
+      $("submission-time").textContent = "";
+      $("submission-summary").textContent = "–";
+    }
+    $("zoom-level").textContent = "–";
+    renderShapes();
+    return;
+  }
+  const task = entry.task;
+  setClasses(task.classes);
+  $("empty").hidden = true;
+  stage.hidden = false;
+  image.src = entry.img.src; // decoded already when it was claimed ahead: painted from memory
+  image.width = task.width;
+  image.height = task.height;
+  elements.masks.style.width = `${task.width}px`;
+  elements.masks.style.height = `${task.height}px`;
+  overlay.setAttribute("viewBox", `0 0 ${task.width} ${task.height}`);
+  overlay.setAttribute("width", task.width);
+  overlay.setAttribute("height", task.height);
+  view.show(task.width, task.height);
+
+  $("task-id").textContent = `#${task.id}`;
+  $("task-serial").textContent = task.serial || task.source_name || "";
+  const why = [task.why];
+  if (task.random_slice && task.tier !== RANDOM_TIER) why.push("random slice");
+  if (task.margin !== null && task.margin !== undefined) why.push(`margin ${task.margin.toFixed(2)}`);
+  $("task-why").textContent = why.join(" · ");
+  $("task-why").dataset.tier = task.tier;
+  const source = task.current.length ? sourceName(task.current[0].source) : "";
+  $("task-current").textContent = task.current.length
+    ? `${summarize(task.current)}${source ? ` · ${source}` : ""}`
+    : "none yet";
+  if (task.model) {
+    const m = task.model;
+    const regions = m.regions.length === 1 ? "1 region" : `${m.regions.length} regions`;
+    $("task-model").textContent = `${m.verdict}, score ${m.score.toFixed(3)}, ${regions} (${m.version})`;
+  } else {
+    $("task-model").textContent = "no model output";
+  }
+  $("feedback").hidden = !task.feedback;
+  $("feedback-text").textContent = task.feedback || "";
+  if (REVIEW) {
+    const submission = entry.submission;
+    $("submission-author").textContent = submission.author;
+    $("submission-time").textContent = new Date(submission.created_at).toLocaleString();
+    $("submission-summary").textContent = submission.no_defect ? "no defect" : summarize(submission.annotations);
+  }
+  if ($("status").classList.contains("bad")) say("");
+  render();
+}
+
+queue.show = show;
+view.onChange = () => {
+  $("zoom-level").textContent = `${Math.round(view.zoom * 100)} %`;
+  renderLive();
+};
+
+function skip() {
+  const entry = current();
+  if (!entry || state.busy || !queue.skip()) return;
+  say(`${REVIEW ? "Label" : "Task"} ${entry.id} skipped: back in the queue for someone else.`);
+}
+
+// --- help ----------------------------------------------------------------------------------
+function toggleHelp(open) {
+  const help = $("help");
+  help.hidden = open === undefined ? !help.hidden : !open;
+}
+
+// --- keys and buttons ----------------------------------------------------------------------
+function escape() {
+  if (!$("help").hidden) toggleHelp(false);
+  else if (state.polygon) cancelPolygon();
+  else if (boxCancel()) return;
+  else if (state.selected) select(null);
+  else if (REVIEW && state.rejecting) closeReject();
+  else if (REVIEW && state.editing) cancelFix();
+}
+
+const actions = {
+  help: () => toggleHelp(),
+  escape,
+  skip,
+  undo: () => {
+    if (state.editing && state.polygon) removePolygonPoint(); // Z takes back a corner first
+    else undo();
+  },
+  delete: deleteSelectedOrLast,
+  acceptModel: acceptAllModelRegions,
+  copyCurrent: copyCurrentLabel,
+  submit: () => (REVIEW ? saveFix(false) : submitLabel(false)),
+  noDefect: () => (REVIEW ? saveFix(true) : submitLabel(true)),
+  enter: () => {
+    if (state.polygon) closePolygon();
+    else actions.submit();
+  },
+  accept: () => review("accept"),
+  reject: openReject,
+  fix: startFix,
+  toggleReference: () => {
+    state.showReference = !state.showReference;
+    say(state.showReference ? "Showing the model's proposal and the current label." : "Reference hidden (H shows it).");
+    render();
+  },
+  zoomIn: () => view.zoomBy(1.25),
+  zoomOut: () => view.zoomBy(0.8),
+  fit: () => view.fit(),
+  left: () => view.panBy(PAN_STEP, 0),
+  right: () => view.panBy(-PAN_STEP, 0),
+  up: () => view.panBy(0, PAN_STEP),
+  down: () => view.panBy(0, -PAN_STEP),
+  box: () => setTool("box"),
+  polygon: () => setTool("polygon"),
+  brush: () => setTool("brush"),
+  eraser: () => setTool("eraser"),
+  select: () => setTool("select"),
+  smallerBrush: () => resizeBrush(1 / 1.25),
+  largerBrush: () => resizeBrush(1.25),
+};
+
+const seeingKeys = {
+  "?": "help", escape: "escape", h: "toggleReference",
+  "+": "zoomIn", "=": "zoomIn", "-": "zoomOut", 0: "fit",
+  arrowleft: "left", arrowright: "right", arrowup: "up", arrowdown: "down",
+};
+const drawingKeys = {
+  ...seeingKeys,
+  b: "box", g: "polygon", r: "brush", e: "eraser", v: "select",
+  "[": "smallerBrush", "]": "largerBrush",
+  z: "undo", backspace: "delete", delete: "delete",
+  a: "acceptModel", c: "copyCurrent",
+  enter: "enter", s: "submit", n: "noDefect",
+};
+const keymaps = {
+  label: { ...drawingKeys, k: "skip" },
+  fixing: drawingKeys,
+  reviewing: { ...seeingKeys, a: "accept", r: "reject", f: "fix", k: "skip" },
+};
+
+function keymap() {
+  if (!REVIEW) return keymaps.label;
+  return state.editing ? keymaps.fixing : keymaps.reviewing;
+}
+
+document.addEventListener("keydown", (event) => {
+  const target = event.target;
+  if (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
+  const key = event.key.toLowerCase();
+  if (key === " ") {
+    state.spaceDown = true;
+    viewport.classList.add("panning");
+    event.preventDefault();
+    return;
+  }
+  if ((event.ctrlKey || event.metaKey) && key === "z" && !event.altKey) {
+    event.preventDefault();
+    actions.undo();
+    return;
+  }
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (!$("help").hidden && key !== "?" && key !== "escape") return;
+  if (/^[1-9]$/.test(key) && state.editing) {
+    event.preventDefault();
+    chooseClass(Number(key) - 1);
+    return;
+  }
+  const name = keymap()[key];
+  if (name) {
+    event.preventDefault();
+    actions[name]();
+  }
+});
+document.addEventListener("keyup", (event) => {
+  if (event.key === " ") {
+    state.spaceDown = false;
+    viewport.classList.remove("panning");
+    renderLive();
+  }
+});
+
+document.querySelectorAll("button[data-action]").forEach((button) => {
+  button.addEventListener("click", () => {
+    button.blur(); // Enter and Space belong to the page's keys, not to the last button clicked
+    actions[button.dataset.action]();
+  });
+});
+document.querySelectorAll("button[data-tool]").forEach((button) => {
+  button.addEventListener("click", () => {
+    button.blur();
+    setTool(button.dataset.tool);
+  });
+});
+if (REVIEW) {
+  $("reject-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendReject();
+  });
+  $("reject-comment").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      closeReject();
+      say("Rejection cancelled.");
+    }
+  });
+}
+$("help").addEventListener("click", (event) => {
+  if (event.target === $("help")) toggleHelp(false);
+});
+
+// --- the mouse -----------------------------------------------------------------------------
+// The middle button, or the left one with Space held, pans; so does the left one when the page
+// only shows (reviewing) or the select tool finds nothing under it. Otherwise the tool in hand.
+viewport.addEventListener("mousedown", (event) => {
+  if (!current() || state.busy) return;
+  event.preventDefault();
+  if (event.button === 1 || (event.button === 0 && state.spaceDown)) {
+    view.startPan(event);
+    return;
+  }
+  if (event.button !== 0) return;
+  const point = view.imagePoint(event);
+  if (!state.editing) {
+    view.startPan(event);
+    return;
+  }
+  if (state.tool === "box") boxBegin(point, event);
+  else if (state.tool === "polygon") polygonClick(point, event);
+  else if (state.tool === "brush") strokeBegin(point);
+  else if (!clickAt(point)) view.startPan(event);
+});
+
+window.addEventListener("mousemove", (event) => {
+  if (!current()) return;
+  const gesture = state.gesture;
+  const point = view.imagePoint(event);
+  state.pointer = point;
+  if (gesture && gesture.kind === "box") boxMove(point);
+  else if (gesture && gesture.kind === "stroke") strokeMove(point);
+  renderLive();
+});
+
+window.addEventListener("mouseup", (event) => {
+  const gesture = state.gesture;
+  if (!gesture) return;
+  state.gesture = null;
+  if (gesture.kind === "box") boxEnd(gesture, event);
+  else if (gesture.kind === "stroke") strokeEnd(gesture);
+  renderLive();
+});
+
+viewport.addEventListener("mouseleave", () => {
+  state.pointer = null;
+  renderLive();
+});
+viewport.addEventListener("auxclick", (event) => event.preventDefault());
+
+// For the browser tests: whether a task is on screen with its image, and the drawing's state.
+window.loupeLabeling = {
+  ready: () => Boolean(current() && current().loaded && !state.busy && !queue.advancing),
+  idle: () => !state.busy && !queue.advancing && !queue.claimingNext,
+  current: () => (current() ? { id: current().id, task: current().task.id } : null),
+  shapes: () => state.shapes.map((shape) => ({ ...shape })),
+  masks: () => state.masks.map((canvas, index) => (canvas ? state.classes[index] : null)).filter(Boolean),
+  view: () => view.view(),
+  tool: activeTool,
+};
+
+setClasses(state.classes);
+renderTools();
+refreshFigures();
+refreshFiguresEvery();
+queue.advance();
