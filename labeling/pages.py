@@ -1,5 +1,5 @@
 """The labelers' pages: the station picker, the labeling page and the review page
-(server-rendered; static/js/labeling.js talks to the labeling API)."""
+(server-rendered; static/js/labeling/page.js and its tool modules talk to the labeling API)."""
 
 from __future__ import annotations
 
