@@ -40,7 +40,7 @@ from inspection.selectors import unit_representation
 from inspection.services.tasks import task_enqueue
 from inspection.services.webhooks import webhook_delivery_create
 from inspection.signals import automatic_decision_recorded
-from models_registry.ml.frame_check import FrameProblem
+from models_registry.ml.serving.frame_check import FrameProblem
 from models_registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from labeling.exporters.services import DatasetExportError, dataset_export
 from labeling.importers.labelstudio import decode_brush_rle
 from labeling.models import Annotation, Dataset, DatasetItem
 from labeling.services import dataset_import
-from models_registry.ml.synthetic import SyntheticConfig, write_dataset
+from models_registry.ml.synthetic.config import SyntheticConfig
+from models_registry.ml.synthetic.writing import write_dataset
 from tests.inspection import conftest as inspection_fixtures
 from tests.labeling import factories
 from tests.labeling.factories import (

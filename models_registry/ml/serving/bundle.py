@@ -1,7 +1,7 @@
 """A model bundle: everything needed to serve or re-evaluate one trained model, in one folder.
 
     loupe-model.json   network, geometry and preprocessing config, classes, calibration, risk control
-    weights.pt         the torch state dict (`network.save_weights`)
+    weights.pt         the torch state dict (`serving.graph.save_weights`)
     model.onnx         the serving graph (`ExportedDefectNet`)
     reference.npz      the drift reference: per validation unit, its input statistics, embedding
                        summary, score, confidence and whether the model was right
@@ -26,6 +26,7 @@ from models_registry.ml.preprocessing import PreprocessConfig
 FORMAT_VERSION = 3
 READABLE_FORMATS = (2, 3)
 CONFIG_FILE = "loupe-model.json"
+WEIGHTS_FILE = "weights.pt"
 ONNX_FILE = "model.onnx"
 REFERENCE_FILE = "reference.npz"
 

@@ -17,11 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from models_registry.ml.bundle import ONNX_FILE, REFERENCE_FILE, BundleConfig, load_reference, read_config
-from models_registry.ml.frame_check import FrameLimits, FrameProblem, frame_check
 from models_registry.ml.frames import Frame, FrameSource, frame_decode, header_of, open_image
 from models_registry.ml.layout import OUTPUT_NAMES
-from models_registry.ml.postprocess import (
+from models_registry.ml.serving.bundle import (
+    ONNX_FILE,
+    REFERENCE_FILE,
+    BundleConfig,
+    load_reference,
+    read_config,
+)
+from models_registry.ml.serving.frame_check import FrameLimits, FrameProblem, frame_check
+from models_registry.ml.serving.postprocessing import (
     FrameOutputs,
     image_decisions,
     merge_views,
@@ -253,7 +259,7 @@ class TorchPredictor(Predictor):
         super().__init__(bundle_dir, model_version=model_version, threads=threads)
         import torch
 
-        from models_registry.ml.network import load_network, serving_graph
+        from models_registry.ml.serving.graph import load_network, serving_graph
 
         if threads:
             torch.set_num_threads(threads)

@@ -11,7 +11,7 @@ from models_registry.ml.evaluation import (
     mean_average_precision,
     pixel_auroc,
 )
-from models_registry.ml.postprocess import Detection, decode_detections, run_length_encode
+from models_registry.ml.serving.postprocessing import Detection
 
 
 def test_auroc_known_values():
@@ -64,23 +64,3 @@ def test_image_metrics_coverage_uses_the_certified_thresholds():
     assert metrics["image_auroc"] == 1.0
     assert metrics["coverage_at_error"] == {"0.02": 0.5, "0.05": 0.0}
     assert metrics["error_among_automated"]["0.02"] == 0.0
-
-
-def test_decode_detections_reads_peaks_sizes_and_offsets():
-    peaks = np.zeros((2, 4, 4), np.float32)
-    peaks[1, 2, 1] = 0.9
-    size = np.zeros((2, 4, 4), np.float32)
-    size[:, 2, 1] = np.log([2.0, 4.0])  # 2 x 4 cells
-    offset = np.full((2, 4, 4), 0.5, np.float32)
-    (detection,) = decode_detections(peaks, size, offset, min_score=0.5)
-    assert detection.class_index == 1 and detection.score == pytest.approx(0.9)
-    # centre (1.5, 2.5) cells * 8 px = (12, 20); size 16 x 32 px
-    assert (detection.x1, detection.y1, detection.x2, detection.y2) == pytest.approx((4, 4, 20, 36))
-
-
-def test_run_length_encoding_round_trips():
-    mask = np.array([[1, 1, 0], [0, 1, 1]], bool)
-    rle = run_length_encode(mask)
-    assert rle == {"size": [2, 3], "counts": [0, 2, 2, 2]}
-    flat = np.concatenate([np.full(n, i % 2) for i, n in enumerate(rle["counts"])])
-    assert (flat.reshape(2, 3) == mask).all()

@@ -11,17 +11,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models_registry.ml.data import (
-    BatchTargets,
-    PreparedFrame,
-    PreparedSample,
-    ViewSampler,
-    augment,
-    build_targets,
-)
+from models_registry.ml.data import PreparedFrame, PreparedSample, ViewSampler, augment
 from models_registry.ml.geometry import Geometry
 from models_registry.ml.layout import NetworkConfig
-from models_registry.ml.network import DefectNet
+from models_registry.ml.models.defectnet.network import DefectNet
+from models_registry.ml.models.defectnet.targets import BatchTargets, build_targets
 from models_registry.ml.preprocessing import PreprocessConfig, normalise
 
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from models_registry.ml.geometry import Geometry
 from models_registry.ml.layout import OUTPUT_NAMES
-from models_registry.ml.network import serving_graph
 from models_registry.ml.preprocessing import PreprocessConfig
+from models_registry.ml.serving.graph import serving_graph
 
 
 def export_onnx(network: nn.Module, path: Path, preprocess: PreprocessConfig, geometry: Geometry) -> Path:

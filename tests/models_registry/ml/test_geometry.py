@@ -20,14 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models_registry.ml.bundle import BundleConfig, write_config
 from models_registry.ml.calibration import Calibration
 from models_registry.ml.frames import ORIENTATION_TAG
 from models_registry.ml.geometry import ASPECT, SQUASH, TILES, Geometry, GeometryRequest, choose_geometry
 from models_registry.ml.layout import DETECTION_STRIDE, MASK_STRIDE, NetworkConfig
-from models_registry.ml.postprocess import Detection, merge_across_views
-from models_registry.ml.predictor import Predictor
 from models_registry.ml.preprocessing import PreprocessConfig
+from models_registry.ml.serving.bundle import BundleConfig, write_config
+from models_registry.ml.serving.postprocessing import Detection, merge_across_views
+from models_registry.ml.serving.predictor import Predictor
 
 GEOMETRIES = {
     "squash": Geometry.square(256),

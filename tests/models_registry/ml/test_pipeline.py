@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models_registry.ml.bundle import read_config
 from models_registry.ml.geometry import ASPECT, Geometry
-from models_registry.ml.predictor import OnnxPredictor, TorchPredictor
-from models_registry.ml.synthetic import SyntheticConfig, generate_units
-from models_registry.ml.training import TrainConfig
+from models_registry.ml.models.defectnet.training import TrainConfig
+from models_registry.ml.serving.bundle import read_config
+from models_registry.ml.serving.predictor import OnnxPredictor, TorchPredictor
+from models_registry.ml.synthetic.config import SyntheticConfig
+from models_registry.ml.synthetic.scene import generate_units
 from models_registry.ml.types import Box, Prediction, Region, Sample
 
 CLASSES = ("crack", "dead_pixels", "scratch", "stain")

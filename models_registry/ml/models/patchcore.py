@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models_registry.ml.backbone import build_backbone
 from models_registry.ml.layout import NetworkConfig
+from models_registry.ml.models.backbone import build_backbone
 
 
 class PatchFeatures(nn.Module):
