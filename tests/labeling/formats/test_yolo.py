@@ -1,15 +1,22 @@
 import pytest
+import yaml
 from django.core.management.base import CommandError
 
 from labeling.models import Annotation, Dataset
 from labeling.services import dataset_import
-from tests.labeling.factories import (
+from tests.labeling.formats.factories import (
     annotations_of,
     import_dataset,
     row_counts,
     stored_files,
     write_image,
     write_text,
+)
+from tests.labeling.formats.roundtrip import (
+    assert_same_labels,
+    export_and_reimport,
+    labels_by_image,
+    synthetic_dataset,
 )
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +114,46 @@ def test_classes_keep_the_names_files_order(tmp_path):
     write_text(root / "labels" / "a.txt", "2 0.5 0.5 0.2 0.2\n")
 
     assert dataset_import(path=root, name="ordered", format="yolo").classes == ["scratch", "crack", "chip"]
+
+
+# --- Export round trip --------------------------------------------------------------------------
+
+
+def test_yolo_round_trip_gives_back_boxes_polygons_and_background_images(tmp_path):
+    root = tmp_path / "yolo"
+    write_text(root / "classes.txt", "scratch\ndent\n")
+    write_image(root / "images" / "a.jpg", size=(40, 20), seed=1)
+    write_text(root / "labels" / "a.txt", "0 0.5 0.5 0.5 0.5\n1 0.1 0.1 0.5 0.1 0.45 0.55 0.2 0.5\n")
+    write_image(root / "images" / "empty.png", seed=2, image_format="PNG")
+    write_text(root / "labels" / "empty.txt", "")
+    write_image(root / "images" / "nolabel.jpg", seed=3)
+    dataset_import(path=root, name="parts", format="yolo")
+    dataset = Dataset.objects.get(name="parts")
+
+    summary, out = export_and_reimport(dataset, "yolo", tmp_path)
+
+    assert_same_labels(labels_by_image("parts-yolo"), labels_by_image("parts"), pixels=1e-4)
+    assert yaml.safe_load((out / "data.yaml").read_text())["names"] == {0: "scratch", 1: "dent"}  # file order
+    assert (summary.images, summary.no_defect, summary.approximated) == (3, 2, {})
+
+
+def test_yolo_export_writes_masks_as_their_boxes(tmp_path):
+    dataset = synthetic_dataset(tmp_path, name="screens", format="coco")
+
+    summary, _ = export_and_reimport(dataset, "yolo", tmp_path)
+
+    original = labels_by_image("screens")
+    without_masks = {sha256: [row for row in rows if row[0] != "mask"] for sha256, rows in original.items()}
+    assert_same_labels(labels_by_image("screens-yolo"), without_masks, pixels=1e-3)
+    masks = sum(row[0] == "mask" for rows in original.values() for row in rows)
+    assert summary.approximated == {"mask dropped (the box stored with it is kept)": masks}
+
+
+def test_a_yolo_export_without_classes_still_imports(tmp_path):
+    write_image(tmp_path / "folders" / "good" / "a.jpg", seed=1)
+    dataset_import(path=tmp_path / "folders", name="all-good", format="folders")
+
+    export_and_reimport(Dataset.objects.get(name="all-good"), "yolo", tmp_path)
+
+    assert labels_by_image("all-good-yolo") == labels_by_image("all-good")
+    assert Dataset.objects.get(name="all-good-yolo").classes == []

@@ -1,18 +1,11 @@
-"""Mask folders (the Magnetic-tile layout): one folder per class, a mask image beside each image.
-
-`<class>/Imgs/x.jpg` with its mask `x.png` beside it; the `Imgs/` (or `images/`) level is
-optional, and a mask may also be named `x_mask.png`. A class folder named like `MT_Free`,
-`good`, `ok` or `no_defect` holds defect-free images (their masks are ignored). In a defect
-folder each image gets an image-level class annotation labelled with the folder's name, plus
-the mask as a mask annotation when it has any foreground. An image without its mask, a mask
-without its image, and a mask of another size than its image are bad files.
-"""
+"""Mask folders (the Magnetic-tile layout), read only: `<class>/Imgs/x.jpg` with its mask `x.png`;
+`parse_masks` gives each image its folder's class and its mask. Layout in docs/data-formats.md."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from labeling.importers.common import (
+from labeling.formats.reading import (
     AnnotationRecord,
     BadInput,
     DatasetFormatError,
@@ -74,7 +67,7 @@ def pair_images_and_masks(folder: Path) -> tuple[dict[Path, Path | None], list[P
 
 
 def parse_masks(path: Path) -> ParseResult:
-    """Read a mask-folder data set; see the module docstring."""
+    """Read a mask-folder data set; see docs/data-formats.md."""
     result = ParseResult()
     for class_folder in class_folders(path):
         label = class_folder.name

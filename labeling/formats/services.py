@@ -1,11 +1,5 @@
-"""Exporting a data set to a folder (or a zip) in a format `import_dataset` reads back.
-
-`dataset_export` writes into a hidden folder beside the target and moves it into place only once
-everything is written, so a failed export leaves nothing behind and a replaced export is never
-half old, half new. It only replaces a non-empty folder when asked to and when that folder is a
-previous export (it holds the `.loupe-export` manifest), so a mistyped path cannot wipe a
-folder of someone's own files.
-"""
+"""Exporting a data set to a folder (or a zip) in a format `import_dataset` reads back, atomically:
+`dataset_export` moves the finished export into place and only replaces a previous export."""
 
 from __future__ import annotations
 
@@ -25,9 +19,9 @@ import numpy as np
 from django.db.models import Prefetch
 from PIL import Image
 
-from labeling.exporters import FORMATS, PREDICTIONS_FORMAT, WRITERS
-from labeling.exporters.common import DatasetExportError, ExportAnnotation, ExportCounts, ExportItem
-from labeling.importers.common import IMAGE_EXTENSIONS, STORED_EXTENSIONS, binarize_mask
+from labeling.formats.reading import IMAGE_EXTENSIONS, STORED_EXTENSIONS, binarize_mask
+from labeling.formats.registry import EXPORT_FORMATS, PREDICTIONS_FORMAT, WRITERS
+from labeling.formats.writing import DatasetExportError, ExportAnnotation, ExportCounts, ExportItem
 from labeling.models import Annotation, Dataset, DatasetItem, ImageAsset, Split
 from models_registry.models import ModelVersion
 
@@ -193,7 +187,7 @@ def dataset_export(
     overwrite: bool = False,
 ) -> ExportSummary:
     """Export `dataset` (or one split of it) into the folder `out` in `format` (one of
-    `labeling.exporters.FORMATS`), copying the stored image files unchanged.
+    `registry.EXPORT_FORMATS`), copying the stored image files unchanged.
 
     `predictions_for` (Label Studio only) gives each item's predicted regions, written as the
     task's `predictions` under `predictions_model_version`. A non-empty `out` is refused unless
@@ -203,7 +197,9 @@ def dataset_export(
     """
     writer = WRITERS.get(format)
     if writer is None:
-        raise DatasetExportError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+        raise DatasetExportError(
+            f"unknown export format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}"
+        )
     if split is not None and split not in Split.values:
         raise DatasetExportError(f"unknown split {split!r}; choose one of {', '.join(Split.values)}")
     if predictions_for is not None and format != PREDICTIONS_FORMAT:

@@ -1,9 +1,11 @@
+"""Mask folders (the Magnetic-tile layout): masks, classes and "no defect", and what is refused."""
+
 import numpy as np
 import pytest
 from django.core.management.base import CommandError
 
 from labeling.models import Annotation, Dataset
-from tests.labeling.factories import (
+from tests.labeling.formats.factories import (
     annotations_of,
     import_dataset,
     mask_array,
@@ -90,19 +92,3 @@ def test_mask_size_mismatch_missing_mask_and_orphan_mask_are_bad(tmp_path, media
     import_dataset(root, name="tiles", format="masks", skip_bad=True)
 
     assert row_counts()["items"] == 5
-
-
-def test_folders_format_gives_image_level_classes(tmp_path):
-    root = tmp_path / "cls"
-    write_image(root / "scratch" / "a.jpg", seed=1)
-    write_image(root / "scratch" / "batch2" / "b.jpg", seed=2)
-    write_image(root / "OK" / "c.jpg", seed=3)
-    write_image(root / "defect-free" / "d.jpg", seed=4)
-
-    import_dataset(root, name="cls", format="folders")
-
-    assert Dataset.objects.get(name="cls").classes == ["scratch"]
-    assert annotations_of("cls", "scratch/a.jpg") == [("class", "scratch")]
-    assert annotations_of("cls", "scratch/batch2/b.jpg") == [("class", "scratch")]
-    assert annotations_of("cls", "OK/c.jpg") == [("no_defect", "")]
-    assert annotations_of("cls", "defect-free/d.jpg") == [("no_defect", "")]

@@ -1,13 +1,5 @@
-"""What every exporter shares: the items it writes, file naming, image copying and geometry.
-
-Exporters write exactly the layouts `labeling.importers` read, so that an export imported again
-gives back the same images and equivalent labels. They never touch the database: the service
-(`labeling.exporters.services.dataset_export`) turns rows into `ExportItem`s, one at a time.
-
-The detection formats (COCO, YOLO, VOC) cannot say "defective" without a location and read an
-image without labels as "no defect", so `detection_view` decides per item what they can write
-and which items they must leave out rather than turn into false "no defect" labels.
-"""
+"""What every writer shares: the items it writes (`ExportItem`), what a detection format can say of
+an item (`detection_view`), file naming and image copying; writers never touch the database."""
 
 from __future__ import annotations
 
@@ -193,7 +185,7 @@ def item_instances(annotations: Sequence[ExportAnnotation]) -> list[Instance]:
 
 
 def detection_view(item: ExportItem) -> DetectionView:
-    """What COCO, YOLO and VOC can say about an item (see the module docstring)."""
+    """What COCO, YOLO and VOC can say about an item (see docs/data-formats.md)."""
     located = [annotation for annotation in item.annotations if annotation.kind in LOCATED_KINDS]
     located_labels = {annotation.label for annotation in located}
     class_labels = [annotation.label for annotation in item.annotations if annotation.kind == IMAGE_CLASS]

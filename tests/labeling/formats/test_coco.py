@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from django.core.management.base import CommandError
 
-from labeling.importers.coco import decode_rle
-from labeling.models import Annotation, Dataset
-from tests.labeling.factories import (
+from labeling.formats.coco import decode_rle
+from labeling.models import Annotation, Dataset, DatasetItem
+from tests.labeling.formats.factories import (
     annotations_of,
     encode_coco_rle_string,
     import_dataset,
@@ -14,6 +14,12 @@ from tests.labeling.factories import (
     write_image,
     write_json,
     write_text,
+)
+from tests.labeling.formats.roundtrip import (
+    assert_same_labels,
+    export_and_reimport,
+    labels_by_image,
+    synthetic_dataset,
 )
 
 pytestmark = pytest.mark.django_db
@@ -157,3 +163,38 @@ def test_folder_with_several_json_files_is_ambiguous(tmp_path):
 
     with pytest.raises(CommandError, match="several JSON files"):
         import_dataset(tmp_path / "coco", name="coco", format="coco")
+
+
+# --- Export round trip ---------------------------------------------------------------------------
+
+
+def test_coco_round_trip_gives_back_the_images_boxes_and_masks_pixel_exact(tmp_path):
+    dataset = synthetic_dataset(tmp_path, name="screens", format="coco")
+
+    summary, _ = export_and_reimport(dataset, "coco", tmp_path)
+
+    assert_same_labels(labels_by_image("screens-coco"), labels_by_image("screens"), pixels=1e-9)
+    assert summary.images == 10
+    assert summary.left_out == {} and summary.approximated == {}
+    assert Dataset.objects.get(name="screens-coco").classes == dataset.classes  # the order is kept
+
+
+def test_coco_export_of_mask_folders_gives_each_mask_its_box(tmp_path):
+    dataset = synthetic_dataset(tmp_path, name="tiles", format="masks")
+    defective = DatasetItem.objects.filter(dataset=dataset, annotations__kind="mask").count()
+
+    summary, _ = export_and_reimport(dataset, "coco", tmp_path)
+
+    copied = labels_by_image("tiles-coco")
+    original = labels_by_image("tiles")
+    assert set(copied) == set(original)
+    for sha256, rows in original.items():
+        masks = [row for row in rows if row[0] == "mask"]
+        assert [row for row in copied[sha256] if row[0] == "mask"] == masks
+        assert [row[:2] for row in copied[sha256] if row[0] == "box"] == [("box", row[1]) for row in masks]
+        if not masks:
+            assert copied[sha256] == [("no_defect", "", (), "")]
+    assert summary.approximated == {
+        "box added to a mask without one (COCO needs a bbox)": defective,
+        "image-level class dropped (implied by its located defects)": defective,
+    }

@@ -1,22 +1,17 @@
-"""COCO object detection / instance segmentation JSON.
-
-PATH is the JSON file, or a folder holding exactly one JSON file (at its top, else in
-`annotations/`). Image `file_name`s are resolved against the JSON's folder, then its `images/`
-subfolder (also by base name). Each annotation gives a box from `bbox`, plus polygons for a
-polygon `segmentation` or a mask for an RLE one (uncompressed `counts` list or the compressed
-string, decoded here without pycocotools). Images without annotations are "no defect"; every
-category name becomes a class.
+"""COCO instance JSON: `parse_coco` reads a COCO file; `write_coco` writes `annotations.json` beside
+`images/`. Masks go through the one COCO codec, `models_registry.ml.coco`; layouts in docs/data-formats.md.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from labeling.importers.common import (
+from labeling.formats.reading import (
     AnnotationRecord,
     BadInput,
     DatasetFormatError,
@@ -31,57 +26,32 @@ from labeling.importers.common import (
     polygon_annotation,
     polygon_points,
 )
+from labeling.formats.writing import (
+    MASK,
+    ExportCounts,
+    ExportItem,
+    FileNames,
+    Instance,
+    copy_image,
+    count_left_out,
+    detection_view,
+    polygon_area,
+)
+from models_registry.ml.coco import CocoWriter, coco_rle_to_mask, mask_to_coco_rle
 
-
-def decode_compressed_counts(counts: str) -> list[int]:
-    """Run lengths from COCO's compressed RLE string (pycocotools' `rleFrString`)."""
-    runs: list[int] = []
-    position = 0
-    while position < len(counts):
-        value = 0
-        shift = 0
-        more = True
-        while more:
-            if position >= len(counts):
-                raise BadInput("compressed RLE ends in the middle of a number")
-            chunk = ord(counts[position]) - 48
-            if not 0 <= chunk < 64:
-                raise BadInput(f"compressed RLE has an invalid character {counts[position]!r}")
-            value |= (chunk & 0x1F) << (5 * shift)
-            more = bool(chunk & 0x20)
-            position += 1
-            shift += 1
-            if not more and chunk & 0x10:
-                value |= -1 << (5 * shift)
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-    return runs
+ANNOTATIONS_FILE = "annotations.json"
+IMAGES_FOLDER = "images"
 
 
 def decode_rle(segmentation: dict, height: int, width: int) -> np.ndarray:
-    """A boolean (height, width) mask from a COCO RLE (runs of 0 then 1, column-major)."""
+    """A boolean (height, width) mask from a COCO RLE of an image of that size (`BadInput` if not)."""
     size = segmentation.get("size")
     if not isinstance(size, list) or len(size) != 2 or [int(size[0]), int(size[1])] != [height, width]:
         raise BadInput(f"RLE size {size} differs from the image's [{height}, {width}]")
-    counts = segmentation.get("counts")
-    if isinstance(counts, str):
-        runs = decode_compressed_counts(counts)
-    elif isinstance(counts, list) and all(
-        isinstance(run, int) and not isinstance(run, bool) for run in counts
-    ):
-        runs = counts
-    else:
-        raise BadInput("RLE counts must be a list of integers or a compressed string")
-    if any(run < 0 for run in runs) or sum(runs) != height * width:
-        raise BadInput(f"RLE runs cover {sum(runs)} pixels, the image has {height * width}")
-    flat = np.zeros(height * width, dtype=bool)
-    position = 0
-    for index, run in enumerate(runs):
-        if index % 2:
-            flat[position : position + run] = True
-        position += run
-    return flat.reshape((width, height)).T
+    try:
+        return coco_rle_to_mask(segmentation)
+    except ValueError as error:
+        raise BadInput(str(error)) from error
 
 
 def _find_json(path: Path) -> Path:
@@ -151,7 +121,7 @@ def _load(json_path: Path) -> dict:
 
 
 def parse_coco(path: Path) -> ParseResult:
-    """Read a COCO JSON file; see the module docstring."""
+    """Read a COCO JSON file; see docs/data-formats.md."""
     json_path = _find_json(path)
     document = _load(json_path)
     base = json_path.parent
@@ -216,3 +186,46 @@ def parse_coco(path: Path) -> ParseResult:
             continue
         result.add(ImportRecord(file_name, image, annotations or [AnnotationRecord(kind="no_defect")]))
     return result
+
+
+# --- Writing ------------------------------------------------------------------------------------
+
+
+def _shape(instance: Instance, *, counts: ExportCounts) -> tuple[list, float, dict | list]:
+    """The instance's COCO `bbox`, `area` and `segmentation`, counted in `counts`."""
+    x, y, width, height = instance.bounds
+    bbox = [x, y, width, height]
+    shape = instance.shape
+    if shape is None:
+        counts.objects["box"] += 1
+        return bbox, width * height, []
+    counts.objects[f"box+{shape.kind}"] += 1
+    if instance.box is None:
+        counts.approximated[f"box added to a {shape.kind} without one (COCO needs a bbox)"] += 1
+    if shape.kind == MASK:
+        mask = shape.mask()
+        return bbox, int(mask.sum()), mask_to_coco_rle(mask)
+    points = shape.geometry["points"]
+    return bbox, polygon_area(points), [[float(value) for point in points for value in point]]
+
+
+def write_coco(folder: Path, items: Iterable[ExportItem], *, classes: Sequence[str]) -> ExportCounts:
+    """Write the items into `folder`: `annotations.json` (every class a category, in the data set's
+    order) beside `images/`; see docs/data-formats.md."""
+    counts = ExportCounts()
+    coco = CocoWriter(list(classes))
+    names = FileNames()
+    for item in items:
+        view = detection_view(item)
+        if count_left_out(counts, view):
+            continue
+        file_name = f"{names.stem(item)}.{item.extension}"
+        copy_image(item, folder / IMAGES_FOLDER / file_name)
+        image_id = coco.add_image(file_name, item.width, item.height)
+        counts.images += 1
+        counts.no_defect += view.status == "no_defect"
+        for instance in view.instances:
+            bbox, area, segmentation = _shape(instance, counts=counts)
+            coco.add_annotation(image_id, instance.label, bbox=bbox, area=area, segmentation=segmentation)
+    coco.write(folder / ANNOTATIONS_FILE, info={"description": "Loupe data set export"})
+    return counts

@@ -2,7 +2,8 @@ import pytest
 from django.core.management.base import CommandError
 
 from labeling.models import Annotation, Dataset
-from tests.labeling.factories import (
+from labeling.services import dataset_import
+from tests.labeling.formats.factories import (
     annotations_of,
     import_dataset,
     row_counts,
@@ -11,6 +12,13 @@ from tests.labeling.factories import (
     write_image,
     write_text,
     write_truncated_jpeg,
+)
+from tests.labeling.formats.roundtrip import (
+    assert_same_labels,
+    export_and_reimport,
+    labels_by_image,
+    labelstudio_dataset,
+    sha256_of,
 )
 
 pytestmark = pytest.mark.django_db
@@ -122,3 +130,44 @@ def test_voc_without_known_folders_is_a_clear_error(tmp_path):
 
     with pytest.raises(CommandError, match="no JPEGImages/ \\+ Annotations/"):
         import_dataset(tmp_path / "empty", name="empty", format="voc")
+
+
+# --- Export round trip --------------------------------------------------------------------------
+
+
+def test_voc_round_trip_gives_back_boxes_and_no_defect_images(tmp_path):
+    root = tmp_path / "voc"
+    write_image(root / "JPEGImages" / "a.jpg", seed=1)
+    write_text(
+        root / "Annotations" / "a.xml",
+        voc_xml("a.jpg", (40, 30), [("crack", (2, 3, 12, 9)), ("chip", (20, 1, 39, 29))]),
+    )
+    write_image(root / "JPEGImages" / "b.jpg", seed=2)
+    write_text(root / "Annotations" / "b.xml", voc_xml("b.jpg", (40, 30), []))
+    dataset_import(path=root, name="plates", format="voc")
+    dataset = Dataset.objects.get(name="plates")
+
+    summary, out = export_and_reimport(dataset, "voc", tmp_path)
+
+    assert_same_labels(labels_by_image("plates-voc"), labels_by_image("plates"), pixels=0)
+    assert (summary.images, summary.no_defect) == (2, 1)
+    assert "<depth>1</depth>" in (out / "Annotations" / "a.xml").read_text()
+
+
+def test_voc_export_rounds_to_whole_pixels_and_writes_shapes_as_boxes(tmp_path):
+    dataset = labelstudio_dataset(tmp_path)
+
+    summary, _ = export_and_reimport(dataset, "voc", tmp_path)
+
+    copied = labels_by_image("mixed-voc")
+    shapes = copied[sha256_of("images/shapes.jpg", dataset)]
+    assert [row[:3] for row in shapes] == [
+        ("box", "dent", (4.0, 2.0, 17.0, 9.0)),  # the polygon (4, 2)-(21, 11) as its box
+        ("box", "scratch", (5.0, 2.0, 20.0, 8.0)),  # (5, 2, 20.1, 8) rounded
+    ]
+    brush = copied[sha256_of("images/brush.jpg", dataset)]
+    assert [row[:3] for row in brush] == [("box", "stain", (5.0, 3.0, 26.0, 13.0))]
+    assert summary.approximated == {
+        "mask written as its bounding box": 1,
+        "polygon written as its bounding box": 1,
+    }

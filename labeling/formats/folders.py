@@ -1,14 +1,12 @@
-"""Image classification folders: `<class>/image.jpg`, one folder per class.
-
-A folder named like `good`, `ok`, `no_defect` or `*free*` holds defect-free images; any other
-folder's name is the defect class of every image under it (sub-folders included).
-"""
+"""Image classification folders, read only: `<class>/image.jpg`, the folder's name the class of every
+image under it (`parse_folders`). Layout in docs/data-formats.md."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from labeling.importers.common import (
+from labeling.formats.masks import class_folders
+from labeling.formats.reading import (
     AnnotationRecord,
     BadInput,
     DatasetFormatError,
@@ -19,11 +17,10 @@ from labeling.importers.common import (
     is_no_defect_name,
     relative_name,
 )
-from labeling.importers.masks import class_folders
 
 
 def parse_folders(path: Path) -> ParseResult:
-    """Read a classification-folder data set; see the module docstring."""
+    """Read a classification-folder data set; see docs/data-formats.md."""
     result = ParseResult()
     for class_folder in class_folders(path):
         label = class_folder.name

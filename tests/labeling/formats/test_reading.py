@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 from PIL import Image
 
 from labeling.models import Annotation, Dataset, DatasetItem, ImageAsset
-from tests.labeling.factories import (
+from tests.labeling.formats.factories import (
     import_dataset,
     row_counts,
     stored_files,

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from labeling.models import Annotation, Dataset, DatasetItem
-from tests.labeling.factories import import_dataset
+from tests.labeling.formats.factories import import_dataset
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+DATASETS = Path(__file__).resolve().parents[3].parent / "shared" / "datasets"
 
 pytestmark = [
     pytest.mark.django_db,

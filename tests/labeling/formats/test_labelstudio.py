@@ -1,10 +1,13 @@
+import json
+
 import numpy as np
 import pytest
 from django.core.management.base import CommandError
 
-from labeling.importers.labelstudio import decode_brush_rle
+from labeling.formats import labelstudio
+from labeling.formats.labelstudio import decode_brush_rle
 from labeling.models import Annotation, Dataset, DatasetItem
-from tests.labeling.factories import (
+from tests.labeling.formats.factories import (
     annotations_of,
     encode_brush_rle,
     import_dataset,
@@ -15,6 +18,14 @@ from tests.labeling.factories import (
     write_image,
     write_json,
     write_text,
+)
+from tests.labeling.formats.roundtrip import (
+    assert_same_labels,
+    export_and_reimport,
+    labels_by_image,
+    labelstudio_dataset,
+    sha256_of,
+    synthetic_dataset,
 )
 
 pytestmark = pytest.mark.django_db
@@ -217,3 +228,93 @@ def test_malformed_labelstudio_json_is_named(tmp_path):
 
     with pytest.raises(CommandError, match="export.json: not a readable JSON file"):
         import_dataset(tmp_path / "ls", name="ls", format="labelstudio")
+
+
+# --- Export round trip --------------------------------------------------------------------------
+
+
+def test_labelstudio_round_trip_is_lossless(tmp_path):
+    dataset = labelstudio_dataset(tmp_path)
+
+    summary, out = export_and_reimport(dataset, "labelstudio", tmp_path)
+
+    assert_same_labels(labels_by_image("mixed-labelstudio"), labels_by_image("mixed"), pixels=1e-9)
+    unlabeled = sha256_of("images/unlabeled.jpg", dataset)
+    assert not DatasetItem.objects.get(
+        dataset__name="mixed-labelstudio", image__sha256=unlabeled
+    ).annotations.exists()
+    assert (summary.images, summary.no_defect, summary.unlabeled, summary.left_out) == (5, 1, 1, {})
+    config = (out / "labeling_config.xml").read_text()
+    assert '<Choice value="chip"/>' in config and '<Label value="stain"/>' in config
+
+
+def test_labelstudio_round_trip_of_mask_folders_keeps_masks_and_classes(tmp_path):
+    dataset = synthetic_dataset(tmp_path, name="tiles", format="masks")
+
+    export_and_reimport(dataset, "labelstudio", tmp_path)
+
+    assert_same_labels(labels_by_image("tiles-labelstudio"), labels_by_image("tiles"), pixels=1e-9)
+
+
+def test_labelstudio_export_writes_predictions_that_the_importer_ignores(tmp_path):
+    dataset = labelstudio_dataset(tmp_path)
+    shapes, good = sha256_of("images/shapes.jpg", dataset), sha256_of("images/good.jpg", dataset)
+    predictions = {
+        shapes: [
+            {"x": 4, "y": 2, "width": 20, "height": 10, "label": "scratch", "score": 0.9},
+            {"x": 30, "y": 10, "width": 20, "height": 20, "label": "crack", "score": 0.4},
+        ],
+        good: [],
+    }
+
+    summary, out = export_and_reimport(
+        dataset, "labelstudio", tmp_path, predictions_for=predictions, predictions_model_version="tiny:3"
+    )
+
+    tasks = {
+        task["data"]["image"].rsplit("/", 1)[-1]: task
+        for task in json.loads((out / "tasks.json").read_text())
+    }
+    [prediction] = tasks["shapes.jpg"]["predictions"]
+    assert prediction["model_version"] == "tiny:3"
+    assert prediction["score"] == 0.9
+    scratch, crack = prediction["result"]
+    assert scratch["type"] == "rectanglelabels" and scratch["score"] == 0.9
+    assert scratch["value"] == {
+        "x": 10.0,
+        "y": 10.0,
+        "width": 50.0,
+        "height": 50.0,
+        "rotation": 0,
+        "rectanglelabels": ["scratch"],
+    }
+    assert crack["value"]["width"] == pytest.approx(25.0)  # clipped to the 40 px wide image
+    assert crack["value"]["height"] == pytest.approx(50.0)
+    assert tasks["good.jpg"]["predictions"] == [{"model_version": "tiny:3", "result": []}]
+    assert "predictions" not in tasks["brush.jpg"]
+    assert summary.with_predictions == 2
+    assert '<Label value="crack"/>' in (out / "labeling_config.xml").read_text()
+    assert_same_labels(labels_by_image("mixed-labelstudio"), labels_by_image("mixed"), pixels=1e-9)
+
+
+def test_labelstudio_export_takes_predictions_from_a_callable(tmp_path):
+    dataset = labelstudio_dataset(tmp_path)
+    seen = []
+
+    def predictions_for(item):
+        seen.append(item.source_name)
+        return [{"x": 0, "y": 0, "width": 4, "height": 2, "label": "dent", "score": 0.5}]
+
+    summary, out = export_and_reimport(dataset, "labelstudio", tmp_path, predictions_for=predictions_for)
+
+    tasks = json.loads((out / "tasks.json").read_text())
+    assert all(task["predictions"][0]["result"][0]["value"]["width"] == 10.0 for task in tasks)
+    assert len(seen) == summary.with_predictions == 5
+
+
+def test_brush_rle_encoding_decodes_to_the_same_mask():
+    random_mask = np.random.default_rng(0).random((13, 11)) > 0.6
+    full_mask = np.ones((200, 100), dtype=bool)  # runs longer than one chunk
+
+    for mask in (random_mask, full_mask):
+        assert np.array_equal(decode_brush_rle(labelstudio.encode_brush_rle(mask), *mask.shape), mask)

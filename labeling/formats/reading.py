@@ -1,10 +1,5 @@
-"""What every importer shares: the records it returns, image validation and mask helpers.
-
-Importers read files and return plain records; they never touch the database. An image is only
-accepted after Pillow has really decoded it, and anything wrong with an image or its labels
-becomes a `BadFile` naming the file and the reason, so that the caller can report every problem
-at once before deciding to write anything.
-"""
+"""What every reader shares: the records it returns (`ParseResult`, `ImportRecord`, `BadFile`), image
+validation and mask helpers; readers never touch the database (docs/data-formats.md)."""
 
 from __future__ import annotations
 
