@@ -74,7 +74,8 @@ class Answer:
 
 def unit_images(count: int, seed: int, width: int = 1280, height: int = 720) -> list[bytes]:
     """`count` distinct generated units as JPEGs, made once and kept in bench/out."""
-    from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+    from models_registry.ml.synthetic.config import SyntheticConfig
+    from models_registry.ml.synthetic.scene import generate_unit
 
     folder = OUT / f"api-units-{width}x{height}-q{JPEG_QUALITY}-seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,7 @@ def station_prepare(bundle: Path, data_dir: Path) -> tuple[object, str]:
     station at full automation with no audits, and a device key: (station, key)."""
     from inspection.enums import AutomationLevel
     from inspection.services.stations import device_key_create, station_create
-    from models_registry.ml.bundle import read_config
+    from models_registry.ml.serving.bundle import read_config
     from models_registry.models import ModelVersion
 
     cached = data_dir / "model-cache" / MODEL_NAME / "1"
@@ -167,7 +168,7 @@ def predictor_alone(bundle: Path, images: list[bytes], *, iterations: int, secon
     throughput with 1, 2 and 4 threads calling `predict` at once."""
     from django.conf import settings
 
-    from models_registry.ml.predictor import load_predictor
+    from models_registry.ml.serving.predictor import load_predictor
 
     predictor = load_predictor(bundle, threads=settings.LOUPE_INFERENCE_THREADS)
     for image in images[:10]:

@@ -58,7 +58,8 @@ def training_samples(seed: int) -> list:
     """The champion's data: generated units with their masks, kept in bench/out."""
     from PIL import Image
 
-    from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+    from models_registry.ml.synthetic.config import SyntheticConfig
+    from models_registry.ml.synthetic.scene import generate_unit
     from models_registry.ml.types import Sample
 
     folder = OUT / f"drift-train-{WIDTH}x{HEIGHT}-seed{seed}"
@@ -95,7 +96,8 @@ def stream_post(station, inspector, *, seed: int, count: int, drift_from: int, d
     from inspection.enums import UnitStatus
     from inspection.services.decisions import decision_record
     from inspection.services.units import unit_submit
-    from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+    from models_registry.ml.synthetic.config import SyntheticConfig
+    from models_registry.ml.synthetic.scene import generate_unit
 
     plain = SyntheticConfig(width=WIDTH, height=HEIGHT)
     first_drifted_unit = None
@@ -228,7 +230,7 @@ def main() -> None:
         from inspection.enums import AutomationLevel
         from inspection.services.stations import station_create
         from models_registry.ml.geometry import GeometryRequest
-        from models_registry.ml.synthetic import DEFECT_CLASSES, SyntheticConfig
+        from models_registry.ml.synthetic.config import DEFECT_CLASSES, SyntheticConfig
         from models_registry.services import model_version_train
 
         clock = time.monotonic()

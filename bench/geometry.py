@@ -42,7 +42,8 @@ TRAINING_GOAL_MINUTES = 15
 
 
 def generate(folder: Path, count: int, seed: int) -> Path:
-    from models_registry.ml.synthetic import SyntheticConfig, write_dataset
+    from models_registry.ml.synthetic.config import SyntheticConfig
+    from models_registry.ml.synthetic.writing import write_dataset
 
     if (folder / "annotations.json").exists():
         return folder

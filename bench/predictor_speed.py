@@ -62,8 +62,9 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(side) for side in args.size.lower().split("x"))
 
-    from models_registry.ml.predictor import OnnxPredictor, TorchPredictor
-    from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+    from models_registry.ml.serving.predictor import OnnxPredictor, TorchPredictor
+    from models_registry.ml.synthetic.config import SyntheticConfig
+    from models_registry.ml.synthetic.scene import generate_unit
 
     bundle = args.bundle or starter_bundle()
     predictor = OnnxPredictor(bundle, threads=args.threads)

@@ -82,7 +82,8 @@ class GeneratedUnit:
 
 def units_generate(count: int, seed: int) -> list[GeneratedUnit]:
     """`count` generated units as JPEGs with their truth, made once and kept in bench/out."""
-    from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+    from models_registry.ml.synthetic.config import SyntheticConfig
+    from models_registry.ml.synthetic.scene import generate_unit
 
     folder = OUT / f"retrain-units-{WIDTH}x{HEIGHT}-q{JPEG_QUALITY}-seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)

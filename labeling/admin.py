@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.http import FileResponse
 
 from inspection.admin import ReadOnlyAdmin, ReadOnlyInline
-from labeling.exporters.services import DatasetExportError, dataset_export_zip
+from labeling.formats.services import DatasetExportError, dataset_export_zip
 from labeling.models import Annotation, Dataset, DatasetItem, ImageAsset, LabelSubmission, LabelTask
 
 EXPORT_TITLES = {"coco": "COCO", "yolo": "YOLO", "voc": "Pascal VOC", "labelstudio": "Label Studio JSON"}

@@ -38,7 +38,8 @@ def demo_model_ensure(
         say(f"starter model ready: {existing.name} v{existing.version}")
         return existing
     if not Dataset.objects.filter(name=DEMO_DATASET).exists():
-        from models_registry.ml.synthetic import SyntheticConfig, write_dataset
+        from models_registry.ml.synthetic.config import SyntheticConfig
+        from models_registry.ml.synthetic.writing import write_dataset
 
         folder = Path(settings.LOUPE_DATA_DIR) / "demo" / "synthetic"
         say(f"generating {count} synthetic phone-screen units into {folder}")

@@ -19,7 +19,8 @@ from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
-from labeling.importers import PARSERS, BadFile, DatasetFormatError, ImportRecord
+from labeling.formats.reading import BadFile, DatasetFormatError, ImportRecord
+from labeling.formats.registry import PARSERS
 from labeling.models import Annotation, Dataset, DatasetItem, ImageAsset
 
 _LOOKUP_CHUNK = 500
@@ -140,7 +141,7 @@ def _write(
 
 
 def dataset_import(*, path: Path | str, name: str, format: str, skip_bad: bool = False) -> ImportSummary:
-    """Import the data set at `path` (in `format`, one of `labeling.importers.FORMATS`) into the
+    """Import the data set at `path` (in `format`, one of `labeling.formats.registry.IMPORT_FORMATS`) into the
     `Dataset` called `name`, creating it if needed.
 
     Every image is decoded and every label validated before anything is written. Bad files are

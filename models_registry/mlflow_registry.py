@@ -1,6 +1,6 @@
 """The one module that talks to MLflow: tracking runs, the Model Registry, artifact downloads.
 
-A model version's artifacts are a Loupe bundle folder (see `models_registry.ml.bundle`) under
+A model version's artifacts are a Loupe bundle folder (see `models_registry.ml.serving.bundle`) under
 the run's `model/` path. Everything else in Loupe goes through these functions, so the
 embedded SQLite store and an MLflow server behave the same.
 """

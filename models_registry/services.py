@@ -97,8 +97,8 @@ def model_version_train(
     job's id) let the caller find and clean those up (see `workers.retraining`). `geometry` (or
     what a request leaves open) is chosen from the training data: `ml.pipeline.geometry_for`.
     """
+    from models_registry.ml.models.defectnet.training import TrainConfig
     from models_registry.ml.pipeline import geometry_for, train_bundle
-    from models_registry.ml.training import TrainConfig
 
     config = TrainConfig(epochs=epochs, seed=seed, batch_size=batch_size)
     choice = geometry_for(geometry, train)
@@ -194,7 +194,7 @@ _predictors_lock = threading.Lock()
 
 def predictor_get(*, model_version: ModelVersion, backend: str = "onnx"):
     """The loaded predictor for a version: one per process and version, loaded on first use."""
-    from models_registry.ml.predictor import load_predictor
+    from models_registry.ml.serving.predictor import load_predictor
 
     key = (model_version.name, model_version.version, backend)
     with _predictors_lock:
@@ -217,8 +217,8 @@ def model_reference_get(*, model_version: ModelVersion):
     """The version's drift reference (`ml.drift.Reference`) and raw arrays, from its bundle's
     `reference.npz`: `(reference, arrays)`. `reference` is None for a bundle made before drift
     monitoring (it lacks the input statistics); `arrays` then still holds its scores."""
-    from models_registry.ml.bundle import load_reference
     from models_registry.ml.drift import Reference
+    from models_registry.ml.serving.bundle import load_reference
 
     key = (model_version.name, model_version.version)
     with _predictors_lock:

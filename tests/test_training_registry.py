@@ -11,7 +11,9 @@ from PIL import Image
 from labeling.models import Dataset, DatasetItem, Split
 from labeling.splits import dataset_split_assign
 from models_registry import mlflow_registry
-from models_registry.ml.synthetic import SyntheticConfig, generate_unit, write_dataset
+from models_registry.ml.synthetic.config import SyntheticConfig
+from models_registry.ml.synthetic.scene import generate_unit
+from models_registry.ml.synthetic.writing import write_dataset
 from models_registry.models import ModelVersion
 
 TINY = ["--epochs", "1", "--input-size", "64", "--batch-size", "4"]
@@ -107,7 +109,7 @@ def test_the_test_split_is_frozen_across_versions(synthetic_dataset, tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_training_leaves_a_failed_run_and_no_version(synthetic_dataset, monkeypatch):
-    import models_registry.ml.export as export
+    import models_registry.ml.serving.export as export
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -32,7 +32,7 @@ from inspection.models import DecisionEvent, Prediction, Station, Unit
 from inspection.selectors import unit_representation
 from inspection.signals import automatic_decision_recorded
 from inspection.webhooks.services import webhook_delivery_create
-from models_registry.ml.frame_check import FrameProblem
+from models_registry.ml.serving.frame_check import FrameProblem
 from models_registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)

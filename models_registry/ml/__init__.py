@@ -1,8 +1,5 @@
-"""Loupe's vision model: plain Python and torch, no Django.
+"""Loupe's vision library: plain Python, numpy and torch, no Django.
 
-`Predictor.predict(image) -> Prediction` is the contract the rest of Loupe relies on.
+`serving.predictor.Predictor.predict(image) -> types.Prediction` is the contract the rest of Loupe
+relies on; see docs/model.md for a map of the modules.
 """
-
-from models_registry.ml.types import Prediction, Region
-
-__all__ = ["Prediction", "Region"]

@@ -1,16 +1,5 @@
-"""Calibration and risk control.
-
-Temperature scaling (Guo et al. 2017) fits one scalar per logit group on validation data; a
-tiled model's defect logit (its surest tile's) also gets a bias (Platt scaling), since the most
-defective-looking of many good tiles sits above zero.
-The automation threshold is then chosen by Learn-then-Test (Angelopoulos et al. 2021): for a
-grid of confidence thresholds, ordered from strict to lax, test "the error rate among the units
-the model decides alone exceeds alpha" with an exact binomial p-value, in fixed sequence, at
-family-wise level delta. The sequence starts at the strictest threshold that automates enough
-units for a test to reject at all; that depends on the confidences only, not on correctness,
-so the guarantee holds conditionally on them. The laxest threshold rejected in sequence is
-certified; with too little data none is, and the model is not allowed to decide alone.
-"""
+"""Calibration (temperature and Platt scaling) and risk control: the automation threshold certified
+by Learn-then-Test (docs/model.md)."""
 
 from __future__ import annotations
 

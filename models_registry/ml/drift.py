@@ -1,22 +1,5 @@
-"""Drift statistics: is a window of live units still like the model's reference data?
-
-Plain numpy/scipy (no Django), so the tests can construct distributions and the Celery task that
-watches a station only feeds it numbers. The reference is what a model version kept of its
-validation data (`bundle.save_reference`); the live side is what the served model kept of each
-unit (`Prediction.embedding`). Both come from `predictor.summarise_embedding`, so they measure
-the same thing the same way.
-
-- `ks_tests`: a two-sample Kolmogorov-Smirnov test per scalar input statistic (brightness,
-  contrast, sharpness, mean colour);
-- `mmd_test`: the maximum mean discrepancy between two sets of embeddings with a Gaussian kernel
-  (bandwidth by the median heuristic on the pooled sample) and a permutation test for its p-value;
-- `confidence_test`: has the model become less sure of itself (one-sided KS on the confidence of
-  its verdict, the quantity its automation thresholds are certified on)?
-- `agreement_test`: do blind human verdicts agree with the model less often than the reference
-  labels did (one-sided Fisher exact test)?
-- `window_tests`: all of them on one window, as one family with Holm's step-down correction, so
-  watching many statistics at once keeps the chance of a false alarm per window at `alpha`.
-"""
+"""Drift statistics: is a window of live units still like the model's reference data? KS, MMD,
+confidence and agreement tests as one Holm-corrected family (docs/model.md)."""
 
 from __future__ import annotations
 

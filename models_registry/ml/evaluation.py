@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models_registry.ml.calibration import expected_calibration_error
-from models_registry.ml.postprocess import Detection, decode_detections
+from models_registry.ml.serving.postprocessing import Detection, decode_detections
 from models_registry.ml.types import NO_DEFECT
 
 

@@ -1,10 +1,5 @@
-"""One decode of a camera frame, shared by the line API, storage, the model and the pages.
-
-A `Frame` is the picture as a person sees it: EXIF orientation applied once, 16-bit samples
-scaled to 8 bits (not clipped), every colour mode converted to RGB the same way. It remembers
-the frame's original (oriented) size, so a JPEG decoded at a reduced DCT scale still maps
-back to original pixels: `Frame.width`/`height` are the original size, `pixels` may be smaller.
-"""
+"""One decode of a camera frame, shared by the line API, storage, the model and the pages: EXIF
+orientation, bit depth and colour mode handled once (docs/camera-frames.md)."""
 
 from __future__ import annotations
 

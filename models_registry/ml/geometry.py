@@ -1,16 +1,5 @@
-"""How a model looks at a frame: one `Geometry` per model version, stored in its bundle.
-
-- ``aspect``: the whole frame, its aspect ratio kept, fitted into the network's rectangle
-  (e.g. 512x288 for 16:9) and letterboxed when the frame's shape differs;
-- ``tiles``: the frame scaled by `scale` (1.0 is the camera's own resolution), cut into
-  overlapping square tiles that run as one batch; their outputs are merged back into one frame;
-- ``squash``: the frame resized to the network's input whatever its shape (models from before
-  geometries existed; kept so they serve and compare as they did).
-
-Everything works in three coordinate systems: original pixels (the frame as posted, EXIF-
-oriented), content pixels (the frame at the geometry's scale) and view pixels (one network
-input: content pixels shifted by the view's offset). Only this module converts between them.
-"""
+"""How a model looks at a frame (``aspect``, ``tiles``, ``squash``): one `Geometry` per model version,
+the only place original, content and view pixels are converted (docs/model.md)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from models_registry.ml import bundle as bundle_files
-from models_registry.ml.backbone import NORMALISATION
 from models_registry.ml.calibration import (
     DEFAULT_ALPHAS,
     Calibration,
@@ -35,10 +33,17 @@ from models_registry.ml.evaluation import (
 )
 from models_registry.ml.geometry import TILES, Geometry, GeometryChoice, GeometryRequest
 from models_registry.ml.layout import NetworkConfig
-from models_registry.ml.postprocess import FrameOutputs, image_decisions
-from models_registry.ml.predictor import OnnxPredictor, Predictor, content_statistics, summarise_embedding
+from models_registry.ml.models.backbone import NORMALISATION
+from models_registry.ml.models.defectnet.training import EpochReport, StepCallback, TrainConfig
 from models_registry.ml.preprocessing import PreprocessConfig, normalise
-from models_registry.ml.training import EpochReport, StepCallback, TrainConfig
+from models_registry.ml.serving import bundle as bundle_files
+from models_registry.ml.serving.postprocessing import FrameOutputs, image_decisions
+from models_registry.ml.serving.predictor import (
+    OnnxPredictor,
+    Predictor,
+    content_statistics,
+    summarise_embedding,
+)
 from models_registry.ml.types import NO_DEFECT, Sample
 
 
@@ -244,9 +249,9 @@ def train_bundle(
     (or what a `GeometryRequest` leaves open chosen from the training data: `choose_geometry`)."""
     import torch
 
-    from models_registry.ml.export import export_onnx
-    from models_registry.ml.network import save_weights
-    from models_registry.ml.training import train_network
+    from models_registry.ml.models.defectnet.training import train_network
+    from models_registry.ml.serving.export import export_onnx
+    from models_registry.ml.serving.graph import save_weights
 
     config = config or TrainConfig()
     if threads:
@@ -359,7 +364,7 @@ def _fit_cold_start(
     """No defective example yet: a PatchCore anomaly model from the normal images."""
     import torch
 
-    from models_registry.ml.anomaly import fit_anomaly_network
+    from models_registry.ml.models.patchcore import fit_anomaly_network
 
     def batches(items: Sequence[PreparedFrame]) -> list:
         normal = [item for item in items if item.defective == 0]

@@ -13,7 +13,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from models_registry.ml.postprocess import run_length_encode
+from models_registry.ml.serving.postprocessing import run_length_encode
 
 # An asymmetric band of cells, so that a mask drawn transposed, flipped or shifted by a cell shows.
 MASK_CELLS = np.array(

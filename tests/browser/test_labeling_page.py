@@ -29,7 +29,8 @@ from labeling.models import (
     TaskTier,
 )
 from labeling.work import Shape, label_submit, review_reject
-from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+from models_registry.ml.synthetic.config import SyntheticConfig
+from models_registry.ml.synthetic.scene import generate_unit
 from tests.browser.conftest import sign_in
 from tests.browser.overlay import (
     assert_covers,

@@ -14,7 +14,8 @@ import requests
 from inspection.models import DecisionEvent, Prediction, Station, Unit
 from inspection.services.stations import device_key_create
 from inspection.services.units import unit_submit
-from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+from models_registry.ml.synthetic.config import SyntheticConfig
+from models_registry.ml.synthetic.scene import generate_unit
 from tests.browser.conftest import sign_in
 from tests.browser.overlay import (
     assert_covers,

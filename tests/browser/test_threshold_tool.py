@@ -14,8 +14,8 @@ from django.conf import settings
 from inspection.models import Station
 from inspection.policy import StationPolicy
 from inspection.thresholds import threshold_preview, validation_scores
-from models_registry.ml.bundle import save_reference
 from models_registry.ml.calibration import risk_control_table
+from models_registry.ml.serving.bundle import save_reference
 from models_registry.services import model_reference_get
 from tests.browser.conftest import sign_in
 from tests.inspection.factories import person

@@ -68,8 +68,8 @@ def exif_rotated_jpeg(image: Image.Image) -> bytes:
 
 
 def train_stain_model(folder: Path) -> Path:
+    from models_registry.ml.models.defectnet.training import TrainConfig
     from models_registry.ml.pipeline import train_bundle
-    from models_registry.ml.training import TrainConfig
     from models_registry.ml.types import Sample
 
     samples = []

@@ -20,9 +20,10 @@ from rest_framework.test import APIClient
 from inspection.enums import AutomationLevel
 from inspection.models import Station
 from inspection.services.stations import device_key_create, station_create
-from models_registry.ml.bundle import read_config
 from models_registry.ml.geometry import ASPECT, Geometry
-from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+from models_registry.ml.serving.bundle import read_config
+from models_registry.ml.synthetic.config import SyntheticConfig
+from models_registry.ml.synthetic.scene import generate_unit
 from models_registry.ml.types import NO_DEFECT, Sample
 from models_registry.models import ModelVersion
 from tests.inspection.camera import train_stain_model
@@ -33,8 +34,8 @@ TINY_CLASSES = ("crack", "scratch")
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
+    from models_registry.ml.models.defectnet.training import TrainConfig
     from models_registry.ml.pipeline import train_bundle
-    from models_registry.ml.training import TrainConfig
 
     folder = tmp_path_factory.mktemp("tiny-model")
     rng = np.random.default_rng(11)

@@ -6,7 +6,8 @@ import io
 
 import numpy as np
 
-from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+from models_registry.ml.synthetic.config import SyntheticConfig
+from models_registry.ml.synthetic.scene import generate_unit
 
 
 def certain_risk_control(threshold: float | None) -> dict:

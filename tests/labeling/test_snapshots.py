@@ -8,7 +8,8 @@ from django.core.management import call_command
 from labeling.models import Annotation, AnnotationKind, Dataset, DatasetSnapshot, Split
 from labeling.selectors import dataset_samples
 from labeling.snapshots import EmptySnapshot, dataset_snapshot_create, snapshot_samples
-from models_registry.ml.synthetic import SyntheticConfig, write_dataset
+from models_registry.ml.synthetic.config import SyntheticConfig
+from models_registry.ml.synthetic.writing import write_dataset
 
 pytestmark = pytest.mark.django_db
 

@@ -32,7 +32,8 @@ def _post(station, count: int, *, seed: int, brightness: float = 1.0) -> list:
     """Units like the tiny model's validation data (160 x 90), under a lighting multiplier."""
     from io import BytesIO
 
-    from models_registry.ml.synthetic import SyntheticConfig, generate_unit
+    from models_registry.ml.synthetic.config import SyntheticConfig
+    from models_registry.ml.synthetic.scene import generate_unit
 
     units = []
     config = SyntheticConfig(width=160, height=90, brightness=brightness)

@@ -35,7 +35,8 @@ from inspection.authentication import KEYWORD, device_from_key
 from inspection.models import Station
 from inspection.selectors import station_get
 from inspection.services.stations import device_key_create
-from models_registry.ml.synthetic import NEW_DEFECT_CLASSES, SyntheticConfig, config_as_dict, generate_unit
+from models_registry.ml.synthetic.config import NEW_DEFECT_CLASSES, SyntheticConfig, config_as_dict
+from models_registry.ml.synthetic.scene import generate_unit
 from models_registry.ml.types import NO_DEFECT
 
 DEFAULT_URL = "http://127.0.0.1:8000"

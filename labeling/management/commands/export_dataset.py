@@ -7,8 +7,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.exporters import FORMATS, PREDICTIONS_FORMAT
-from labeling.exporters.services import DatasetExportError, dataset_export, model_version_regions
+from labeling.formats.registry import EXPORT_FORMATS as FORMATS
+from labeling.formats.registry import PREDICTIONS_FORMAT
+from labeling.formats.services import DatasetExportError, dataset_export, model_version_regions
 from labeling.models import Split
 from labeling.selectors import UnknownDataset, dataset_get
 from models_registry.selectors import UnknownModel, model_version_get

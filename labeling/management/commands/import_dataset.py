@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.importers import FORMATS
+from labeling.formats.registry import IMPORT_FORMATS as FORMATS
 from labeling.services import DatasetFormatError, DatasetImportError, ImportSummary, dataset_import
 
 

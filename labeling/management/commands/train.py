@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling.models import Split
 from labeling.selectors import UnknownDataset, dataset_get, dataset_samples
 from labeling.splits import dataset_split_assign
-from models_registry.ml.backbone import BACKBONES, BackboneWeightsUnavailable
 from models_registry.ml.geometry import KINDS as GEOMETRY_KINDS
 from models_registry.ml.geometry import TILES, GeometryRequest
+from models_registry.ml.models.backbone import BACKBONES, BackboneWeightsUnavailable
 from models_registry.ml.pipeline import geometry_for
 from models_registry.services import model_version_train
 

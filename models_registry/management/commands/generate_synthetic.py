@@ -1,7 +1,7 @@
 """`manage.py generate_synthetic OUT --count N`: write a synthetic data set of phone-screen units.
 
 Needs no database: it only parses and checks its arguments and calls
-`models_registry.ml.synthetic.write_dataset`. The reference set of fine defects (hairline
+`models_registry.ml.synthetic.writing.write_dataset`. The reference set of fine defects (hairline
 scratches and small spots with exact masks, as a 1920x1080 line camera sees them) is
 `generate_synthetic OUT --count 1000 --size 1920x1080 --fine-defects --format coco --workers 2`.
 """
@@ -14,14 +14,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from models_registry.ml.synthetic import (
-    DATASET_FORMATS,
-    MAX_SIZE,
-    MIN_SIZE,
-    NEW_DEFECT_CLASSES,
-    SyntheticConfig,
-    write_dataset,
-)
+from models_registry.ml.synthetic.config import MAX_SIZE, MIN_SIZE, NEW_DEFECT_CLASSES, SyntheticConfig
+from models_registry.ml.synthetic.writing import DATASET_FORMATS, write_dataset
 
 SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 

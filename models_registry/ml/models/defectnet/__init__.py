@@ -1,0 +1,1 @@
+"""DefectNet, the supervised model: its `network`, training `targets` and `training` loop."""
