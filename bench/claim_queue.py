@@ -98,8 +98,8 @@ def units_load(*, stations: dict, units: int, pending_share: float) -> dict:
         )
         INSERT INTO inspection_unit (
             station_id, serial, image, image_sha256, image_width, image_height, image_format,
-            captured_at, received_at, metadata, status, automation_level, queue_reason, blind,
-            routing, first_response
+            source_filename, captured_at, received_at, metadata, status, automation_level,
+            queue_reason, blind, routing, first_response
         )
         SELECT (%(station_ids)s::bigint[])[station_index],
                'SN' || lpad(n::text, 10, '0'),
@@ -107,6 +107,7 @@ def units_load(*, stations: dict, units: int, pending_share: float) -> dict:
                    || to_char(received_at AT TIME ZONE 'UTC', 'YYYY/MM/DD') || '/unit-' || n || '.jpg',
                encode(sha256(n::text::bytea), 'hex'),
                1280, 720, 'JPEG',
+               'unit-' || n || '.jpg',
                received_at - interval '200 milliseconds',
                received_at,
                '{}'::jsonb,

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inspection.authentication import StationDevice
+from inspection.claims.views import ClaimNextView, ClaimSerializer, ReleaseView
 from inspection.models import Station, Unit
 from inspection.selectors import unit_current_decision, unit_deciding_prediction
 from inspection.services.queue import inspector_shift_stats, queue_stats, unit_claim_next, unit_claim_release
@@ -63,43 +64,35 @@ def inspector_unit(unit: Unit) -> dict:
     return body
 
 
-class ClaimSerializer(serializers.Serializer):
-    exclude = serializers.ListField(
-        child=serializers.IntegerField(), required=False, max_length=200, help_text="units not to offer"
-    )
-
-
-class ClaimNext(APIView):
-    permission_classes = [IsAuthenticated, IsInspector]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=ClaimSerializer,
         responses={200: inline_serializer("ClaimedUnit", {"id": serializers.IntegerField()}), 204: None},
         summary="Claim the next pending unit of a station (station page)",
     )
-    def post(self, request: Request, slug: str) -> Response:
-        station = get_object_or_404(Station, slug=slug)
-        serializer = ClaimSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        unit = unit_claim_next(
-            station=station, user=request.user, exclude=serializer.validated_data.get("exclude", [])
-        )
-        if unit is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(inspector_unit(unit))
-
-
-class ReleaseClaim(APIView):
+)
+class ClaimNext(ClaimNextView):
     permission_classes = [IsAuthenticated, IsInspector]
 
-    @extend_schema(
+    def claim_next(self, *, station: Station, user, exclude: list[int]) -> Unit | None:
+        return unit_claim_next(station=station, user=user, exclude=exclude)
+
+    def claimed_body(self, claimed: Unit) -> dict:
+        return inspector_unit(claimed)
+
+
+@extend_schema_view(
+    post=extend_schema(
         request=None, responses={204: None}, summary="Give a claimed unit back to the queue (skip)"
     )
-    def post(self, request: Request, pk: int) -> Response:
-        unit = get_object_or_404(Unit, pk=pk)
-        if not unit_claim_release(unit=unit, user=request.user):
-            raise ValidationError({"detail": f"unit {pk} is not pending and claimed by you"})
-        return Response(status=status.HTTP_204_NO_CONTENT)
+)
+class ReleaseClaim(ReleaseView):
+    permission_classes = [IsAuthenticated, IsInspector]
+    model = Unit
+    refusal = "unit {pk} is not pending and claimed by you"
+
+    def release(self, row: Unit, *, user) -> bool:
+        return unit_claim_release(unit=row, user=user)
 
 
 class QueueFigures(APIView):

@@ -13,6 +13,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
+from inspection.claims import Claimable
 from inspection.enums import (
     AutomationLevel,
     DecisionReason,
@@ -182,7 +183,7 @@ def unit_image_path(instance: Unit, filename: str) -> str:
     return f"units/{instance.station.slug}/{received:%Y/%m/%d}/{filename}"
 
 
-class Unit(models.Model):
+class Unit(Claimable):
     station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="units")
     serial = models.CharField(max_length=200)
     image = models.FileField(upload_to=unit_image_path, max_length=300)
@@ -208,11 +209,8 @@ class Unit(models.Model):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     # The first response, replayed verbatim to a retry with the same Idempotency-Key.
     first_response = models.JSONField(default=dict, blank=True)
-    # The inspector working on a pending unit; a claim past its expiry returns it to the queue.
-    claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # The inspector working on a pending unit (`claimed_by`, `claim_expires_at`): see Claimable.
+    claim_seconds_setting = "LOUPE_CLAIM_SECONDS"
 
     class Meta:
         ordering = ["-received_at", "-id"]

@@ -13,7 +13,7 @@ import binascii
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inspection.authentication import StationDevice
+from inspection.claims.views import ClaimNextView, ClaimSerializer, ReleaseView
 from inspection.images import image_display
 from inspection.models import Station
 from labeling.models import Annotation, DatasetItem, LabelSubmission, LabelTask, TaskTier
@@ -156,10 +157,6 @@ class ReviewSerializer(LabelSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class LabelClaimSerializer(serializers.Serializer):
-    exclude = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=200)
-
-
 def _station(slug: str) -> Station:
     return get_object_or_404(Station, slug=slug)
 
@@ -172,33 +169,31 @@ def _refused(error: LabelRejected):
 _ANY = inline_serializer("LabelingObject", {"id": serializers.IntegerField()})
 
 
-class TaskClaimNext(APIView):
-    permission_classes = [IsAuthenticated, IsLabeler]
-
-    @extend_schema(
-        request=LabelClaimSerializer, responses={200: _ANY, 204: None}, summary="Claim the next labeling task"
+@extend_schema_view(
+    post=extend_schema(
+        request=ClaimSerializer, responses={200: _ANY, 204: None}, summary="Claim the next labeling task"
     )
-    def post(self, request: Request, slug: str) -> Response:
-        station = _station(slug)
-        serializer = LabelClaimSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        task = label_task_claim_next(
-            station=station, user=request.user, exclude=serializer.validated_data.get("exclude", [])
-        )
-        if task is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(task_body(_task_loaded(task.pk)))
-
-
-class TaskRelease(APIView):
+)
+class TaskClaimNext(ClaimNextView):
     permission_classes = [IsAuthenticated, IsLabeler]
 
-    @extend_schema(request=None, responses={204: None}, summary="Give a labeling task back (skip)")
-    def post(self, request: Request, pk: int) -> Response:
-        task = get_object_or_404(LabelTask, pk=pk)
-        if not label_task_release(task=task, user=request.user):
-            raise ValidationError({"detail": f"task {pk} is not open and claimed by you"})
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def claim_next(self, *, station: Station, user, exclude: list[int]) -> LabelTask | None:
+        return label_task_claim_next(station=station, user=user, exclude=exclude)
+
+    def claimed_body(self, claimed: LabelTask) -> dict:
+        return task_body(_task_loaded(claimed.pk))
+
+
+@extend_schema_view(
+    post=extend_schema(request=None, responses={204: None}, summary="Give a labeling task back (skip)")
+)
+class TaskRelease(ReleaseView):
+    permission_classes = [IsAuthenticated, IsLabeler]
+    model = LabelTask
+    refusal = "task {pk} is not open and claimed by you"
+
+    def release(self, row: LabelTask, *, user) -> bool:
+        return label_task_release(task=row, user=user)
 
 
 class TaskSubmit(APIView):
@@ -221,35 +216,33 @@ class TaskSubmit(APIView):
         return Response({"id": submission.id, "status": submission.status}, status=status.HTTP_201_CREATED)
 
 
-class ReviewClaimNext(APIView):
-    permission_classes = [IsAuthenticated, IsLabeler]
-
-    @extend_schema(
-        request=LabelClaimSerializer,
+@extend_schema_view(
+    post=extend_schema(
+        request=ClaimSerializer,
         responses={200: _ANY, 204: None},
         summary="Claim the next label to review",
     )
-    def post(self, request: Request, slug: str) -> Response:
-        station = _station(slug)
-        serializer = LabelClaimSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        submission = review_claim_next(
-            station=station, user=request.user, exclude=serializer.validated_data.get("exclude", [])
-        )
-        if submission is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(submission_body(submission))
-
-
-class ReviewRelease(APIView):
+)
+class ReviewClaimNext(ClaimNextView):
     permission_classes = [IsAuthenticated, IsLabeler]
 
-    @extend_schema(request=None, responses={204: None}, summary="Give a label to review back (skip)")
-    def post(self, request: Request, pk: int) -> Response:
-        submission = get_object_or_404(LabelSubmission, pk=pk)
-        if not review_release(submission=submission, user=request.user):
-            raise ValidationError({"detail": f"submission {pk} is not waiting and claimed by you"})
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def claim_next(self, *, station: Station, user, exclude: list[int]) -> LabelSubmission | None:
+        return review_claim_next(station=station, user=user, exclude=exclude)
+
+    def claimed_body(self, claimed: LabelSubmission) -> dict:
+        return submission_body(claimed)
+
+
+@extend_schema_view(
+    post=extend_schema(request=None, responses={204: None}, summary="Give a label to review back (skip)")
+)
+class ReviewRelease(ReleaseView):
+    permission_classes = [IsAuthenticated, IsLabeler]
+    model = LabelSubmission
+    refusal = "submission {pk} is not waiting and claimed by you"
+
+    def release(self, row: LabelSubmission, *, user) -> bool:
+        return review_release(submission=row, user=user)
 
 
 class Review(APIView):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from inspection.claims import Claimable
+
 
 class Dataset(models.Model):
     name = models.SlugField(max_length=100, unique=True)
@@ -162,7 +164,7 @@ class TaskStatus(models.TextChoices):
     DONE = "done"
 
 
-class LabelTask(models.Model):
+class LabelTask(Claimable):
     """An item of a station's data set waiting for a labeler (one task per item).
 
     The queue is ordered by `tier`, then by the model's `margin` (smallest: most uncertain). Random
@@ -179,10 +181,8 @@ class LabelTask(models.Model):
     status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.OPEN)
     # The reviewer's comment when the last label was rejected: what the next labeler must fix.
     feedback = models.TextField(blank=True)
-    claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # The labeler working on it (`claimed_by`, `claim_expires_at`): see Claimable.
+    claim_seconds_setting = "LOUPE_LABEL_CLAIM_SECONDS"
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -215,7 +215,7 @@ class SubmissionStatus(models.TextChoices):
     FIXED = "fixed", "fixed by the reviewer"
 
 
-class LabelSubmission(models.Model):
+class LabelSubmission(Claimable):
     """A labeler's answer to a task: its annotation rows (inactive until accepted), or no defect.
 
     A reviewer other than the author accepts it (its rows become the item's label), rejects it
@@ -236,10 +236,8 @@ class LabelSubmission(models.Model):
     )
     review_comment = models.TextField(blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
-    claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # The reviewer working on it (`claimed_by`, `claim_expires_at`): see Claimable.
+    claim_seconds_setting = "LOUPE_LABEL_CLAIM_SECONDS"
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,9 +1,10 @@
 """The labelers' work: claim a task, submit a label, review others' labels.
 
-Claims are row locks taken with `SELECT ... FOR UPDATE SKIP LOCKED` (as on the inspector's
-station page) written on the row with an expiry, so two labelers never work on the same task and
-two reviewers never review the same submission. A submission's annotation rows are inactive until
-a reviewer other than its author accepts them: only accepted labels train.
+Tasks and submissions are claimed as the inspector's units are (`inspection.claims`: row locks
+with `SELECT ... FOR UPDATE SKIP LOCKED`, an expiry of `LOUPE_LABEL_CLAIM_SECONDS`), so two
+labelers never work on the same task and two reviewers never review the same submission. A
+submission's annotation rows are inactive until a reviewer other than its author accepts them:
+only accepted labels train.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import io
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from inspection import claims
 from labeling.models import (
     Annotation,
     AnnotationKind,
@@ -54,14 +55,6 @@ class Shape:
     mask_png: bytes | None = None
 
 
-def _claim_filter(user, now: datetime) -> Q:
-    return Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=user)
-
-
-def _claim_until(now: datetime) -> datetime:
-    return now + timedelta(seconds=settings.LOUPE_LABEL_CLAIM_SECONDS)
-
-
 # -- labeling --------------------------------------------------------------------------------------
 
 
@@ -76,34 +69,22 @@ def label_task_claim_next(
     """Claim the most useful open task nobody else holds: disagreements, then deferred or audited
     units, then the smallest model margin. At the station's random share the claim serves the
     random slice first, so it keeps being labelled however long the useful queue is."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        open_tasks = (
-            LabelTask.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(station=station, status=TaskStatus.OPEN)
-            .filter(_claim_filter(user, now))
-            .exclude(pk__in=list(exclude))
-        )
+
+    def pick(free_tasks) -> LabelTask | None:
         task = None
         if draw() < station.label_random_share:
-            task = open_tasks.filter(random_slice=True).order_by("id").first()
+            task = free_tasks.filter(random_slice=True).order_by("id").first()
         if task is None:
-            task = open_tasks.order_by("tier", F("margin").asc(nulls_last=True), "id").first()
-        if task is None:
-            return None
-        task.claimed_by = user
-        task.claim_expires_at = _claim_until(now)
-        task.save(update_fields=["claimed_by", "claim_expires_at", "updated_at"])
-    return task
+            task = free_tasks.order_by("tier", F("margin").asc(nulls_last=True), "id").first()
+        return task
+
+    open_tasks = LabelTask.objects.filter(station=station, status=TaskStatus.OPEN)
+    return claims.claim_next(open_tasks, user=user, exclude=exclude, now=now, pick=pick)
 
 
 def label_task_release(*, task: LabelTask, user) -> bool:
     """Give a claimed task back (skip). True if the user held it."""
-    return bool(
-        LabelTask.objects.filter(pk=task.pk, claimed_by=user, status=TaskStatus.OPEN).update(
-            claimed_by=None, claim_expires_at=None
-        )
-    )
+    return claims.release(task, user=user, status=TaskStatus.OPEN)
 
 
 def _image_size(item: DatasetItem) -> tuple[int, int]:
@@ -231,21 +212,19 @@ def label_submit(
         locked = LabelTask.objects.select_for_update().get(pk=task.pk)
         if locked.status != TaskStatus.OPEN:
             raise LabelConflict(f"task {locked.pk} is {locked.get_status_display()}: it was labelled already")
-        if (
-            locked.claimed_by_id not in (None, user.pk)
-            and locked.claim_expires_at
-            and locked.claim_expires_at > now
-        ):
-            raise LabelConflict(f"task {locked.pk} is being labelled by {locked.claimed_by}")
+        claims.check(
+            locked,
+            user=user,
+            now=now,
+            refuse=lambda holder: LabelConflict(f"task {locked.pk} is being labelled by {holder}"),
+        )
         submission = LabelSubmission.objects.create(
             task=locked, station_id=locked.station_id, author=user, no_defect=no_defect
         )
         submission.task = task
         _submission_rows(submission, checked, active=False)
         locked.status = TaskStatus.IN_REVIEW
-        locked.claimed_by = None
-        locked.claim_expires_at = None
-        locked.save(update_fields=["status", "claimed_by", "claim_expires_at", "updated_at"])
+        locked.save(update_fields=["status", *claims.clear(locked), "updated_at"])
     return submission
 
 
@@ -256,31 +235,17 @@ def review_claim_next(
     *, station, user, exclude: Iterable[int] = (), now: datetime | None = None
 ) -> LabelSubmission | None:
     """Claim the oldest submission waiting for review that the user did not write."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        submission = (
-            LabelSubmission.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(station=station, status=SubmissionStatus.PENDING)
-            .exclude(author=user)
-            .filter(_claim_filter(user, now))
-            .exclude(pk__in=list(exclude))
-            .order_by("id")
-            .first()
-        )
-        if submission is None:
-            return None
-        submission.claimed_by = user
-        submission.claim_expires_at = _claim_until(now)
-        submission.save(update_fields=["claimed_by", "claim_expires_at"])
-    return submission
+    waiting = (
+        LabelSubmission.objects.filter(station=station, status=SubmissionStatus.PENDING)
+        .exclude(author=user)
+        .order_by("id")
+    )
+    return claims.claim_next(waiting, user=user, exclude=exclude, now=now)
 
 
 def review_release(*, submission: LabelSubmission, user) -> bool:
-    return bool(
-        LabelSubmission.objects.filter(
-            pk=submission.pk, claimed_by=user, status=SubmissionStatus.PENDING
-        ).update(claimed_by=None, claim_expires_at=None)
-    )
+    """Give a claimed submission back (skip). True if the user held it."""
+    return claims.release(submission, user=user, status=SubmissionStatus.PENDING)
 
 
 def _locked_for_review(submission: LabelSubmission, user, now: datetime) -> LabelSubmission:
@@ -289,12 +254,12 @@ def _locked_for_review(submission: LabelSubmission, user, now: datetime) -> Labe
         raise LabelConflict(f"submission {locked.pk} was reviewed already ({locked.get_status_display()})")
     if locked.author_id == user.pk:
         raise LabelRejected("a label is reviewed by someone other than its author")
-    if (
-        locked.claimed_by_id not in (None, user.pk)
-        and locked.claim_expires_at
-        and locked.claim_expires_at > now
-    ):
-        raise LabelConflict(f"submission {locked.pk} is being reviewed by {locked.claimed_by}")
+    claims.check(
+        locked,
+        user=user,
+        now=now,
+        refuse=lambda holder: LabelConflict(f"submission {locked.pk} is being reviewed by {holder}"),
+    )
     return locked
 
 
@@ -316,18 +281,7 @@ def _reviewed(locked: LabelSubmission, *, user, status: str, comment: str, now: 
     locked.reviewer = user
     locked.review_comment = comment
     locked.reviewed_at = now
-    locked.claimed_by = None
-    locked.claim_expires_at = None
-    locked.save(
-        update_fields=[
-            "status",
-            "reviewer",
-            "review_comment",
-            "reviewed_at",
-            "claimed_by",
-            "claim_expires_at",
-        ]
-    )
+    locked.save(update_fields=["status", "reviewer", "review_comment", "reviewed_at", *claims.clear(locked)])
 
 
 def review_accept(*, submission: LabelSubmission, user, comment: str = "") -> LabelSubmission:

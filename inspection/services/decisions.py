@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils import timezone
 
+from inspection import claims
 from inspection.enums import DecisionReason, DisagreementKind, QueueReason, UnitStatus, Verdict
 from inspection.events import UNIT_DECIDED, station_event_publish
 from inspection.models import DecisionEvent, Disagreement, Unit
@@ -86,13 +86,12 @@ def decision_record(
             .select_related("station", "claimed_by")
             .get(pk=unit.pk)
         )
-        if (
-            locked.status == UnitStatus.PENDING
-            and locked.claimed_by_id not in (None, user.pk)
-            and locked.claim_expires_at is not None
-            and locked.claim_expires_at > timezone.now()
-        ):
-            raise DecisionConflict(f"unit {locked.pk} is being decided by {locked.claimed_by}")
+        if locked.status == UnitStatus.PENDING:
+            claims.check(
+                locked,
+                user=user,
+                refuse=lambda holder: DecisionConflict(f"unit {locked.pk} is being decided by {holder}"),
+            )
         if locked.status == UnitStatus.PENDING:
             reason = _REASON_BY_QUEUE.get(locked.queue_reason, DecisionReason.HUMAN)
         else:
@@ -108,9 +107,7 @@ def decision_record(
         )
         if locked.status != UnitStatus.DECIDED or locked.claimed_by_id is not None:
             locked.status = UnitStatus.DECIDED
-            locked.claimed_by = None
-            locked.claim_expires_at = None
-            locked.save(update_fields=["status", "claimed_by", "claim_expires_at"])
+            locked.save(update_fields=["status", *claims.clear(locked)])
         disagreements_record(decision=decision)
         human_decision_recorded.send(sender=DecisionEvent, decision=decision)
         body = unit_representation(unit=locked)

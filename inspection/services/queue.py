@@ -1,9 +1,9 @@
 """The human queue: inspectors claim pending units one at a time, oldest first.
 
-A claim is a row lock taken with `SELECT ... FOR UPDATE SKIP LOCKED`, so two inspectors asking at
-the same moment get different units and neither waits for the other. The claim is written on the
-unit with an expiry: an inspector who walks away gives the unit back to the queue when it runs
-out. (On SQLite, which has no row locks, a claim is one write transaction: claims are serialized.)
+The claim itself (row locks, expiry, who may give a unit back) is `inspection.claims`, shared
+with the labeling queues; here is the inspector's queue: a station's pending units, oldest
+first. An inspector who walks away gives the unit back when the claim (`LOUPE_CLAIM_SECONDS`)
+runs out.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min
 from django.utils import timezone
 
+from inspection import claims
 from inspection.enums import UnitStatus
 from inspection.models import DecisionEvent, Station, Unit
 
@@ -26,30 +26,13 @@ def unit_claim_next(
 ) -> Unit | None:
     """Claim the oldest pending unit of the station nobody else holds (the user's own claims,
     e.g. after a page reload, come back to them), skipping `exclude`. None when the queue is empty."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        unit = (
-            Unit.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(station=station, status=UnitStatus.PENDING)
-            .filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=user))
-            .exclude(pk__in=list(exclude))
-            .order_by("received_at", "id")
-            .first()
-        )
-        if unit is None:
-            return None
-        unit.claimed_by = user
-        unit.claim_expires_at = now + timedelta(seconds=settings.LOUPE_CLAIM_SECONDS)
-        unit.save(update_fields=["claimed_by", "claim_expires_at"])
-    return unit
+    pending = Unit.objects.filter(station=station, status=UnitStatus.PENDING).order_by("received_at", "id")
+    return claims.claim_next(pending, user=user, exclude=exclude, now=now)
 
 
 def unit_claim_release(*, unit: Unit, user) -> bool:
     """Give a claimed unit back to the queue (skip). Only its claimant can; True if released."""
-    released = Unit.objects.filter(pk=unit.pk, claimed_by=user, status=UnitStatus.PENDING).update(
-        claimed_by=None, claim_expires_at=None
-    )
-    return bool(released)
+    return claims.release(unit, user=user, status=UnitStatus.PENDING)
 
 
 @dataclass(frozen=True)
@@ -63,7 +46,7 @@ def queue_stats(*, station: Station, now: datetime | None = None) -> QueueStats:
     now = now or timezone.now()
     figures = Unit.objects.filter(station=station, status=UnitStatus.PENDING).aggregate(
         pending=Count("id"),
-        claimed=Count("id", filter=Q(claimed_by__isnull=False, claim_expires_at__gte=now)),
+        claimed=Count("id", filter=claims.held_at(now)),
         oldest=Min("received_at"),
     )
     oldest = figures["oldest"]

@@ -415,6 +415,42 @@ def test_the_api_claims_submits_and_reviews(assisted, labelers):
     )
 
 
+def test_the_api_gives_tasks_and_reviews_back_only_for_their_claimant(assisted, labelers):
+    _decided(assisted, "SN-1", "fail", probability=0.1, defect_classes=["crack"])
+    lea, rui = labelers
+    task = _client(lea).post("/api/v1/labeling/stations/screens-1/tasks/claim/", {}, format="json").json()
+    release = f"/api/v1/labeling/tasks/{task['id']}/release/"
+    refused = _client(rui).post(release)
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": f"task {task['id']} is not open and claimed by you"}
+    assert _client(rui).post("/api/v1/labeling/tasks/999999/release/").status_code == 404
+    given_back = _client(lea).post(release)
+    assert given_back.status_code == 204 and not given_back.content
+    assert (
+        _client(rui).post("/api/v1/labeling/stations/nowhere/tasks/claim/", {}, format="json").status_code
+        == 404
+    )
+
+    claimed = _client(rui).post("/api/v1/labeling/stations/screens-1/tasks/claim/", {}, format="json")
+    assert claimed.json()["id"] == task["id"]
+    made = _client(rui).post(
+        f"/api/v1/labeling/tasks/{task['id']}/submissions/", {"no_defect": True}, format="json"
+    )
+    submission = made.json()["id"]
+    assert (
+        _client(rui).post("/api/v1/labeling/stations/screens-1/reviews/claim/", {}, format="json").status_code
+        == 204
+    )
+    review = _client(lea).post("/api/v1/labeling/stations/screens-1/reviews/claim/", {}, format="json")
+    assert review.json()["id"] == submission
+    release = f"/api/v1/labeling/submissions/{submission}/release/"
+    refused = _client(rui).post(release)
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": f"submission {submission} is not waiting and claimed by you"}
+    assert _client(lea).post(release).status_code == 204
+    assert _client(lea).post(release).status_code == 400  # nothing left to give back
+
+
 def test_labeling_needs_the_labeler_role(assisted, device_client):
     inspector = person("ines")
     for url in (
