@@ -132,17 +132,18 @@ def checks_replay(station, window: int, *, step_down: bool) -> list:
     a clean slate (no earlier checks or alarms of this station)."""
     from inspection.enums import AutomationLevel
     from inspection.models import StationChange
-    from inspection.supervision.models import Alarm, DriftCheck
+    from inspection.supervision.models import Alarm, DriftCheck, DriftSettings
     from workers.drift_checks import station_drift_check
 
     # A throwaway benchmark database: the replay may forget the previous replay's audit rows.
     StationChange.objects.filter(station=station, alarm__isnull=False).delete()
     Alarm.objects.filter(station=station).delete()
     DriftCheck.objects.filter(station=station).delete()
-    type(station).objects.filter(pk=station.pk).update(
-        drift_window=window, alarm_step_down=step_down, automation_level=AutomationLevel.FULL
+    type(station).objects.filter(pk=station.pk).update(automation_level=AutomationLevel.FULL)
+    DriftSettings.objects.update_or_create(
+        station_id=station.pk, defaults={"drift_window": window, "alarm_step_down": step_down}
     )
-    station.refresh_from_db()
+    station.refresh_from_db()  # forgets the cached settings rows too
     checks = []
     while True:
         made = station_drift_check(station=station)

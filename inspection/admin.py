@@ -7,6 +7,7 @@ Its threshold tool is inspection's own (`admin_views.station_thresholds`, routed
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,9 +18,23 @@ from rest_framework_api_key.models import APIKey
 
 from inspection.admin_views import station_thresholds
 from inspection.background import Task, task_enqueue
-from inspection.models import DecisionEvent, DeviceKey, Disagreement, Prediction, Station, StationChange, Unit
+from inspection.models import (
+    DecisionEvent,
+    DeviceKey,
+    Disagreement,
+    Prediction,
+    Station,
+    StationChange,
+    StationSettings,
+    Unit,
+)
 from inspection.services.rollout import challenger_promote, challenger_to_canary, champion_rollback
-from inspection.services.stations import station_changes_record, station_snapshot
+from inspection.services.stations import (
+    settings_owners,
+    station_changes_record,
+    station_settings_write,
+    station_snapshot,
+)
 from inspection.supervision.models import Alarm, AlarmStatus, DriftCheck
 from inspection.supervision.services import alarm_acknowledge, alarm_clear
 from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
@@ -66,8 +81,27 @@ class DeviceKeyInline(ReadOnlyInline):
     show_change_link = True
 
 
+def _station_form() -> type[forms.ModelForm]:
+    """The station's form, with the fields of every settings row (labeling, training, drift), so
+    that one page and one save change them all, with one audit trail."""
+
+    def __init__(self, *args, **kwargs):
+        forms.ModelForm.__init__(self, *args, **kwargs)
+        if self.instance.pk is not None:
+            for kind in StationSettings.kinds():
+                row = kind.of(self.instance)
+                for name in kind.setting_names():
+                    self.initial.setdefault(name, getattr(row, name))
+
+    declared = {}
+    for kind in StationSettings.kinds():
+        declared.update(forms.fields_for_model(kind, fields=kind.setting_names()))
+    return type("StationForm", (forms.ModelForm,), {**declared, "__init__": __init__})
+
+
 @admin.register(Station)
 class StationAdmin(admin.ModelAdmin):
+    form = _station_form()
     list_display = ("slug", "name", "line", "automation_level", "champion", "challenger", "rollout_mode")
     list_filter = ("automation_level", "rollout_mode")
     search_fields = ("slug", "name", "line")
@@ -79,22 +113,8 @@ class StationAdmin(admin.ModelAdmin):
             {"fields": ("automation_level", "target_escape_rate", "uncertainty_band", "audit_share")},
         ),
         ("Models", {"fields": ("champion", "challenger", "rollout_mode", "canary_share")}),
-        (
-            "Labeling and training",
-            {
-                "fields": (
-                    "label_random_share",
-                    "retrain_after_labels",
-                    "retrain_every_hours",
-                    "gate_coverage_margin",
-                    "gate_auroc_margin",
-                )
-            },
-        ),
-        (
-            "Drift and alarms",
-            {"fields": ("drift_window", "drift_significance", "alarm_step_down", "alarm_retrain")},
-        ),
+        # The sections of the other parts' settings rows (labeling, training, drift) follow.
+        *((kind.section, {"fields": kind.setting_names()}) for kind in StationSettings.kinds()),
         ("Webhook", {"fields": ("webhook_url", "webhook_secret")}),
         (None, {"fields": ("created_at", "updated_at")}),
     )
@@ -144,13 +164,16 @@ class StationAdmin(admin.ModelAdmin):
         return (*self.readonly_fields, "slug") if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj: Station, form, change: bool) -> None:
+        rows = {name: form.cleaned_data[name] for name in settings_owners() if name in form.cleaned_data}
         with transaction.atomic():
             if change:
                 before = station_snapshot(station=Station.objects.get(pk=obj.pk))
                 super().save_model(request, obj, form, change)
+                station_settings_write(station=obj, values=rows)
                 station_changes_record(station=obj, before=before, user=request.user, note="admin")
             else:
                 super().save_model(request, obj, form, change)
+                station_settings_write(station=obj, values=rows)
                 StationChange.objects.create(
                     station=obj, changed_by=request.user, field="created", new_value=obj.slug, note="admin"
                 )

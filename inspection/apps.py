@@ -14,12 +14,13 @@ class InspectionConfig(AppConfig):
 
     def ready(self) -> None:
         from inspection.authentication import device_cache_clear
+        from inspection.models import DeviceKey, Station, StationSettings
         from inspection.roles import roles_ensure
 
         post_migrate.connect(roles_ensure, sender=self, dispatch_uid="inspection.roles_ensure")
-        # A key revoked or a station changed in this process takes effect at once.
-        for model_name in ("DeviceKey", "Station"):
-            model = self.get_model(model_name)
-            uid = f"inspection.device_cache_clear.{model_name}"
+        # A key revoked or a station (or one of its settings rows) changed in this process takes
+        # effect at once.
+        for model in (DeviceKey, Station, *StationSettings.kinds()):
+            uid = f"inspection.device_cache_clear.{model._meta.label}"
             post_save.connect(device_cache_clear, sender=model, dispatch_uid=uid)
             post_delete.connect(device_cache_clear, sender=model, dispatch_uid=f"{uid}.delete")

@@ -21,7 +21,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from inspection.models import DeviceKey, Station
+from inspection.models import DeviceKey, Station, StationSettings
 
 KEYWORD = "Api-Key"
 
@@ -75,8 +75,11 @@ def _device_lookup(key: str) -> StationDevice:
     prefix, _, secret = key.partition(".")
     if not prefix or not secret:
         raise exceptions.AuthenticationFailed("malformed device key: expected PREFIX.SECRET")
+    # The station's settings rows come in the same query (labeling's random share is read on
+    # every unit the model decides).
+    rows = [f"station__{kind._meta.model_name}" for kind in StationSettings.kinds()]
     found = (
-        DeviceKey.objects.select_related("station__champion", "station__challenger")
+        DeviceKey.objects.select_related("station__champion", "station__challenger", *rows)
         .defer("station__champion__metrics", "station__challenger__metrics")
         .filter(prefix=prefix)
         .first()

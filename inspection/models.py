@@ -7,6 +7,8 @@ only says whether the unit still waits in the human queue.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -62,55 +64,6 @@ class Station(models.Model):
     canary_share = models.FloatField(
         default=0.1, validators=_SHARE, help_text="Share of units the challenger decides in canary mode."
     )
-    # Labeling and continuous training.
-    label_random_share = models.FloatField(
-        default=0.05,
-        validators=_SHARE,
-        help_text="Share of units the model decided alone that go to the labeling queue at random, "
-        "whatever their usefulness: an unbiased sample for evaluation and calibration.",
-    )
-    retrain_after_labels = models.PositiveIntegerField(
-        default=100,
-        help_text="Retrain when this many units have new accepted labels since the last training "
-        "(0: never on label count).",
-    )
-    retrain_every_hours = models.PositiveIntegerField(
-        default=0,
-        help_text="Also retrain on this schedule when the labels changed since the last training "
-        "(0: no schedule).",
-    )
-    gate_coverage_margin = models.FloatField(
-        default=0.0,
-        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="A candidate may cover this much less than the champion at the target escape rate "
-        "and still go into shadow.",
-    )
-    gate_auroc_margin = models.FloatField(
-        default=0.0,
-        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="A candidate's AUROC may be this much lower than the champion's and still pass.",
-    )
-    # Drift monitoring and what an alarm does.
-    drift_window = models.PositiveIntegerField(
-        default=200,
-        validators=[MinValueValidator(20), MaxValueValidator(5000)],
-        help_text="Units per drift check: each check compares the next this many units the champion "
-        "predicted with its reference (larger windows see smaller shifts, later).",
-    )
-    drift_significance = models.FloatField(
-        default=0.01,
-        validators=[MinValueValidator(1e-6), MaxValueValidator(0.2)],
-        help_text="Chance of a false alarm per check when nothing changed (all tests of a check "
-        "together, Holm-corrected).",
-    )
-    alarm_step_down = models.BooleanField(
-        default=True,
-        help_text="When an alarm is raised, step the automation level down one notch "
-        "(full -> partial -> assisted).",
-    )
-    alarm_retrain = models.BooleanField(
-        default=False, help_text="When an alarm is raised, also start retraining on the labels collected."
-    )
     webhook_url = models.URLField(blank=True, max_length=500)
     webhook_secret = models.CharField(
         max_length=200, blank=True, help_text="Key of the HMAC-SHA256 signature of each webhook body."
@@ -141,6 +94,44 @@ class Station(models.Model):
             errors["webhook_secret"] = "a webhook needs a secret to sign its deliveries"
         if errors:
             raise ValidationError(errors)
+
+
+class StationSettings(models.Model):
+    """One part's settings for a station, in that part's own table (labeling's random share,
+    training's schedule and gate, supervision's drift check). Subclass it in the app that owns the
+    settings: the station's services, admin form and audit trail find every subclass, so
+    `inspection` never names them. A station without its row reads the fields' defaults."""
+
+    station = models.OneToOneField(
+        Station, on_delete=models.CASCADE, primary_key=True, related_name="%(class)s"
+    )
+    # The heading of the settings' section in the station's form.
+    section: ClassVar[str] = ""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def of(cls, station: Station) -> StationSettings:
+        """The station's row (from the join when the station was loaded with it), else an
+        unsaved row of defaults, kept on the station so that a later save stores it."""
+        try:
+            return getattr(station, cls._meta.model_name)
+        except cls.DoesNotExist:
+            row = cls(station=station)
+            Station._meta.get_field(cls._meta.model_name).set_cached_value(station, row)
+            return row
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in cls._meta.concrete_fields if f.name != "station")
+
+    @staticmethod
+    def kinds() -> list[type[StationSettings]]:
+        """Every concrete settings model of the installed apps, in INSTALLED_APPS order."""
+        from django.apps import apps
+
+        return [model for model in apps.get_models() if issubclass(model, StationSettings)]
 
 
 class DeviceKey(AbstractAPIKey):

@@ -8,9 +8,31 @@ labels: boxes, polygons, masks, an image-level class, or an explicit "no defect"
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from inspection.claims import Claimable
+from inspection.models import StationSettings
+
+
+class LabelingSettings(StationSettings):
+    """What of a station's units goes to the labeling queue beyond the useful ones."""
+
+    section = "Labeling"
+
+    label_random_share = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of units the model decided alone that go to the labeling queue at random, "
+        "whatever their usefulness: an unbiased sample for evaluation and calibration.",
+    )
+
+    class Meta:
+        verbose_name = "labeling settings"
+        verbose_name_plural = "labeling settings"
+
+    def __str__(self) -> str:
+        return f"{self.station_id}: labeling settings"
 
 
 class Dataset(models.Model):

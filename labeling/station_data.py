@@ -31,6 +31,7 @@ from labeling.models import (
     Dataset,
     DatasetItem,
     ImageAsset,
+    LabelingSettings,
     LabelTask,
     SubmissionStatus,
     TaskStatus,
@@ -135,7 +136,7 @@ def automatic_decision_consider(*, unit, prediction, station) -> LabelTask | Non
     random slice, else nothing (and no query). Runs inside the unit's transaction."""
     margin = margin_of(prediction)
     uncertain = margin is not None and margin < settings.LOUPE_LABEL_UNCERTAIN_MARGIN
-    random_slice = label_draw(station.slug, unit.serial) < station.label_random_share
+    random_slice = label_draw(station.slug, unit.serial) < LabelingSettings.of(station).label_random_share
     if not (uncertain or random_slice):
         return None
     item = unit_item_ensure(unit=unit, dataset=station_dataset_get(station=station))

@@ -25,6 +25,7 @@ from labeling.models import (
     Annotation,
     AnnotationKind,
     DatasetItem,
+    LabelingSettings,
     LabelSubmission,
     LabelTask,
     SubmissionStatus,
@@ -70,9 +71,11 @@ def label_task_claim_next(
     units, then the smallest model margin. At the station's random share the claim serves the
     random slice first, so it keeps being labelled however long the useful queue is."""
 
+    random_share = LabelingSettings.of(station).label_random_share
+
     def pick(free_tasks) -> LabelTask | None:
         task = None
-        if draw() < station.label_random_share:
+        if draw() < random_share:
             task = free_tasks.filter(random_slice=True).order_by("id").first()
         if task is None:
             task = free_tasks.order_by("tier", F("margin").asc(nulls_last=True), "id").first()

@@ -15,7 +15,7 @@ from django.db.models import Max
 from inspection.background import Task, task_enqueue
 from inspection.enums import AutomationLevel
 from inspection.models import Prediction, Station, Unit
-from inspection.supervision.models import DriftCheck
+from inspection.supervision.models import DriftCheck, DriftSettings
 from inspection.supervision.selectors import blind_judged
 from inspection.supervision.services import AlarmFinding, alarm_action_add, alarms_raise
 from labeling.snapshots import EmptySnapshot
@@ -59,7 +59,7 @@ def _window_predictions(
     counts once: repeated values would make the tests overconfident. A stream of mostly repeats is
     cut after `MAX_SCAN_WINDOWS` windows' worth of units and checked on the distinct ones it holds,
     when there are at least `MIN_DISTINCT_UNITS`."""
-    size = station.drift_window
+    size = DriftSettings.of(station).drift_window
     limit = size * MAX_SCAN_WINDOWS
     rows = (
         Prediction.objects.filter(
@@ -89,12 +89,13 @@ def drift_checks_due() -> list[Station]:
     """Stations whose champion has predicted a full window of units since its last check."""
     due = []
     stations = Station.objects.exclude(automation_level=AutomationLevel.HUMAN).exclude(champion=None)
-    for station in stations.select_related("champion"):
+    for station in stations.select_related("champion", "driftsettings"):
         after = _last_checked_unit(station, station.champion)
+        window = DriftSettings.of(station).drift_window
         waiting = Prediction.objects.filter(
             model_version=station.champion, unit__station=station, unit_id__gt=after
-        )[: station.drift_window].count()
-        if waiting >= station.drift_window:
+        )[:window].count()
+        if waiting >= window:
             due.append(station)
     return due
 
@@ -116,7 +117,7 @@ def _agreement(station: Station, model_version: ModelVersion, up_to_unit_id: int
     verdicts = list(
         blind_judged(units)
         .order_by("-pk")
-        .values_list("human_verdict", "model_verdict")[: station.drift_window]
+        .values_list("human_verdict", "model_verdict")[: DriftSettings.of(station).drift_window]
     )
     return sum(human == model for human, model in verdicts), len(verdicts)
 
@@ -204,7 +205,8 @@ def _check_window(
         agreed=agreed,
         judged=judged,
     )
-    tests = window_tests(reference, window, alpha=station.drift_significance, seed=last)
+    drift = DriftSettings.of(station)
+    tests = window_tests(reference, window, alpha=drift.drift_significance, seed=last)
     # The check and the alarms it raises commit together: a worker dying in between must not leave
     # a shifted window that no later run checks again and no alarm tells of.
     with transaction.atomic():
@@ -216,7 +218,7 @@ def _check_window(
                     first_unit_id=first,
                     last_unit_id=last,
                     window_size=len(rows),
-                    significance=station.drift_significance,
+                    significance=drift.drift_significance,
                     tests=[t.as_dict() for t in tests],
                     shifted=any(t.shifted for t in tests),
                     seconds=time.perf_counter() - started,
@@ -228,7 +230,7 @@ def _check_window(
             outcome = alarms_raise(
                 station=station, findings=_findings(tests), model_version=champion, drift_check=check
             )
-    if outcome is not None and outcome.raised and station.alarm_retrain:
+    if outcome is not None and outcome.raised and drift.alarm_retrain:
         _retrain(station, outcome.raised)
     return check
 

@@ -1,11 +1,50 @@
-"""The continuous-training jobs: one retraining of a station's model each (`workers.retraining`)."""
+"""Each station's training settings and the continuous-training jobs: one retraining of a station's
+model each (`workers.retraining`)."""
 
 from __future__ import annotations
 
 from uuid import uuid4
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+from inspection.models import StationSettings
+
+
+class TrainingSettings(StationSettings):
+    """When a station retrains, and how much worse than the champion a candidate may be."""
+
+    section = "Training"
+
+    retrain_after_labels = models.PositiveIntegerField(
+        default=100,
+        help_text="Retrain when this many units have new accepted labels since the last training "
+        "(0: never on label count).",
+    )
+    retrain_every_hours = models.PositiveIntegerField(
+        default=0,
+        help_text="Also retrain on this schedule when the labels changed since the last training "
+        "(0: no schedule).",
+    )
+    gate_coverage_margin = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A candidate may cover this much less than the champion at the target escape rate "
+        "and still go into shadow.",
+    )
+    gate_auroc_margin = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A candidate's AUROC may be this much lower than the champion's and still pass.",
+    )
+
+    class Meta:
+        verbose_name = "training settings"
+        verbose_name_plural = "training settings"
+
+    def __str__(self) -> str:
+        return f"{self.station_id}: training settings"
 
 
 class TrainingStatus(models.TextChoices):

@@ -28,7 +28,13 @@ from models_registry.gate import GateMargins, gate_decide
 from models_registry.ml.geometry import GeometryRequest
 from models_registry.models import ModelVersion
 from models_registry.services import model_version_evaluate, model_version_train
-from workers.models import ACTIVE_TRAINING_STATUSES, TrainingJob, TrainingStatus, TrainingTrigger
+from workers.models import (
+    ACTIVE_TRAINING_STATUSES,
+    TrainingJob,
+    TrainingSettings,
+    TrainingStatus,
+    TrainingTrigger,
+)
 from workers.selectors import training_job_summary
 
 logger = logging.getLogger(__name__)
@@ -69,15 +75,16 @@ def retraining_due(*, station: Station, now=None) -> str | None:
     """The trigger that asks for a retraining of the station now, or None."""
     if station.training_jobs.filter(status__in=ACTIVE_TRAINING_STATUSES).exists():
         return None
-    if not (station.retrain_after_labels or station.retrain_every_hours):
+    schedule = TrainingSettings.of(station)
+    if not (schedule.retrain_after_labels or schedule.retrain_every_hours):
         return None
     new_labels = labels_since_last_training(station=station)
-    if station.retrain_after_labels and new_labels >= station.retrain_after_labels:
+    if schedule.retrain_after_labels and new_labels >= schedule.retrain_after_labels:
         return TrainingTrigger.LABELS
-    if station.retrain_every_hours and new_labels:
+    if schedule.retrain_every_hours and new_labels:
         now = now or timezone.now()
         last = station.training_jobs.order_by("-created_at", "-id").first()
-        if last is None or last.created_at <= now - timedelta(hours=station.retrain_every_hours):
+        if last is None or last.created_at <= now - timedelta(hours=schedule.retrain_every_hours):
             return TrainingTrigger.SCHEDULE
     return None
 
@@ -416,11 +423,12 @@ def _evaluate_and_gate(job: TrainingJob, attempt: int, candidate: ModelVersion) 
     test = snapshot_samples(snapshot=job.snapshot, split=Split.TEST)
     candidate_metrics = model_version_evaluate(model_version=candidate, samples=test)
     champion_metrics = model_version_evaluate(model_version=champion, samples=test) if champion else None
+    gate = TrainingSettings.of(station)
     result = gate_decide(
         candidate=candidate_metrics,
         champion=champion_metrics,
         target_escape_rate=station.target_escape_rate,
-        margins=GateMargins(coverage=station.gate_coverage_margin, auroc=station.gate_auroc_margin),
+        margins=GateMargins(coverage=gate.gate_coverage_margin, auroc=gate.gate_auroc_margin),
     )
     with transaction.atomic():
         if not _held(job, attempt).select_for_update().exists():

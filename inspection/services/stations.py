@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
 
 from inspection.enums import AutomationLevel
-from inspection.models import DeviceKey, Station, StationChange
+from inspection.models import DeviceKey, Station, StationChange, StationSettings
 from models_registry.models import ModelVersion
 
-# The settings a supervisor changes; each change is recorded as a StationChange.
-AUDITED_FIELDS = (
+# The station's own settings a supervisor changes; each change is recorded as a StationChange.
+# The settings of other parts (labeling, training, drift) are in their `StationSettings` rows.
+STATION_FIELDS = (
     "name",
     "line",
     "defect_classes",
@@ -27,17 +28,27 @@ AUDITED_FIELDS = (
     "canary_share",
     "webhook_url",
     "webhook_secret",
-    "label_random_share",
-    "retrain_after_labels",
-    "retrain_every_hours",
-    "gate_coverage_margin",
-    "gate_auroc_margin",
-    "drift_window",
-    "drift_significance",
-    "alarm_step_down",
-    "alarm_retrain",
 )
 SECRET_FIELDS = {"webhook_secret"}
+
+
+def settings_owners() -> dict[str, type[StationSettings]]:
+    """Each setting kept in a settings row -> the row's model. A name used twice is an error."""
+    owners: dict[str, type[StationSettings]] = {}
+    for kind in StationSettings.kinds():
+        for name in kind.setting_names():
+            clash = owners.get(name) or (Station if name in STATION_FIELDS else None)
+            if clash is not None:
+                raise ImproperlyConfigured(
+                    f"station setting {name!r} is declared by both {clash.__name__} and {kind.__name__}"
+                )
+            owners[name] = kind
+    return owners
+
+
+def audited_fields() -> tuple[str, ...]:
+    """Every setting of a station, its own and its settings rows', in the form's order."""
+    return (*STATION_FIELDS, *settings_owners())
 
 
 def station_create(
@@ -57,6 +68,8 @@ def station_create(
         )
     if Station.objects.filter(slug=slug).exists():
         raise ValidationError(f"station {slug!r} already exists")
+    owners = settings_owners()
+    own = {name: value for name, value in settings.items() if name not in owners}
     station = Station(
         slug=slug,
         name=name or slug.replace("-", " ").capitalize(),
@@ -65,11 +78,14 @@ def station_create(
         defect_classes=defect_classes
         if defect_classes is not None
         else list(champion.classes if champion else []),
-        **settings,
+        **own,
     )
     station.full_clean()
+    rows = _rows_with(station, {name: v for name, v in settings.items() if name in owners})
     with transaction.atomic():
         station.save()
+        for row in rows:
+            row.save()
         StationChange.objects.create(
             station=station, changed_by=created_by, field="created", old_value=None, new_value=slug
         )
@@ -81,17 +97,44 @@ def station_update(
 ) -> list[StationChange]:
     """Apply setting changes and record each one (who, when, old -> new). Validates first:
     an invalid change saves nothing."""
-    unknown = sorted(set(changes) - set(AUDITED_FIELDS))
+    owners = settings_owners()
+    unknown = sorted(set(changes) - set(STATION_FIELDS) - set(owners))
     if unknown:
         raise ValidationError(f"not a station setting: {', '.join(unknown)}")
     with transaction.atomic():
         locked = Station.objects.select_for_update().get(pk=station.pk)
-        before = {field: _value(locked, field) for field in AUDITED_FIELDS}
+        before = station_snapshot(station=locked)
         for field, value in changes.items():
-            setattr(locked, field, value)
+            if field not in owners:
+                setattr(locked, field, value)
         locked.full_clean()
+        rows = _rows_with(locked, {name: v for name, v in changes.items() if name in owners})
         locked.save()
+        for row in rows:
+            row.save()
         return station_changes_record(station=locked, before=before, user=user, note=note)
+
+
+def station_settings_write(*, station: Station, values: Mapping[str, Any]) -> None:
+    """Validate and save settings kept in the station's settings rows (the admin form's sections);
+    an invalid value saves nothing. Call inside the transaction that saves the station."""
+    owners = settings_owners()
+    unknown = sorted(set(values) - set(owners))
+    if unknown:
+        raise ValidationError(f"not a setting of a settings row: {', '.join(unknown)}")
+    for row in _rows_with(station, values):
+        row.save()
+
+
+def _rows_with(station: Station, values: Mapping[str, Any]) -> list[StationSettings]:
+    """The station's settings rows with `values` set, validated (all of them, before any save)."""
+    owners = settings_owners()
+    rows = {kind: kind.of(station) for kind in StationSettings.kinds()}
+    for name, value in values.items():
+        setattr(rows[owners[name]], name, value)
+    for row in rows.values():
+        row.full_clean(exclude=["station"])
+    return list(rows.values())
 
 
 def station_changes_record(
@@ -99,7 +142,7 @@ def station_changes_record(
 ) -> list[StationChange]:
     """Record the difference between `before` (from `station_snapshot`) and the saved station."""
     records = []
-    for field in AUDITED_FIELDS:
+    for field in audited_fields():
         old, new = before.get(field), _value(station, field)
         if old == new:
             continue
@@ -114,14 +157,15 @@ def station_changes_record(
 
 
 def station_snapshot(*, station: Station) -> dict[str, Any]:
-    return {field: _value(station, field) for field in AUDITED_FIELDS}
+    return {field: _value(station, field) for field in audited_fields()}
 
 
 def _value(station: Station, field: str) -> Any:
     if field in ("champion", "challenger"):
         version = getattr(station, field)
         return f"{version.name}:{version.version}" if version is not None else None
-    return getattr(station, field)
+    owner = settings_owners().get(field)
+    return getattr(owner.of(station) if owner else station, field)
 
 
 def device_key_create(*, station: Station, name: str) -> tuple[DeviceKey, str]:

@@ -1,13 +1,48 @@
-"""Drift checks (append-only windows compared with the champion's reference) and the alarms they,
-and the camera check, raise."""
+"""Each station's drift settings, the drift checks (append-only windows compared with the
+champion's reference) and the alarms they, and the camera check, raise."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from inspection.models import Station
+from inspection.models import Station, StationSettings
 from models_registry.models import ModelVersion
+
+
+class DriftSettings(StationSettings):
+    """How a station's drift is checked, and what an alarm does to it."""
+
+    section = "Drift and alarms"
+
+    drift_window = models.PositiveIntegerField(
+        default=200,
+        validators=[MinValueValidator(20), MaxValueValidator(5000)],
+        help_text="Units per drift check: each check compares the next this many units the champion "
+        "predicted with its reference (larger windows see smaller shifts, later).",
+    )
+    drift_significance = models.FloatField(
+        default=0.01,
+        validators=[MinValueValidator(1e-6), MaxValueValidator(0.2)],
+        help_text="Chance of a false alarm per check when nothing changed (all tests of a check "
+        "together, Holm-corrected).",
+    )
+    alarm_step_down = models.BooleanField(
+        default=True,
+        help_text="When an alarm is raised, step the automation level down one notch "
+        "(full -> partial -> assisted).",
+    )
+    alarm_retrain = models.BooleanField(
+        default=False, help_text="When an alarm is raised, also start retraining on the labels collected."
+    )
+
+    class Meta:
+        verbose_name = "drift settings"
+        verbose_name_plural = "drift settings"
+
+    def __str__(self) -> str:
+        return f"{self.station_id}: drift settings"
 
 
 class DriftCheck(models.Model):

@@ -3,8 +3,8 @@
 A drift check (`workers.drift_checks`) hands its findings to `alarms_raise`; a run of frames that
 fail the frame check raises a camera fault (`camera_fault_check`). A finding of a kind
 the station already has an active (open or acknowledged) alarm for counts on that alarm; a new
-kind raises a new alarm and, when the station says so (`alarm_step_down`), steps the automation
-level down one notch: full -> partial -> assisted. The level change is an ordinary audited
+kind raises a new alarm and, when the station says so (`DriftSettings.alarm_step_down`), steps
+the automation level down one notch: full -> partial -> assisted. The level change is an ordinary audited
 `StationChange` by nobody, naming the alarm. Only a supervisor raises the level again.
 """
 
@@ -22,7 +22,7 @@ from django.utils import timezone
 from inspection.enums import AutomationLevel, QueueReason
 from inspection.events import station_event_publish
 from inspection.models import Station, StationChange, Unit
-from inspection.supervision.models import Alarm, AlarmKind, AlarmStatus, DriftCheck
+from inspection.supervision.models import Alarm, AlarmKind, AlarmStatus, DriftCheck, DriftSettings
 from models_registry.models import ModelVersion
 
 STEP_DOWN = {AutomationLevel.FULL: AutomationLevel.PARTIAL, AutomationLevel.PARTIAL: AutomationLevel.ASSISTED}
@@ -106,7 +106,7 @@ def alarms_raise(
                     last_seen_at=now,
                 )
             )
-        if raised and locked.alarm_step_down and locked.automation_level in STEP_DOWN:
+        if raised and DriftSettings.of(locked).alarm_step_down and locked.automation_level in STEP_DOWN:
             level_change = _step_down(locked, raised)
         events = [{"type": ALARM_RAISED, "alarm": alarm_representation(a)} for a in raised]
         events += [{"type": ALARM_CHANGED, "alarm": alarm_representation(a)} for a in seen_again]

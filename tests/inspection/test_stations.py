@@ -4,14 +4,19 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from inspection.models import Station, StationChange
+from inspection.models import Station, StationChange, StationSettings
 from inspection.roles import INSPECTOR, SUPERVISOR
-from inspection.services.stations import station_update
+from inspection.services.stations import settings_owners, station_create, station_update
+from inspection.supervision.models import DriftSettings
+from labeling.models import LabelingSettings
 from tests.inspection.factories import jpeg_bytes, upload
+from workers.models import TrainingSettings
 
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +80,102 @@ def test_an_invalid_update_saves_nothing(make_station, make_model_version):
     assert StationChange.objects.filter(station=station).exclude(field="created").count() == 0
 
 
+def test_the_settings_of_other_parts_are_kept_in_their_own_rows(make_model_version):
+    station = station_create(
+        slug="rows-1",
+        champion=make_model_version(),
+        drift_window=50,
+        label_random_share=0.2,
+        retrain_after_labels=7,
+    )
+
+    assert DriftSettings.objects.get(station=station).drift_window == 50
+    assert LabelingSettings.objects.get(station=station).label_random_share == 0.2
+    training = TrainingSettings.objects.get(station=station)
+    assert (training.retrain_after_labels, training.retrain_every_hours) == (7, 0)
+    assert not any(
+        hasattr(Station, name) for name in ("drift_window", "label_random_share", "retrain_after_labels")
+    )
+
+
+def test_a_setting_of_a_row_is_changed_and_audited_as_the_station_own_are(make_station):
+    station = make_station(level="assisted")
+    supervisor = User.objects.create_user("sam")
+
+    changes = station_update(
+        station=station,
+        changes={"automation_level": "partial", "drift_window": 300, "gate_auroc_margin": 0.05},
+        user=supervisor,
+        note="night shift",
+    )
+
+    assert {(c.field, c.old_value, c.new_value, c.note) for c in changes} == {
+        ("automation_level", "assisted", "partial", "night shift"),
+        ("drift_window", 200, 300, "night shift"),
+        ("gate_auroc_margin", 0.0, 0.05, "night shift"),
+    }
+    assert DriftSettings.objects.get(station=station).drift_window == 300
+    assert TrainingSettings.objects.get(station=station).gate_auroc_margin == 0.05
+
+
+def test_an_invalid_setting_of_a_row_saves_nothing_of_the_station(make_station):
+    station = make_station(level="assisted")
+
+    with pytest.raises(ValidationError, match="drift_window"):
+        station_update(station=station, changes={"automation_level": "full", "drift_window": 5}, user=None)
+    with pytest.raises(ValidationError, match="not a station setting: drift_windw"):
+        station_update(station=station, changes={"drift_windw": 300}, user=None)
+
+    station.refresh_from_db()
+    assert station.automation_level == "assisted"
+    assert DriftSettings.objects.get(station=station).drift_window == 200
+    assert StationChange.objects.filter(station=station).exclude(field="created").count() == 0
+
+
+def test_a_station_without_its_rows_reads_the_defaults_and_a_change_stores_the_row():
+    station = Station.objects.create(slug="bare", name="Bare")  # as a fixture or the shell would
+
+    assert DriftSettings.of(station).drift_window == 200
+    assert LabelingSettings.of(station).label_random_share == 0.05
+    assert not LabelingSettings.objects.filter(station=station).exists()
+
+    [change] = station_update(station=station, changes={"label_random_share": 0.3}, user=None)
+
+    assert (change.field, change.old_value, change.new_value) == ("label_random_share", 0.05, 0.3)
+    assert LabelingSettings.objects.get(station=station).label_random_share == 0.3
+
+
+def test_a_setting_declared_by_two_parts_is_an_error(monkeypatch):
+    class Twice(DriftSettings):
+        class Meta:
+            abstract = True
+
+    monkeypatch.setattr(StationSettings, "kinds", staticmethod(lambda: [DriftSettings, Twice]))
+
+    with pytest.raises(
+        ImproperlyConfigured, match="'drift_window' is declared by both DriftSettings and Twice"
+    ):
+        settings_owners()
+
+
+def test_the_line_path_reads_the_settings_rows_in_the_device_key_query(
+    make_station, device_client, media_root
+):
+    station = make_station(level="full", label_random_share=0.0)
+    client = device_client(station)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            "/api/v1/units/",
+            {"serial": "row-1", "image": upload(jpeg_bytes(1, width=1280, height=720))},
+            format="multipart",
+        )
+
+    assert response.status_code == 201, response.content
+    reads = [q["sql"] for q in queries.captured_queries if "labeling_labelingsettings" in q["sql"]]
+    assert len(reads) == 1 and "inspection_devicekey" in reads[0]
+
+
 def _staff(name: str, role: str) -> User:
     user = User.objects.create_user(name, password="pw", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
@@ -133,7 +234,8 @@ def test_the_training_settings_are_changed_in_the_admin_and_audited(make_station
     client.force_login(_staff("sam", SUPERVISOR))
     url = f"/admin/inspection/station/{station.pk}/change/"
     page = client.get(url).content.decode()
-    assert "Labeling and training" in page and 'name="retrain_after_labels"' in page
+    assert "Labeling" in page and "Training" in page and 'name="retrain_after_labels"' in page
+    training = TrainingSettings.of(station)
     form = {
         "name": station.name,
         "line": station.line,
@@ -146,13 +248,13 @@ def test_the_training_settings_are_changed_in_the_admin_and_audited(make_station
         "challenger": "",
         "rollout_mode": station.rollout_mode,
         "canary_share": str(station.canary_share),
-        "label_random_share": str(station.label_random_share),
+        "label_random_share": str(LabelingSettings.of(station).label_random_share),
         "retrain_after_labels": "250",
-        "retrain_every_hours": str(station.retrain_every_hours),
-        "gate_coverage_margin": str(station.gate_coverage_margin),
-        "gate_auroc_margin": str(station.gate_auroc_margin),
-        "drift_window": str(station.drift_window),
-        "drift_significance": str(station.drift_significance),
+        "retrain_every_hours": str(training.retrain_every_hours),
+        "gate_coverage_margin": str(training.gate_coverage_margin),
+        "gate_auroc_margin": str(training.gate_auroc_margin),
+        "drift_window": str(DriftSettings.of(station).drift_window),
+        "drift_significance": str(DriftSettings.of(station).drift_significance),
         "alarm_step_down": "on",
         "webhook_url": "",
         "webhook_secret": "",
@@ -163,8 +265,7 @@ def test_the_training_settings_are_changed_in_the_admin_and_audited(make_station
     }
     response = client.post(url, form)
     assert response.status_code == 302, response.content.decode()[:2000]
-    station.refresh_from_db()
-    assert station.retrain_after_labels == 250
+    assert TrainingSettings.objects.get(station=station).retrain_after_labels == 250
     change = station.changes.exclude(field="created").get()  # that one setting, nothing else
     assert (change.field, change.old_value, change.new_value) == ("retrain_after_labels", 100, 250)
     assert (change.changed_by.username, change.note) == ("sam", "admin")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from labeling.snapshots import EmptySnapshot, dataset_snapshot_create
 from labeling.station_data import station_dataset_get
 from tests.workers.conftest import units_judge
-from workers.models import TrainingJob, TrainingStatus, TrainingTrigger
+from workers.models import TrainingJob, TrainingSettings, TrainingStatus, TrainingTrigger
 from workers.retraining import (
     labels_since_last_training,
     retraining_due,
@@ -105,7 +105,7 @@ def test_the_label_count_trigger(labelled_station, inspector):
 
     # 0 turns the trigger off
     TrainingJob.objects.filter(pk=job.pk).update(status=TrainingStatus.SHADOW)
-    station.retrain_after_labels = 0
+    TrainingSettings.of(station).retrain_after_labels = 0
     assert retraining_due(station=station) is None
 
 

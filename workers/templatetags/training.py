@@ -11,6 +11,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from workers.admin_views import retrain_permitted
+from workers.models import TrainingSettings
 from workers.retraining import labels_since_last_training, retrain_geometry_request
 from workers.selectors import training_job_summary, training_jobs_recent
 
@@ -31,6 +32,7 @@ def training_panel(context, station) -> dict:
     user = getattr(request, "user", None)
     return {
         "station": station,
+        "settings": TrainingSettings.of(station),
         "training": {
             "jobs": [training_job_summary(job) for job in training_jobs_recent(station=station)],
             "labels_since": labels_since_last_training(station=station),
