@@ -18,6 +18,7 @@ from rest_framework_api_key.models import APIKey
 
 from inspection.admin_views import station_thresholds
 from inspection.background import Task, task_enqueue
+from inspection.enums import UnitStatus
 from inspection.models import (
     DecisionEvent,
     DeviceKey,
@@ -209,6 +210,13 @@ class UnitAdmin(ReadOnlyAdmin):
     date_hierarchy = "received_at"
     readonly_fields = ("image_preview",)
     inlines = [PredictionInline, DecisionInline]
+
+    def get_inlines(self, request, obj: Unit | None):
+        # A blind unit still waiting for a person shows nothing of the model: whoever opens it
+        # here may be the one to judge it.
+        if obj is not None and obj.blind and obj.status == UnitStatus.PENDING:
+            return [DecisionInline]
+        return self.inlines
 
     @admin.display(description="image")
     def image_preview(self, unit: Unit) -> str:

@@ -43,6 +43,15 @@ def _station_scope(request: Request) -> Station | None:
     return request.user.station if isinstance(request.user, StationDevice) else None
 
 
+def _viewer_scope(request: Request) -> Station | None:
+    """`_station_scope` for reading units: a person needs a role that may see units (an account
+    with no role sees none)."""
+    station = _station_scope(request)
+    if station is None and not request.user.has_perm("inspection.view_unit"):
+        raise PermissionDenied("seeing units needs the inspector, labeler or supervisor role")
+    return station
+
+
 @extend_schema_field(OpenApiTypes.STR)
 class MetadataField(serializers.Field):
     """A JSON object, sent as a JSON string in a multipart form."""
@@ -187,10 +196,9 @@ class UnitListCreate(APIView):
         unit_status = request.query_params.get("status")
         if unit_status and unit_status not in UnitStatus.values:
             raise ValidationError({"status": [f"must be one of {', '.join(UnitStatus.values)}"]})
+        station = _viewer_scope(request)
         paginator = UnitPagination()
-        page = paginator.paginate_queryset(
-            unit_list(station=_station_scope(request), status=unit_status), request, view=self
-        )
+        page = paginator.paginate_queryset(unit_list(station=station, status=unit_status), request, view=self)
         return paginator.get_paginated_response([unit_representation(unit=unit) for unit in page])
 
 
@@ -210,8 +218,8 @@ class UnitDetail(APIView):
         operation_id="units_retrieve",
     )
     def get(self, request: Request, pk: int) -> Response:
+        station = _viewer_scope(request)
         wait = _wait_seconds(request.query_params.get("wait"))
-        station = _station_scope(request)
         unit = _unit_or_404(pk, station)
         if unit.status == UnitStatus.PENDING and wait > 0:
             unit = _wait_for_decision(unit, station, wait)
@@ -259,10 +267,7 @@ class UnitImage(APIView):
         "browser would paint differently) a PNG of the very picture the model judged.",
     )
     def get(self, request: Request, pk: int) -> FileResponse:
-        station = _station_scope(request)
-        if station is None and not request.user.has_perm("inspection.view_unit"):
-            raise PermissionDenied("viewing unit images needs a role that may see units")
-        unit = _unit_or_404(pk, station)
+        unit = _unit_or_404(pk, _viewer_scope(request))
         picture, content_type = image_display(stored=unit.image, sha256=unit.image_sha256)
         response = FileResponse(picture, content_type=content_type)
         response["Cache-Control"] = "private, max-age=86400, immutable"
