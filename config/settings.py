@@ -201,8 +201,14 @@ LOUPE_SHIFT_HOURS = 8
 # the model decided alone still goes to the labeling queue.
 LOUPE_LABEL_CLAIM_SECONDS = int(os.environ.get("LOUPE_LABEL_CLAIM_SECONDS", "600"))
 LOUPE_LABEL_UNCERTAIN_MARGIN = float(os.environ.get("LOUPE_LABEL_UNCERTAIN_MARGIN", "0.5"))
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/stations/"
+LOGIN_REDIRECT_URL = "/"  # config.views.home sends each role where it works
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 LOUPE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("LOUPE_WEBHOOK_TIMEOUT_SECONDS", "5"))
 LOUPE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LOUPE_WEBHOOK_MAX_ATTEMPTS", "8"))

@@ -104,13 +104,14 @@ def child_specs(options: StackOptions, *, python: str = sys.executable) -> list[
 def run_stack(
     options: StackOptions,
     *,
-    prepare: Callable[[], None],
+    prepare: Callable[[], str | None],
     output: TextIO | None = None,
     cwd: Path | None = None,
 ) -> int:
     """Run until a stop signal (exit status 0) or until a child exits (status 1).
 
-    `prepare` runs after Redis is up and before the children start (migrations, demo data).
+    `prepare` runs after Redis is up and before the children start (migrations, demo data); the
+    line it returns, if any, is printed once the stack is up (how to sign in).
     """
     printer = _PrefixedPrinter(output or sys.stdout)
     redis_server: EmbeddedRedis | None = None
@@ -121,12 +122,14 @@ def run_stack(
                 redis_server = start_embedded_redis(options.data_dir)
                 verb = "started" if redis_server.owned else "reusing"
                 printer.line("redis", f"{verb} embedded Redis on {redis_server.url} (pid {redis_server.pid})")
-            prepare()
+            greeting = prepare()
             environment = _child_environment(options)
             for spec in child_specs(options):
                 children.append(_Child.start(spec, environment=environment, cwd=cwd, printer=printer))
                 printer.line("stack", f"started {spec.name} (pid {children[-1].process.pid})")
             printer.line("stack", f"Loupe is up on http://{options.host}:{options.port}/ (Ctrl-C stops it)")
+            if greeting:
+                printer.line("stack", greeting)
             return _supervise(children, redis_server, printer)
         except StackStopRequested as stop:
             printer.line("stack", f"{stop} received: stopping")

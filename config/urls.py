@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
-from config import views
+from config import accounts, views
 from config.metrics import metrics_view
 from inspection import pages
 from inspection.supervision.dashboard import pages as dashboard_pages
@@ -12,6 +12,9 @@ from workers import admin_views as training_admin
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("system/", views.system, name="system"),
+    path("accounts/first-run/<str:token>/", accounts.first_run, name="first-run"),
+    path("accounts/login/", accounts.SignInView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("stations/", pages.station_list, name="station-list"),
     path("stations/<slug:slug>/", pages.station_page, name="station-page"),

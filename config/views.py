@@ -1,17 +1,50 @@
-"""The front page: what this Loupe holds and whether it is ready."""
+"""The front door: a welcome for visitors, each role's landing page, and the system overview."""
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Count, Q
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
+from config.accounts import first_run_pending
 from inspection.enums import UnitStatus
 from inspection.models import Station
 from labeling.models import Dataset
 from models_registry.models import ModelVersion
 from models_registry.selectors import model_version_active
 
+# Where each role works, surest role first: (permission that marks the role, URL name).
+LANDINGS = (
+    ("inspection.view_dashboard", "dashboard"),
+    ("inspection.decide_unit", "station-list"),
+    ("labeling.label_item", "labeling-station-list"),
+)
 
-def home(request):
+
+def landing_url(user) -> str | None:
+    """The page a signed-in person starts on, or None for an account with no role yet."""
+    for permission, url_name in LANDINGS:
+        if user.has_perm(permission):
+            return reverse(url_name)
+    return None
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Visitors get the sign-in (and, on a fresh installation, how to make the first account);
+    a signed-in person goes where their role works."""
+    if not request.user.is_authenticated:
+        return render(request, "welcome.html", {"first_run": first_run_pending()})
+    landing = landing_url(request.user)
+    if landing is None:
+        return render(request, "no_role.html", status=403)
+    return redirect(landing)
+
+
+@login_required
+@permission_required("inspection.view_dashboard", raise_exception=True)
+def system(request: HttpRequest) -> HttpResponse:
+    """Readiness, stations, model versions and data sets, for supervisors."""
     from inspection.views import readiness_checks
 
     checks = readiness_checks()
@@ -22,7 +55,7 @@ def home(request):
     )
     return render(
         request,
-        "home.html",
+        "system.html",
         {
             "checks": checks,
             "ready": all(check["ok"] for check in checks.values()),

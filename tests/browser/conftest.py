@@ -106,11 +106,12 @@ def _wait_until_serving(server: AsgiServer) -> None:
 
 
 def sign_in(context, server: AsgiServer, username: str, password: str = "pw"):
-    """A page of `context`, signed in through the login form."""
+    """A page of `context`, signed in through the login form (and on the role's start page)."""
     page = context.new_page()
     page.goto(f"{server.url}/accounts/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{server.url}/stations/")
+    page.wait_for_url(lambda url: url.startswith(server.url) and "/accounts/login/" not in url)
+    page.wait_for_load_state()
     return page

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from config.accounts import sign_in_hint
 from config.stack import StackOptions, run_stack
 
 
@@ -36,16 +37,20 @@ class Command(BaseCommand):
             worker_concurrency=concurrency,
             embedded_redis=settings.EMBEDDED_REDIS,
         )
+        link_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         exit_code = run_stack(
-            stack_options, prepare=lambda: self._prepare(skip_demo=skip_demo), cwd=settings.BASE_DIR
+            stack_options,
+            prepare=lambda: self._prepare(skip_demo=skip_demo, base_url=f"http://{link_host}:{port}"),
+            cwd=settings.BASE_DIR,
         )
         if exit_code:
             raise CommandError("The stack stopped because one of its processes exited.", returncode=exit_code)
 
-    def _prepare(self, *, skip_demo: bool) -> None:
+    def _prepare(self, *, skip_demo: bool, base_url: str) -> str:
         call_command("migrate", interactive=False, verbosity=1)
         call_command("collectstatic", interactive=False, verbosity=0)
         if skip_demo:
             self.stdout.write("[stack] --skip-demo: not running ensure_demo")
         else:
             call_command("ensure_demo")
+        return sign_in_hint(base_url)

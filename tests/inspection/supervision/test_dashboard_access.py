@@ -87,8 +87,8 @@ def test_the_station_page_and_figures_name_what_is_missing(station):
 
 
 def test_the_supervisor_sees_the_dashboard_link_and_the_inspector_does_not(station):
-    assert 'href="/dashboard/"' in signed_in("supervisor").get("/").content.decode()
-    assert 'href="/dashboard/"' not in signed_in("inspector").get("/").content.decode()
+    assert 'href="/dashboard/"' in signed_in("supervisor").get("/stations/").content.decode()
+    assert 'href="/dashboard/"' not in signed_in("inspector").get("/stations/").content.decode()
 
 
 def test_only_people_who_may_change_alarms_see_the_alarm_buttons(station):

@@ -1,0 +1,100 @@
+"""The first account: a one-time sign-up link while the installation has no account at all.
+
+`make run` (and `manage.py first_run_link`) prints the link; it carries a token signed with the
+secret key, so only someone who sees the server's output can use it, and it stops working the
+moment any account exists. There is no default password anywhere. The account it makes is a
+superuser in the supervisor role, who then adds the team in the admin.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model, login, password_validation
+from django.contrib.auth.models import Group
+from django.contrib.auth.views import LoginView
+from django.core import signing
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from inspection.roles import SUPERVISOR
+
+SALT = "loupe.first-run"
+# A link printed at start-up stays good for a week of a fresh installation nobody signed into.
+MAX_AGE_SECONDS = 7 * 24 * 3600
+
+
+def first_run_pending() -> bool:
+    """No account exists yet: the installation waits for its first person."""
+    return not get_user_model().objects.exists()
+
+
+def first_run_path() -> str:
+    return reverse("first-run", kwargs={"token": signing.dumps("first-run", salt=SALT)})
+
+
+def sign_in_hint(base_url: str) -> str:
+    """What a person does first: make the first account with the one-time link, or sign in."""
+    base = base_url.rstrip("/")
+    if first_run_pending():
+        return f"No account exists yet: make the first one (a supervisor) at {base}{first_run_path()}"
+    return f"Sign in at {base}{reverse('login')}"
+
+
+def _token_valid(token: str) -> bool:
+    try:
+        return signing.loads(token, salt=SALT, max_age=MAX_AGE_SECONDS) == "first-run"
+    except signing.BadSignature:
+        return False
+
+
+class FirstAccountForm(forms.Form):
+    username = forms.CharField(label="User name", max_length=150)
+    password = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password_again = forms.CharField(label="The password again", widget=forms.PasswordInput, strip=False)
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        if not username:
+            raise forms.ValidationError("a user name is needed")
+        return username
+
+    def clean(self) -> dict:
+        data = super().clean()
+        password, again = data.get("password"), data.get("password_again")
+        if password and again and password != again:
+            self.add_error("password_again", "the two passwords differ")
+        elif password and "username" in data:
+            user = get_user_model()(username=data["username"])
+            try:
+                password_validation.validate_password(password, user)
+            except forms.ValidationError as error:
+                self.add_error("password", error)
+        return data
+
+
+def first_run(request: HttpRequest, token: str) -> HttpResponse:
+    if not _token_valid(token):
+        raise Http404("this sign-up link is not valid: run `python manage.py first_run_link` for one")
+    if not first_run_pending():
+        return render(request, "registration/first_run_done.html", status=410)
+    form = FirstAccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            if not first_run_pending():  # someone else used the link a moment ago
+                return render(request, "registration/first_run_done.html", status=410)
+            user = get_user_model().objects.create_superuser(
+                username=form.cleaned_data["username"], email="", password=form.cleaned_data["password"]
+            )
+            user.groups.add(Group.objects.get(name=SUPERVISOR))
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("home")
+    return render(request, "registration/first_run.html", {"form": form})
+
+
+class SignInView(LoginView):
+    """Django's sign-in, saying how to make the first account while there is none."""
+
+    def get_context_data(self, **kwargs) -> dict:
+        return {**super().get_context_data(**kwargs), "first_run": first_run_pending()}
