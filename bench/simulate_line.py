@@ -1,22 +1,17 @@
-"""`manage.py simulate_line --station S --rate R --duration T`: a production line posting units.
-
-Generated phone-screen units go through the real line API (HTTP, a device key) on an open-loop
-schedule: unit i is due at start + i / rate whatever the server does, as a line's camera keeps
-taking pictures. A pool of sender threads posts them; when every sender is busy, units start
-late and the summary says the server did not keep up. The images are generated before the
-clock starts (the generator is slower than the API), so the rate measures the server. The drift
-options change the camera and the line as `generate_synthetic`'s do.
-
-The station is looked up in this installation's database, and a device key is created for it
-unless `--key` is given: run the command with the same settings as the server it posts to.
-"""
+"""`python bench/simulate_line.py --station S --rate R --duration T`: a production line posting
+generated phone-screen units to the line API over HTTP at a fixed rate, then a summary of the run.
+The station, and the device key made when --key is not given, come from this installation's
+database: run it with the same settings as the server it posts to."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import math
+import os
+import sys
 import threading
 import time
 import uuid
@@ -24,26 +19,46 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 import numpy as np
 import requests
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.urls import reverse
-from rest_framework.exceptions import AuthenticationFailed
 
-from inspection.authentication import KEYWORD, device_from_key
-from inspection.models import Station
-from inspection.selectors import station_get
-from inspection.services.stations import device_key_create
-from models_registry.ml.synthetic.config import NEW_DEFECT_CLASSES, SyntheticConfig, config_as_dict
-from models_registry.ml.synthetic.scene import generate_unit
-from models_registry.ml.types import NO_DEFECT
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from models_registry.ml.synthetic.config import (  # noqa: E402
+    NEW_DEFECT_CLASSES,
+    SyntheticConfig,
+    config_as_dict,
+)
+from models_registry.ml.synthetic.scene import generate_unit  # noqa: E402
+from models_registry.ml.types import NO_DEFECT  # noqa: E402
+
+if TYPE_CHECKING:
+    from inspection.models import Station
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+# The line API's paths (inspection/urls.py's "unit-list" and "health" under config/urls.py's api/v1/)
+# and its device-key keyword (inspection.authentication.KEYWORD): tests/bench checks they agree.
+UNITS_PATH = "/api/v1/units/"
+HEALTH_PATH = "/api/v1/health"
+AUTHORIZATION_KEYWORD = "Api-Key"
 JPEG_QUALITY = 90
 HEALTH_TIMEOUT_SECONDS = 10.0
 # Scheduling jitter below this is not the server's doing.
 LATE_TOLERANCE_SECONDS = 0.1
+DESCRIPTION = (
+    "Simulate a production line: post generated phone-screen units to the line API at a fixed "
+    "rate for a fixed time, then summarise acceptance, errors, latency and decisions."
+)
+
+
+class SimulationError(Exception):
+    """Bad input: an option, the station, the key or the server. `usage` is set for an option."""
+
+    def __init__(self, message: str, *, usage: str = "") -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 @dataclass(frozen=True)
@@ -64,150 +79,182 @@ class PostResult:
     label: str
 
 
-class Command(BaseCommand):
-    help = (
-        "Simulate a production line: post generated phone-screen units to the line API at a fixed "
-        "rate for a fixed time, then summarise acceptance, errors, latency and decisions."
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse would print and exit: simulate() raises instead
+        raise SimulationError(message, usage=self.format_usage())
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="python bench/simulate_line.py", description=DESCRIPTION)
+    parser.add_argument("--station", required=True, help="the station's slug")
+    parser.add_argument("--rate", type=_positive, required=True, help="units per second")
+    parser.add_argument("--duration", type=_positive, required=True, help="seconds to run")
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"the Loupe server (default {DEFAULT_URL})")
+    parser.add_argument(
+        "--key", help="the station's device key (default: create one for this run, and say so)"
     )
+    parser.add_argument(
+        "--concurrency", type=_count, default=8, help="sender threads, at most this many posts in flight"
+    )
+    # The demo's starter data is 640x360: the demo line's camera is the one its model knows.
+    parser.add_argument("--width", type=_count, default=640, help="image width (default 640)")
+    parser.add_argument("--height", type=_count, default=360, help="image height (default 360)")
+    parser.add_argument(
+        "--pool", type=_count, default=32, help="distinct images generated before the run (default 32)"
+    )
+    parser.add_argument("--seed", type=_whole, default=0, help="generator seed (default 0)")
+    parser.add_argument("--timeout", type=_positive, default=60.0, help="seconds to wait for one answer")
+    # As `manage.py generate_synthetic`'s options change the camera and the line.
+    drift = parser.add_argument_group("drift", "the camera and the line changing (default: no drift)")
+    drift.add_argument("--defect-rate", type=float, default=0.5, help="share of defective units")
+    drift.add_argument("--brightness", type=float, default=1.0, help="lighting multiplier, e.g. 0.6")
+    drift.add_argument("--contrast", type=float, default=1.0, help="contrast multiplier")
+    drift.add_argument("--blur", type=float, default=0.0, help="extra gaussian blur sigma in pixels")
+    drift.add_argument(
+        "--color-cast", type=_color_cast, default=(1.0, 1.0, 1.0), help="R,G,B light multipliers"
+    )
+    drift.add_argument("--new-defect", choices=NEW_DEFECT_CLASSES, help="a defect kind the model never saw")
+    drift.add_argument(
+        "--new-defect-rate", type=float, default=1.0, help="share of defective units with the new defect"
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    return parser
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--station", required=True, help="the station's slug")
-        parser.add_argument("--rate", type=_positive, required=True, help="units per second")
-        parser.add_argument("--duration", type=_positive, required=True, help="seconds to run")
-        parser.add_argument("--url", default=DEFAULT_URL, help=f"the Loupe server (default {DEFAULT_URL})")
-        parser.add_argument(
-            "--key", help="the station's device key (default: create one for this run, and say so)"
-        )
-        parser.add_argument(
-            "--concurrency", type=_count, default=8, help="sender threads, at most this many posts in flight"
-        )
-        # The demo's starter data is 640x360: the demo line's camera is the one its model knows.
-        parser.add_argument("--width", type=_count, default=640, help="image width (default 640)")
-        parser.add_argument("--height", type=_count, default=360, help="image height (default 360)")
-        parser.add_argument(
-            "--pool", type=_count, default=32, help="distinct images generated before the run (default 32)"
-        )
-        parser.add_argument("--seed", type=_whole, default=0, help="generator seed (default 0)")
-        parser.add_argument("--timeout", type=_positive, default=60.0, help="seconds to wait for one answer")
-        drift = parser.add_argument_group("drift", "the camera and the line changing (default: no drift)")
-        drift.add_argument("--defect-rate", type=float, default=0.5, help="share of defective units")
-        drift.add_argument("--brightness", type=float, default=1.0, help="lighting multiplier, e.g. 0.6")
-        drift.add_argument("--contrast", type=float, default=1.0, help="contrast multiplier")
-        drift.add_argument("--blur", type=float, default=0.0, help="extra gaussian blur sigma in pixels")
-        drift.add_argument(
-            "--color-cast", type=_color_cast, default=(1.0, 1.0, 1.0), help="R,G,B light multipliers"
-        )
-        drift.add_argument(
-            "--new-defect", choices=NEW_DEFECT_CLASSES, help="a defect kind the model never saw"
-        )
-        drift.add_argument(
-            "--new-defect-rate", type=float, default=1.0, help="share of defective units with the new defect"
-        )
-        parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
-    def handle(self, *args, **options) -> None:
-        self.as_json = options["json"]
-        try:
-            config = SyntheticConfig(
-                width=options["width"],
-                height=options["height"],
-                defect_rate=options["defect_rate"],
-                brightness=options["brightness"],
-                contrast=options["contrast"],
-                blur=options["blur"],
-                color_cast=options["color_cast"],
-                new_defect=options["new_defect"],
-                new_defect_rate=options["new_defect_rate"],
-            )
-        except ValueError as error:
-            raise CommandError(str(error)) from None
-        station = _station(options["station"])
-        if options["key"]:
-            _check_key(options["key"], station)
-        base_url = options["url"].rstrip("/")
-        self._check_server(base_url)
-        key = options["key"] or self._new_key(station)
+def main(argv: list[str] | None = None, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    try:
+        simulate(sys.argv[1:] if argv is None else argv, stdout=stdout, stderr=stderr)
+    except SimulationError as error:
+        stderr.write(f"{error.usage}error: {error}\n")
+        return 2
+    return 0
 
-        count = max(1, round(options["rate"] * options["duration"]))
-        pool = self._generate(config, min(options["pool"], count), options["seed"])
-        run = LineRun(
-            endpoint=base_url + reverse("unit-list"),
-            key=key,
-            pool=pool,
-            rate=options["rate"],
-            count=count,
-            concurrency=options["concurrency"],
-            timeout=options["timeout"],
-        )
-        self.notice(
-            f"posting {count} units to {run.endpoint} at {options['rate']:g}/s for "
-            f"{options['duration']:g} s with {options['concurrency']} senders"
-        )
-        results, elapsed, interrupted = run.run()
-        summary = summarise(
-            results,
-            station=station.slug,
-            url=base_url,
-            rate=options["rate"],
-            duration=options["duration"],
-            concurrency=options["concurrency"],
-            elapsed=elapsed,
-            interrupted=interrupted,
-            image=f"{config.width}x{config.height} JPEG (quality {JPEG_QUALITY}), {len(pool)} distinct",
-            drift=_drift(config),
-        )
-        if self.as_json:
-            self.stdout.write(json.dumps(summary))
-        else:
-            self.stdout.write(summary_text(summary))
 
-    def notice(self, text: str) -> None:
+def simulate(argv: list[str], *, stdout: TextIO, stderr: TextIO) -> dict:
+    """Run the line as `argv` asks and print its summary; return the summary. Bad input raises
+    SimulationError before anything is sent; --help prints the help and exits, as argparse does."""
+    with contextlib.redirect_stdout(stdout):
+        options = parser().parse_args(argv)
+
+    def notice(text: str) -> None:
         """Progress and warnings: on stderr with --json, so stdout is the summary alone."""
-        (self.stderr if self.as_json else self.stdout).write(text)
+        (stderr if options.json else stdout).write(text + "\n")
 
-    def _new_key(self, station: Station) -> str:
-        name = f"simulate_line {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
-        row, key = device_key_create(station=station, name=name)
-        self.notice(
-            f"created device key {row.prefix} ({name!r}) for station {station.slug}; "
-            "revoke it in the admin when no longer needed, or pass --key next time"
+    try:
+        config = SyntheticConfig(
+            width=options.width,
+            height=options.height,
+            defect_rate=options.defect_rate,
+            brightness=options.brightness,
+            contrast=options.contrast,
+            blur=options.blur,
+            color_cast=options.color_cast,
+            new_defect=options.new_defect,
+            new_defect_rate=options.new_defect_rate,
         )
-        return key
+    except ValueError as error:
+        raise SimulationError(str(error)) from None
+    django_setup()
+    station = _station(options.station)
+    if options.key:
+        _check_key(options.key, station)
+    base_url = options.url.rstrip("/")
+    _check_server(base_url, notice)
+    key = options.key or _new_key(station, notice)
 
-    def _check_server(self, base_url: str) -> None:
-        url = base_url + reverse("health")
-        try:
-            response = requests.get(url, timeout=HEALTH_TIMEOUT_SECONDS)
-        except requests.RequestException as error:
-            raise CommandError(f"cannot reach Loupe at {base_url}: {error}") from None
-        if response.status_code == 503:
-            checks = _json_or_none(response) or {}
-            failing = [
-                f"{name}: {check.get('detail')}"
-                for name, check in checks.get("checks", {}).items()
-                if not check.get("ok")
-            ]
-            self.notice(
-                f"warning: the server says it is not ready ({'; '.join(failing) or response.text[:200]})"
-            )
-        elif response.status_code != 200:
-            raise CommandError(
-                f"{base_url} does not look like Loupe: GET {url} answered {response.status_code}"
-            )
+    count = max(1, round(options.rate * options.duration))
+    pool = _generate(config, min(options.pool, count), options.seed, notice)
+    run = LineRun(
+        endpoint=base_url + UNITS_PATH,
+        key=key,
+        pool=pool,
+        rate=options.rate,
+        count=count,
+        concurrency=options.concurrency,
+        timeout=options.timeout,
+    )
+    notice(
+        f"posting {count} units to {run.endpoint} at {options.rate:g}/s for "
+        f"{options.duration:g} s with {options.concurrency} senders"
+    )
+    results, elapsed, interrupted = run.run()
+    summary = summarise(
+        results,
+        station=station.slug,
+        url=base_url,
+        rate=options.rate,
+        duration=options.duration,
+        concurrency=options.concurrency,
+        elapsed=elapsed,
+        interrupted=interrupted,
+        image=f"{config.width}x{config.height} JPEG (quality {JPEG_QUALITY}), {len(pool)} distinct",
+        drift=_drift(config),
+    )
+    stdout.write((json.dumps(summary) if options.json else summary_text(summary)) + "\n")
+    return summary
 
-    def _generate(self, config: SyntheticConfig, size: int, seed: int) -> list[PooledUnit]:
-        self.notice(f"generating {size} units ({config.width}x{config.height}) before the clock starts")
-        pool = []
-        for index in range(size):
-            unit = generate_unit(np.random.default_rng([seed, index]), config)
-            buffer = io.BytesIO()
-            unit.image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
-            pool.append(PooledUnit(jpeg=buffer.getvalue(), label=unit.label))
-        return pool
+
+def django_setup() -> None:
+    """Django on this installation's settings, unless the caller (a test, a shell) has set it up."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+    from django.apps import apps
+
+    if not apps.ready:
+        django.setup()
+
+
+def _new_key(station: Station, notice) -> str:
+    from inspection.services.stations import device_key_create
+
+    name = f"simulate_line {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+    row, key = device_key_create(station=station, name=name)
+    notice(
+        f"created device key {row.prefix} ({name!r}) for station {station.slug}; "
+        "revoke it in the admin when no longer needed, or pass --key next time"
+    )
+    return key
+
+
+def _check_server(base_url: str, notice) -> None:
+    url = base_url + HEALTH_PATH
+    try:
+        response = requests.get(url, timeout=HEALTH_TIMEOUT_SECONDS)
+    except requests.RequestException as error:
+        raise SimulationError(f"cannot reach Loupe at {base_url}: {error}") from None
+    if response.status_code == 503:
+        checks = _json_or_none(response) or {}
+        failing = [
+            f"{name}: {check.get('detail')}"
+            for name, check in checks.get("checks", {}).items()
+            if not check.get("ok")
+        ]
+        notice(f"warning: the server says it is not ready ({'; '.join(failing) or response.text[:200]})")
+    elif response.status_code != 200:
+        raise SimulationError(
+            f"{base_url} does not look like Loupe: GET {url} answered {response.status_code}"
+        )
+
+
+def _generate(config: SyntheticConfig, size: int, seed: int, notice) -> list[PooledUnit]:
+    """The pool of JPEGs, made before the clock starts: the generator is slower than the API, and
+    the rate is to measure the server."""
+    notice(f"generating {size} units ({config.width}x{config.height}) before the clock starts")
+    pool = []
+    for index in range(size):
+        unit = generate_unit(np.random.default_rng([seed, index]), config)
+        buffer = io.BytesIO()
+        unit.image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
+        pool.append(PooledUnit(jpeg=buffer.getvalue(), label=unit.label))
+    return pool
 
 
 class LineRun:
-    """Posts `count` units, unit i due at start + i / rate, from `concurrency` sender threads."""
+    """Posts `count` units, unit i due at start + i / rate, from `concurrency` sender threads.
+
+    The schedule is open-loop, as a line's camera keeps taking pictures whatever the server does:
+    when every sender is busy, units start late and the summary says the server did not keep up.
+    """
 
     def __init__(
         self,
@@ -260,7 +307,7 @@ class LineRun:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            session.headers["Authorization"] = f"{KEYWORD} {self.key}"
+            session.headers["Authorization"] = f"{AUTHORIZATION_KEYWORD} {self.key}"
             self._local.session = session
             with self._sessions_lock:
                 self._sessions.append(session)
@@ -411,22 +458,29 @@ def summary_text(summary: dict) -> str:
 
 
 def _station(slug: str) -> Station:
+    from inspection.models import Station
+    from inspection.selectors import station_get
+
     try:
         return station_get(slug=slug)
     except Station.DoesNotExist:
         known = ", ".join(Station.objects.order_by("slug").values_list("slug", flat=True)[:20])
-        raise CommandError(
+        raise SimulationError(
             f"no station {slug!r} in this database (stations: {known or 'none yet'})"
         ) from None
 
 
 def _check_key(key: str, station: Station) -> None:
+    from rest_framework.exceptions import AuthenticationFailed
+
+    from inspection.authentication import device_from_key
+
     try:
         device = device_from_key(key)
     except AuthenticationFailed as error:
-        raise CommandError(f"--key: {error.detail}") from None
+        raise SimulationError(f"--key: {error.detail}") from None
     if device.station.pk != station.pk:
-        raise CommandError(f"--key belongs to station {device.station.slug}, not {station.slug}")
+        raise SimulationError(f"--key belongs to station {device.station.slug}, not {station.slug}")
 
 
 def _drift(config: SyntheticConfig) -> dict:
@@ -502,3 +556,7 @@ def _color_cast(text: str) -> tuple[float, float, float]:
     if len(values) != 3:
         raise argparse.ArgumentTypeError(f"must be three numbers R,G,B (e.g. 1.15,1,0.85), got {text!r}")
     return values  # type: ignore[return-value]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
