@@ -6,3 +6,6 @@ class ConfigConfig(AppConfig):
 
     name = "config"
     verbose_name = "Loupe"
+    # Supervisors manage their team: accounts and their roles (config/admin.py keeps them from
+    # superusers and from permissions beyond the roles).
+    role_permissions = {"supervisor": ("auth.view_user", "auth.add_user", "auth.change_user")}

@@ -15,6 +15,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     LABELER: ("view_unit", "view_station"),
     SUPERVISOR: (
         "view_station",
+        "add_station",
         "change_station",
         "view_dashboard",
         "view_stationchange",
@@ -28,19 +29,23 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "view_disagreement",
         "view_webhookdelivery",
         "view_devicekey",
+        "add_devicekey",
         "change_devicekey",
     ),
 }
 
 
 def role_permissions() -> dict[str, list[tuple[str, str]]]:
-    """Each role's permissions as (app label, codename), gathered from every app's AppConfig."""
+    """Each role's permissions as (app label, codename), gathered from every app's AppConfig (a
+    codename of the app's own models, or "app_label.codename" for another app's, such as auth's)."""
     from django.apps import apps
 
     gathered: dict[str, list[tuple[str, str]]] = {INSPECTOR: [], LABELER: [], SUPERVISOR: []}
     for app_config in apps.get_app_configs():
         for role, codenames in getattr(app_config, "role_permissions", {}).items():
-            gathered[role] += [(app_config.label, codename) for codename in codenames]
+            for codename in codenames:
+                app_label, _, name = codename.rpartition(".")
+                gathered[role].append((app_label or app_config.label, name))
     return gathered
 
 

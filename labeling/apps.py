@@ -7,7 +7,8 @@ class LabelingConfig(AppConfig):
     # What each role may do here (gathered by inspection.roles)
     role_permissions = {
         "labeler": ("label_item",),
-        "supervisor": ("label_item", "view_labeltask", "view_labelsubmission"),
+        # view_dataset: the data sets in the admin, and their export.
+        "supervisor": ("label_item", "view_labeltask", "view_labelsubmission", "view_dataset"),
     }
 
     def ready(self) -> None:
