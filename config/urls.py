@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView
 
 from config import accounts, views
 from config.metrics import metrics_view
@@ -34,7 +34,7 @@ urlpatterns = [
     path("api/v1/", include("inspection.supervision.dashboard.urls")),
     path("api/v1/labeling/", include("labeling.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
-    path("api/v1/docs/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-docs"),
+    path("api/v1/docs/", views.ApiReference.as_view(url_name="openapi-schema"), name="api-docs"),
     path("metrics", metrics_view, name="metrics"),
 ]
 

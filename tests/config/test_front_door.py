@@ -118,7 +118,11 @@ def test_static_files_and_api_docs_need_no_cdn(client):
     docs = client.get("/api/v1/docs/")
     assert docs.status_code == 200
     page = docs.content.decode()
-    assert "cdn." not in page and "/static/drf_spectacular_sidecar/" in page
+    assert "/static/drf_spectacular_sidecar/" in page
+    # nothing from outside: every script, style sheet and font is this server's own
+    loaded = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert loaded and all(url.startswith("/") for url in loaded), loaded
+    assert "googleapis" not in page and "cdn." not in page
 
 
 # -- the first account ---------------------------------------------------------------------------
