@@ -248,6 +248,9 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "ENUM_NAME_OVERRIDES": {"VerdictEnum": "inspection.models.Verdict.values"},
+    # OpenAPI 3.1, for its `webhooks`: what Loupe POSTs to a station's URL.
+    "OAS_VERSION": "3.1.0",
+    "WEBHOOKS": ["inspection.webhooks.schema.unit_decided"],
 }
 
 LANGUAGE_CODE = "en-us"

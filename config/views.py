@@ -6,6 +6,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularRedocView
 
 from config.accounts import first_run_pending
@@ -83,6 +84,7 @@ class ApiReference(SpectacularRedocView):
         "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'"
     )
 
+    @extend_schema(exclude=True)
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)
         response["Content-Security-Policy"] = self.POLICY

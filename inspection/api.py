@@ -101,32 +101,40 @@ class DecisionSerializer(serializers.Serializer):
     regions = RegionSerializer(many=True, required=False)
 
 
-UNIT_SCHEMA = inline_serializer(
-    name="Unit",
+class UnitSerializer(serializers.Serializer):
+    """The unit as the API shows it (`inspection.selectors.unit_representation`), for the schema."""
+
+    id = serializers.IntegerField()
+    serial = serializers.CharField()
+    station = serializers.CharField()
+    status = serializers.ChoiceField(choices=UnitStatus.values)
+    decision = serializers.ChoiceField(choices=Verdict.values, allow_null=True)
+    decided_by = serializers.ChoiceField(choices=["model", "human"], allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    automation_level = serializers.CharField()
+    model_version = serializers.CharField(allow_null=True)
+    score = serializers.FloatField(required=False, help_text="omitted for blind units")
+    regions = RegionSerializer(many=True, required=False, help_text="omitted for blind units")
+    queue_reason = serializers.CharField(required=False)
+    frame_check = serializers.CharField(
+        required=False, help_text="why the frame check kept the frame from the model, when it did"
+    )
+    received_at = serializers.DateTimeField()
+    captured_at = serializers.DateTimeField(allow_null=True)
+    width = serializers.IntegerField(
+        help_text="the frame's width as a person sees it; regions are in its pixels"
+    )
+    height = serializers.IntegerField()
+    url = serializers.CharField()
+    image_url = serializers.CharField()
+
+
+UNIT_PAGE_SCHEMA = inline_serializer(
+    name="UnitPage",
     fields={
-        "id": serializers.IntegerField(),
-        "serial": serializers.CharField(),
-        "station": serializers.CharField(),
-        "status": serializers.ChoiceField(choices=UnitStatus.values),
-        "decision": serializers.ChoiceField(choices=Verdict.values, allow_null=True),
-        "decided_by": serializers.ChoiceField(choices=["model", "human"], allow_null=True),
-        "decided_at": serializers.DateTimeField(allow_null=True),
-        "automation_level": serializers.CharField(),
-        "model_version": serializers.CharField(allow_null=True),
-        "score": serializers.FloatField(required=False, help_text="omitted for blind units"),
-        "regions": RegionSerializer(many=True, required=False, help_text="omitted for blind units"),
-        "queue_reason": serializers.CharField(required=False),
-        "frame_check": serializers.CharField(
-            required=False, help_text="why the frame check kept the frame from the model, when it did"
-        ),
-        "received_at": serializers.DateTimeField(),
-        "captured_at": serializers.DateTimeField(allow_null=True),
-        "width": serializers.IntegerField(
-            help_text="the frame's width as a person sees it; regions are in its pixels"
-        ),
-        "height": serializers.IntegerField(),
-        "url": serializers.CharField(),
-        "image_url": serializers.CharField(),
+        "next": serializers.URLField(allow_null=True, help_text="the next (older) page, by cursor"),
+        "previous": serializers.URLField(allow_null=True, help_text="the previous (newer) page"),
+        "results": UnitSerializer(many=True),
     },
 )
 
@@ -150,7 +158,7 @@ class UnitListCreate(APIView):
                 description="A retry with the same key returns the first response; no second unit",
             )
         ],
-        responses={201: UNIT_SCHEMA},
+        responses={201: UnitSerializer},
         summary="Submit a unit's image",
         operation_id="units_create",
     )
@@ -187,8 +195,11 @@ class UnitListCreate(APIView):
         return Response(submission.body, status=status.HTTP_201_CREATED, headers=headers)
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=UnitStatus.values)],
-        responses={200: UNIT_SCHEMA},
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=UnitStatus.values),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="from a page's next or previous URL"),
+        ],
+        responses={200: UNIT_PAGE_SCHEMA},
         summary="List units (a device key: its station's)",
         operation_id="units_list",
     )
@@ -213,7 +224,7 @@ class UnitDetail(APIView):
                 description="Long-poll: wait up to N seconds (at most 30) for a pending unit's decision",
             )
         ],
-        responses={200: UNIT_SCHEMA},
+        responses={200: UnitSerializer},
         summary="A unit and its current decision",
         operation_id="units_retrieve",
     )
@@ -231,7 +242,7 @@ class UnitDecision(APIView):
     parser_classes = [JSONParser]
 
     @extend_schema(
-        request=DecisionSerializer, responses={201: UNIT_SCHEMA}, summary="Decide a unit (inspector)"
+        request=DecisionSerializer, responses={201: UnitSerializer}, summary="Decide a unit (inspector)"
     )
     def post(self, request: Request, pk: int) -> Response:
         if _station_scope(request) is not None:

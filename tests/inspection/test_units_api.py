@@ -314,6 +314,19 @@ def test_the_openapi_schema_and_docs_describe_the_line_api(client):
     assert schema.status_code == 200
     paths = schema.json()["paths"]
     assert {"/api/v1/units/", "/api/v1/units/{id}/", "/api/v1/units/{id}/decision/"} <= set(paths)
+    components = schema.json()["components"]["schemas"]
+    # the list is paginated by cursor, and says so
+    listed = paths["/api/v1/units/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed == {"$ref": "#/components/schemas/UnitPage"}
+    assert set(components["UnitPage"]["properties"]) == {"next", "previous", "results"}
+    # what the station's webhook receives
+    webhook = schema.json()["webhooks"]["unit.decided"]["post"]
+    body = webhook["requestBody"]["content"]["application/json"]["schema"]
+    assert set(components[body["$ref"].rsplit("/", 1)[1]]["properties"]) == {"event", "decision_id", "unit"}
+    assert (
+        "X-Loupe-Signature: sha256=" in webhook["description"]
+        and "X-Loupe-Delivery" in webhook["description"]
+    )
     docs = client.get("/api/v1/docs/")
     assert docs.status_code == 200 and b"redoc" in docs.content.lower()
 
