@@ -82,8 +82,6 @@ def first_run(request: HttpRequest, token: str) -> HttpResponse:
     form = FirstAccountForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
-            if not first_run_pending():  # someone else used the link a moment ago
-                return render(request, "registration/first_run_done.html", status=410)
             user = get_user_model().objects.create_superuser(
                 username=form.cleaned_data["username"], email="", password=form.cleaned_data["password"]
             )
