@@ -210,6 +210,16 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"  # config.views.home sends each role where it works
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Where people reach this Loupe: links in alarm emails and chat messages.
+LOUPE_PUBLIC_URL = os.environ.get("LOUPE_PUBLIC_URL", "http://localhost:8000")
+# Alarm emails (inspection.supervision.notifications) through an SMTP server.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "") == "1"
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "loupe@localhost")
 LOUPE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("LOUPE_WEBHOOK_TIMEOUT_SECONDS", "5"))
 LOUPE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LOUPE_WEBHOOK_MAX_ATTEMPTS", "8"))
 

@@ -24,6 +24,7 @@ class Task:
     TRAINING_JOBS_STALE_REQUEUE = "workers.tasks.training_jobs_stale_requeue"
     DRIFT_CHECKS_SWEEP = "workers.tasks.drift_checks_sweep"
     STATION_DRIFT_CHECK = "workers.tasks.station_drift_check"
+    ALARM_NOTIFY = "workers.tasks.alarm_notify"
 
 
 def task_enqueue(name: str, *args, what: str) -> bool:

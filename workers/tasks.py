@@ -9,6 +9,7 @@ from celery import shared_task
 from inspection.background import Task
 from inspection.models import Station, Unit
 from inspection.services.predictions import challenger_prediction_make
+from inspection.supervision.notifications import NotificationFailed, alarm_notify
 from inspection.supervision.services import camera_fault_check
 from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
 from inspection.webhooks.services import (
@@ -63,6 +64,16 @@ def webhook_deliver(self, delivery_id: int) -> str:
         logger.warning("Webhook delivery %s failed (%s); retry in %s s", delivery.id, error, countdown)
         raise self.retry(countdown=countdown, exc=error) from error
     return DeliveryStatus.DELIVERED
+
+
+@shared_task(bind=True, name=Task.ALARM_NOTIFY, acks_late=True, max_retries=8)
+def alarm_notify_task(self, alarm_id: int) -> list[str]:
+    try:
+        return alarm_notify(alarm_id=alarm_id)
+    except NotificationFailed as error:
+        countdown = min(600, 2 ** (self.request.retries + 1))
+        logger.warning("Alarm %s notification failed (%s); retry in %s s", alarm_id, error, countdown)
+        raise self.retry(countdown=countdown, exc=error) from error
 
 
 @shared_task(name=Task.WEBHOOK_DELIVERIES_RESEND, acks_late=True)

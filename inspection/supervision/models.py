@@ -3,8 +3,11 @@ champion's reference) and the alarms they, and the camera check, raise."""
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
 
 from inspection.models import Station, StationSettings
@@ -36,6 +39,16 @@ class DriftSettings(StationSettings):
     alarm_retrain = models.BooleanField(
         default=False, help_text="When an alarm is raised, also start retraining on the labels collected."
     )
+    alarm_emails = models.TextField(
+        blank=True,
+        help_text="Who is emailed each new alarm (once per alarm): addresses, one per line or "
+        "separated by commas.",
+    )
+    alarm_chat_url = models.URLField(
+        blank=True,
+        max_length=500,
+        help_text="A Slack or Microsoft Teams incoming-webhook URL told of each new alarm.",
+    )
 
     class Meta:
         verbose_name = "drift settings"
@@ -43,6 +56,19 @@ class DriftSettings(StationSettings):
 
     def __str__(self) -> str:
         return f"{self.station_id}: drift settings"
+
+    def alarm_recipients(self) -> list[str]:
+        return [address for address in re.split(r"[\s,;]+", self.alarm_emails) if address]
+
+    def clean(self) -> None:
+        wrong = []
+        for address in self.alarm_recipients():
+            try:
+                validate_email(address)
+            except ValidationError:
+                wrong.append(address)
+        if wrong:
+            raise ValidationError({"alarm_emails": f"not an email address: {', '.join(wrong)}"})
 
 
 class DriftCheck(models.Model):
@@ -122,6 +148,8 @@ class Alarm(models.Model):
     )
     cleared_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True, help_text="The supervisor's note on clearing.")
+    # Who was told, once per alarm: {"email": ISO time sent, "chat": ISO time sent}.
+    notified = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-raised_at", "-id"]

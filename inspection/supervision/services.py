@@ -19,10 +19,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from inspection.background import Task, task_enqueue
 from inspection.enums import AutomationLevel, QueueReason
 from inspection.events import station_event_publish
 from inspection.models import Station, StationChange, Unit
 from inspection.supervision.models import Alarm, AlarmKind, AlarmStatus, DriftCheck, DriftSettings
+from inspection.supervision.notifications import alarm_channels
 from models_registry.models import ModelVersion
 
 STEP_DOWN = {AutomationLevel.FULL: AutomationLevel.PARTIAL, AutomationLevel.PARTIAL: AutomationLevel.ASSISTED}
@@ -120,6 +122,11 @@ def alarms_raise(
                 }
             )
         transaction.on_commit(lambda: station_event_publish(station_slug=locked.slug, events=events))
+        if raised and alarm_channels(DriftSettings.of(locked)):  # new alarms only: once per alarm
+            ids = [alarm.pk for alarm in raised]
+            transaction.on_commit(
+                lambda: [task_enqueue(Task.ALARM_NOTIFY, pk, what="alarm notification") for pk in ids]
+            )
     station.automation_level = locked.automation_level
     return AlarmsRaised(raised, seen_again, level_change)
 
