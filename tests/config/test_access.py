@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import pytest
 from asgiref.sync import async_to_sync
-from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -26,7 +25,6 @@ from django.utils import timezone
 from PIL import Image, ImageDraw
 from rest_framework.test import APIClient
 
-from config.asgi import application
 from config.routing import websocket_urlpatterns
 from inspection.enums import AutomationLevel, UnitStatus
 from inspection.models import Prediction
@@ -37,6 +35,7 @@ from inspection.supervision.models import Alarm, AlarmKind
 from labeling.models import Annotation, LabelTask
 from labeling.work import Shape, label_submit
 from tests.inspection.factories import jpeg_bytes, person
+from tests.inspection.test_realtime import WebsocketClient, key_headers, session_headers
 
 pytestmark = pytest.mark.django_db
 
@@ -281,26 +280,12 @@ def test_each_route_lets_in_exactly_its_callers(world, name, index):
     assert let_in == set(rule.allowed), f"{rule.method} {path}"
 
 
-def _session_headers(user) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode()), (b"host", b"testserver")]
-
-
 def _websocket_accepted(path: str, headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether the handshake stays open: a refused one is accepted and closed inside `connect`,
     before the disconnect sent after it is handled, so the close is in the output by then."""
 
     async def scenario() -> bool:
-        scope = {
-            "type": "websocket",
-            "path": path,
-            "query_string": b"",
-            "headers": headers,
-            "subprotocols": [],
-        }
-        websocket = ApplicationCommunicator(application, scope)
+        websocket = WebsocketClient(path, headers)
         await websocket.send_input({"type": "websocket.connect"})
         first = await websocket.receive_output(10)
         await websocket.send_input({"type": "websocket.disconnect", "code": 1000})
@@ -321,11 +306,11 @@ def test_each_websocket_route_lets_in_exactly_its_callers(world, name):
     let_in = set()
     for caller in CALLERS:
         if caller in KEYS:
-            headers = [(b"authorization", f"Api-Key {world.keys[caller]}".encode())]
+            headers = key_headers(world.keys[caller])
         elif caller == ANONYMOUS:
             headers = []
         else:
-            headers = _session_headers(_account(caller))
+            headers = session_headers(_account(caller))
         if _websocket_accepted(rule.path(world), headers):
             let_in.add(caller)
     assert let_in == set(rule.allowed), rule.path(world)
