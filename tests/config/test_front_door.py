@@ -13,15 +13,9 @@ from config.accounts import sign_in_hint
 from inspection.services.stations import station_create
 from labeling.models import Dataset
 from models_registry.models import ModelVersion
-from tests.inspection.factories import person
+from tests.inspection.factories import person, signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 
 from inspection.models import DeviceKey, Station
+from tests.inspection.factories import signed_in
 from tests.labeling.formats.roundtrip import labelstudio_dataset
 
 pytestmark = pytest.mark.django_db
@@ -17,12 +18,6 @@ def staff(name: str, role: str | None) -> User:
     user = User.objects.create(username=name, is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     return user
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 ADMIN_PAGES = [

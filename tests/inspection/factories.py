@@ -42,6 +42,15 @@ def person(name: str = "ines", role: str = "inspector", password: str = "pw"):
     return user
 
 
+def signed_in(user):
+    """A test client signed in as `user` (no password needed)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def posted_unit(client, serial: str = "SN-1", seed: int = 0) -> dict:
     """Post a generated unit with a device-key client; its 201 body."""
     response = client.post(

@@ -2,23 +2,16 @@
 reaches anyone who may judge it, on any page or API."""
 
 import pytest
-from django.test import Client
 
 from inspection.enums import AutomationLevel
 from inspection.models import Prediction
 from inspection.services.decisions import decision_record
 from inspection.services.units import unit_submit
-from tests.inspection.factories import jpeg_bytes, person
+from tests.inspection.factories import jpeg_bytes, person, signed_in
 
 pytestmark = pytest.mark.django_db
 
 MARK = 0.123457  # a defect probability no page would show by chance
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
