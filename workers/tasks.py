@@ -26,6 +26,11 @@ from workers.retraining import training_job_run, training_jobs_stale_requeue, tr
 logger = logging.getLogger(__name__)
 
 
+def _backoff_seconds(attempt: int) -> int:
+    """Exponential backoff after the `attempt`-th failure: 2, 4, 8 ... seconds, at most 10 minutes."""
+    return min(600, 2**attempt)
+
+
 @shared_task(name=Task.CHALLENGER_PREDICT, acks_late=True)
 def challenger_predict(unit_id: int, model_version_id: int) -> int:
     """The challenger's shadow prediction of a unit, off the line's request path."""
@@ -59,8 +64,7 @@ def webhook_deliver(self, delivery_id: int) -> str:
         if delivery.attempts >= settings.LOUPE_WEBHOOK_MAX_ATTEMPTS:
             webhook_delivery_give_up(delivery=delivery)
             return DeliveryStatus.FAILED
-        # Exponential backoff: 2, 4, 8 ... seconds, at most 10 minutes.
-        countdown = min(600, 2**delivery.attempts)
+        countdown = _backoff_seconds(delivery.attempts)
         logger.warning("Webhook delivery %s failed (%s); retry in %s s", delivery.id, error, countdown)
         raise self.retry(countdown=countdown, exc=error) from error
     return DeliveryStatus.DELIVERED
@@ -71,7 +75,7 @@ def alarm_notify_task(self, alarm_id: int) -> list[str]:
     try:
         return alarm_notify(alarm_id=alarm_id)
     except NotificationFailed as error:
-        countdown = min(600, 2 ** (self.request.retries + 1))
+        countdown = _backoff_seconds(self.request.retries + 1)
         logger.warning("Alarm %s notification failed (%s); retry in %s s", alarm_id, error, countdown)
         raise self.retry(countdown=countdown, exc=error) from error
 
