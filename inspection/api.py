@@ -25,9 +25,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inspection.authentication import StationDevice
-from inspection.enums import UnitStatus, Verdict
+from inspection.enums import DecisionSource, UnitStatus, Verdict
 from inspection.events import redis_client, unit_channel
-from inspection.images import ImageRejected, image_display
+from inspection.images import THUMBNAIL_WIDTH, ImageRejected, image_display, image_thumbnail
 from inspection.models import Station
 from inspection.selectors import UnitNotFound, unit_get, unit_list, unit_representation
 from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
@@ -109,7 +109,7 @@ class UnitSerializer(serializers.Serializer):
     station = serializers.CharField()
     status = serializers.ChoiceField(choices=UnitStatus.values)
     decision = serializers.ChoiceField(choices=Verdict.values, allow_null=True)
-    decided_by = serializers.ChoiceField(choices=["model", "human"], allow_null=True)
+    decided_by = serializers.ChoiceField(choices=DecisionSource.values, allow_null=True)
     decided_at = serializers.DateTimeField(allow_null=True)
     automation_level = serializers.CharField()
     model_version = serializers.CharField(allow_null=True)
@@ -272,14 +272,29 @@ class UnitImage(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "size",
+                OpenApiTypes.STR,
+                enum=["full", "thumbnail"],
+                description=f"thumbnail: a JPEG {THUMBNAIL_WIDTH} px wide of the same picture",
+            )
+        ],
         responses={(200, "image/*"): OpenApiTypes.BINARY},
         summary="The unit's image as a person sees it",
         description="The posted file, or (for TIFF, 16-bit, CMYK or EXIF-rotated images, which a "
         "browser would paint differently) a PNG of the very picture the model judged.",
     )
     def get(self, request: Request, pk: int) -> FileResponse:
+        size = request.query_params.get("size", "full")
+        if size not in ("full", "thumbnail"):
+            raise ValidationError({"size": [f"must be full or thumbnail, not {size!r}"]})
         unit = _unit_or_404(pk, _viewer_scope(request))
-        picture, content_type = image_display(stored=unit.image, sha256=unit.image_sha256)
+        if size == "thumbnail":
+            picture = image_thumbnail(stored=unit.image, sha256=unit.image_sha256)
+            content_type = "image/jpeg"
+        else:
+            picture, content_type = image_display(stored=unit.image, sha256=unit.image_sha256)
         response = FileResponse(picture, content_type=content_type)
         response["Cache-Control"] = "private, max-age=86400, immutable"
         return response

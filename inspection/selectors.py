@@ -16,6 +16,12 @@ class UnitNotFound(LookupError):
     pass
 
 
+def unit_model_visible(*, unit: Unit) -> bool:
+    """Whether a person may see the model's output on the unit: not while a blind unit (human
+    only, shadow, audit) still waits for a person, who may be the one looking."""
+    return not (unit.blind and unit.status == UnitStatus.PENDING)
+
+
 def unit_current_decision(*, unit: Unit) -> DecisionEvent | None:
     """The unit's decision now: its latest decision event (events are never changed)."""
     decisions = getattr(unit, "_prefetched_objects_cache", {}).get("decisions")
