@@ -50,6 +50,7 @@ def units_page_view(request: HttpRequest, slug: str | None = None) -> HttpRespon
                 newer_url=_with(kept, page.newer),
                 newest_url="?" + urlencode(kept),
                 export_url=reverse("units-export") + "?" + urlencode(search.applied()),
+                without_alarm_url="?" + urlencode([pair for pair in kept if pair[0] != "alarm"]),
                 other_view_url="?" + urlencode([*search.applied(), ("view", VIEWS[1 - VIEWS.index(view)])]),
             )
     status = 200 if search.is_valid() and not search.non_field_errors() else 400

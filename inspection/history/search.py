@@ -59,9 +59,12 @@ class UnitFilter(forms.Form):
         choices=[("", "either"), ("yes", "a model and a person disagreed"), ("no", "no disagreement")],
         required=False,
     )
+    # Reached from an alarm's link (dashboard, timeline), shown as a removable chip: a station
+    # may have had thousands of alarms, too many for a list to pick from.
     alarm = forms.ModelChoiceField(
         queryset=Alarm.objects.select_related("station", "drift_check"),
         required=False,
+        widget=forms.HiddenInput,
         help_text="the units of the alarm's window: from the first unit its check read until it was cleared",
     )
 
