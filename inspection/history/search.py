@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from inspection.enums import DecisionReason, DecisionSource, UnitStatus, Verdict
 from inspection.models import Station, Unit
+from inspection.supervision.dashboard.periods import PERIODS, period_get, window_at
 from inspection.supervision.models import Alarm
 from models_registry.models import ModelVersion
 
@@ -42,6 +43,12 @@ class UnitFilter(forms.Form):
         queryset=Station.objects.all(), to_field_name="slug", required=False, empty_label="all stations"
     )
     serial = forms.CharField(max_length=200, required=False, help_text="the serial, or its beginning")
+    within = forms.ChoiceField(
+        choices=[("", "any time"), *((name, f"the dashboard's last {name}") for name in PERIODS)],
+        required=False,
+        label="Received within",
+        help_text="the dashboard's period, so that its figures link to their units",
+    )
     received_from = forms.DateTimeField(required=False, input_formats=DATETIME_INPUTS)
     received_to = forms.DateTimeField(required=False, input_formats=DATETIME_INPUTS)
     verdict = forms.ChoiceField(
@@ -97,6 +104,8 @@ def units_search(*, filters: dict, station: Station | None = None) -> QuerySet[U
             units = units.filter(station=scope)
     if serial := filters.get("serial"):
         units = units.filter(serial__startswith=serial.strip())
+    if within := filters.get("within"):
+        units = units.filter(received_at__gte=window_at(period=period_get(within), now=timezone.now()).start)
     if start := filters.get("received_from"):
         units = units.filter(received_at__gte=start)
     if end := filters.get("received_to"):
