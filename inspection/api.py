@@ -17,7 +17,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -27,9 +26,11 @@ from rest_framework.views import APIView
 from inspection.authentication import StationDevice
 from inspection.enums import DecisionSource, UnitStatus, Verdict
 from inspection.events import redis_client, unit_channel
+from inspection.history.search import CursorInvalid, UnitFilter, units_page, units_search
+from inspection.history.selectors import units_for_cards
 from inspection.images import THUMBNAIL_WIDTH, ImageRejected, image_display, image_thumbnail
 from inspection.models import Station
-from inspection.selectors import UnitNotFound, unit_get, unit_list, unit_representation
+from inspection.selectors import UnitNotFound, unit_get, unit_representation
 from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
 from inspection.services.units import IdempotencyConflict, unit_submit
 
@@ -139,11 +140,6 @@ UNIT_PAGE_SCHEMA = inline_serializer(
 )
 
 
-class UnitPagination(CursorPagination):
-    ordering = ("-received_at", "-id")
-    page_size = 50
-
-
 class UnitListCreate(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser]
@@ -197,10 +193,18 @@ class UnitListCreate(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("status", OpenApiTypes.STR, enum=UnitStatus.values),
+            *(
+                OpenApiParameter(
+                    name, OpenApiTypes.STR, description=str(field.help_text or field.label or "")
+                )
+                for name, field in UnitFilter.base_fields.items()
+            ),
             OpenApiParameter("cursor", OpenApiTypes.STR, description="from a page's next or previous URL"),
         ],
         responses={200: UNIT_PAGE_SCHEMA},
-        summary="List units (a device key: its station's)",
+        summary="List and search units, newest first (a device key: its station's)",
+        description="The units page's filters (serial prefix, received_from/received_to, within, verdict "
+        "incl. pending, decided_by, reason, model, disagreement, alarm), pages of 48 by cursor.",
         operation_id="units_list",
     )
     def get(self, request: Request) -> Response:
@@ -208,9 +212,31 @@ class UnitListCreate(APIView):
         if unit_status and unit_status not in UnitStatus.values:
             raise ValidationError({"status": [f"must be one of {', '.join(UnitStatus.values)}"]})
         station = _viewer_scope(request)
-        paginator = UnitPagination()
-        page = paginator.paginate_queryset(unit_list(station=station, status=unit_status), request, view=self)
-        return paginator.get_paginated_response([unit_representation(unit=unit) for unit in page])
+        search = UnitFilter(request.query_params)
+        if not search.is_valid():
+            raise ValidationError(search.error_summary())
+        units = units_search(filters=search.cleaned_data, station=station)
+        if unit_status:
+            units = units.filter(status=unit_status)
+        try:
+            page = units_page(units_for_cards(units), cursor=request.query_params.get("cursor"))
+        except CursorInvalid as error:
+            raise ValidationError({"cursor": [str(error)]}) from error
+        return Response(
+            {
+                "next": _page_link(request, page.older),
+                "previous": _page_link(request, page.newer),
+                "results": [unit_representation(unit=unit) for unit in page.units],
+            }
+        )
+
+
+def _page_link(request: Request, cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    query = request.query_params.copy()
+    query["cursor"] = cursor
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
 class UnitDetail(APIView):

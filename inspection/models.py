@@ -243,6 +243,12 @@ class Unit(Claimable):
     def __str__(self) -> str:
         return f"{self.station.slug}/{self.serial}"
 
+    def get_absolute_url(self) -> str:
+        """The unit's page (the admin links it as "view on site")."""
+        from django.urls import reverse
+
+        return reverse("unit-page", kwargs={"pk": self.pk})
+
 
 class Prediction(models.Model):
     unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="predictions")

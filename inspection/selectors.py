@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
 from django.urls import reverse
 
 from inspection.enums import PredictionRole, UnitStatus
@@ -114,17 +113,6 @@ def unit_get(*, unit_id: int, station: Station | None = None) -> Unit:
         where = f" at station {station.slug}" if station is not None else ""
         raise UnitNotFound(f"no unit {unit_id}{where}")
     return found
-
-
-def unit_list(*, station: Station | None = None, status: str | None = None) -> QuerySet[Unit]:
-    units = Unit.objects.select_related("station", "deciding_model").prefetch_related(
-        "decisions", "predictions__model_version"
-    )
-    if station is not None:
-        units = units.filter(station=station)
-    if status:
-        units = units.filter(status=status)
-    return units.order_by("-received_at", "-id")
 
 
 def station_get(*, slug: str) -> Station:
