@@ -54,6 +54,7 @@ function show(entry) {
         "this page looks again every 15 s.";
     for (const id of ["task-id", "task-why", "task-current", "task-model"]) $(id).textContent = "–";
     $("task-serial").textContent = "";
+    $("task-unit").hidden = true;
     $("feedback").hidden = true;
     if (REVIEW) {
       $("submission-author").textContent = "–";
@@ -80,6 +81,9 @@ function show(entry) {
 
   $("task-id").textContent = `#${task.id}`;
   $("task-serial").textContent = task.serial || task.source_name || "";
+  // An item from the line links to its unit's history (decisions, comments, earlier labels).
+  $("task-unit").hidden = !task.unit;
+  if (task.unit) $("task-unit").href = `/units/${task.unit}/`;
   const why = [task.why];
   if (task.random_slice && task.tier !== RANDOM_TIER) why.push("random slice");
   if (task.margin !== null && task.margin !== undefined) why.push(`margin ${task.margin.toFixed(2)}`);
