@@ -126,7 +126,9 @@ def submission_body(submission: LabelSubmission) -> dict:
 
 
 class ShapeSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["box", "polygon", "mask"])
+    kind = serializers.ChoiceField(
+        choices=["box", "polygon", "mask", "class"], help_text='"class": the whole image, no geometry'
+    )
     label = serializers.CharField(max_length=100)
     geometry = serializers.DictField(required=False, default=dict)
     mask = serializers.CharField(
