@@ -76,6 +76,7 @@ def _model_proposal(item: DatasetItem) -> dict | None:
         "version": f"{prediction.model_version.name}:{prediction.model_version.version}",
         "score": round(prediction.defect_probability, 4),
         "verdict": prediction.verdict,
+        "label": prediction.label,  # its image-level class ("no_defect" for a pass)
         "regions": prediction.regions,
     }
 

@@ -61,11 +61,12 @@ function wholeCanvasStep(classIndex, canvas) {
 // A stroke paints the chosen class's mask; the eraser rubs out every class's paint under it.
 export function strokeBegin(point) {
   const eraser = state.eraser;
+  // a hidden mask is left alone by the eraser
   const indexes = eraser
-    ? state.masks.map((canvas, index) => (canvas ? index : -1)).filter((index) => index >= 0)
+    ? state.masks.map((canvas, index) => (canvas && !canvas.hidden ? index : -1)).filter((index) => index >= 0)
     : [state.classIndex];
   if (!indexes.length) {
-    say("Nothing to erase: no brush mask is painted.");
+    say("Nothing to erase: no brush mask is painted (or shown).");
     return;
   }
   const targets = indexes.map((classIndex) => {

@@ -92,7 +92,9 @@ function show(entry) {
   if (task.model) {
     const m = task.model;
     const regions = m.regions.length === 1 ? "1 region" : `${m.regions.length} regions`;
-    $("task-model").textContent = `${m.verdict}, score ${m.score.toFixed(3)}, ${regions} (${m.version})`;
+    // a fail without regions names its class: A takes it for the whole image
+    const named = m.verdict === "fail" && !m.regions.length && m.label ? ` ${m.label} (whole image)` : "";
+    $("task-model").textContent = `${m.verdict}${named}, score ${m.score.toFixed(3)}, ${regions} (${m.version})`;
   } else {
     $("task-model").textContent = "no model output";
   }

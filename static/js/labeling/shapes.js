@@ -89,11 +89,10 @@ export function toggleMaskHidden(classIndex) {
   render();
 }
 
-// W: the chosen class for the whole image ("stain, whole image"), without drawing; a label of
+// W: the chosen class (or A: the model's, when it found no region) for the whole image ("stain, whole image"), without drawing; a label of
 // its own, or beside regions of other classes.
-export function addWholeImage() {
+export function addWholeImage(label = currentLabel()) {
   if (!state.editing || !current()) return;
-  const label = currentLabel();
   if (state.shapes.some((shape) => shape.kind === "class" && shape.label === label)) {
     say(`The whole image is ${label} already.`);
     return;
@@ -159,8 +158,13 @@ export function acceptModelRegions(indexes) {
   say(`Took ${describeTaken(boxes.length, paintSteps.length)}.`);
 }
 
+// A: all the model's regions; a fail without regions, its class for the whole image.
 export function acceptAllModelRegions() {
   const model = current() && current().task.model;
+  if (model && !model.regions.length && model.verdict === "fail" && state.classes.includes(model.label)) {
+    addWholeImage(model.label);
+    return;
+  }
   acceptModelRegions(model ? model.regions.map((_, index) => index) : []);
 }
 
