@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from inspection.models import DecisionEvent
+from inspection.models import DecisionEvent, Prediction
 from labeling.models import Annotation, LabelSubmission
+from labeling.selectors import item_sample
 from tests.browser.conftest import sign_in
 from tests.browser.test_labeling_page import (
     READY,
@@ -274,6 +275,89 @@ def test_a_pen_draws_and_moves_a_box_through_pointer_events(asgi_server, browser
         context.close()
     (box,) = submitted(task)
     assert_near(box_of(box.geometry), [400, 350, 400, 300])
+
+
+def finger_drag(page, points: list[tuple[float, float]]) -> None:
+    """A finger on a touch screen, through Chromium's input pipeline (pointerType "touch")."""
+    session = page.context.new_cdp_session(page)
+    (x, y), rest = points[0], points[1:]
+    session.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for x, y in rest:
+        session.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    session.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    session.detach()
+
+
+def test_a_finger_draws_a_box_and_paints_on_a_touch_screen(asgi_server, browser, station, inspector):
+    task = hd_task(station, inspector, "SN-TOUCH", seed=11)
+    person("lena", "labeler")
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
+    page = sign_in(context, asgi_server, "lena")
+    page.goto(f"{asgi_server.url}/labeling/{station.slug}/")
+    try:
+        showing_task(page, task.pk)
+        page.evaluate(
+            """() => { window.downs = [];
+            document.getElementById('viewport').addEventListener('pointerdown',
+                (e) => window.downs.push(e.pointerType)); }"""
+        )
+        stage = page.eval_on_selector("#stage", "s => s.style.transform")
+        finger_drag(page, [labeling_on_screen(page, 300 + 50 * t, 300 + 40 * t) for t in range(9)])
+        assert page.evaluate("window.downs") == ["touch"]
+        assert page.eval_on_selector("#stage", "s => s.style.transform") == stage  # drew, did not scroll
+        assert_near(box_of(shapes(page)[0]["geometry"]), [300, 300, 400, 320])
+        page.keyboard.press("r")  # the tool from the keyboard: the finger is for the image
+        finger_drag(page, [labeling_on_screen(page, 1000 + 40 * t, 700) for t in range(9)])
+        assert page.evaluate("window.loupeLabeling.masks()") == ["crack"]
+        page.keyboard.press("Enter")
+        status_says(page, f"Task #{task.pk}: 2 regions sent")
+    finally:
+        context.close()
+    box, mask = submitted(task)
+    assert_near(box_of(box.geometry), [300, 300, 400, 320])
+    with mask.mask.open("rb") as file:
+        pixels = Image.open(file).convert("L")
+        assert pixels.getpixel((1160, 700)) == 255 and pixels.getpixel((1160, 760)) == 0
+
+
+def test_the_models_class_is_taken_for_the_whole_image_and_a_reviewer_fixes_it(
+    asgi_server, browser, station, inspector
+):
+    # given a task whose model says "fail, scratch" without any region
+    task = hd_task(station, inspector, "SN-WHOLE", seed=12)
+    Prediction.objects.filter(unit=task.item.unit).update(verdict="fail", label="scratch", regions=[])
+    person("lena", "labeler")
+    person("rui", "labeler")
+    context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/")
+    try:
+        showing_task(page, task.pk)
+        assert "fail scratch (whole image)" in page.inner_text("#task-model")
+        page.keyboard.press("a")
+        assert [(s["kind"], s["label"]) for s in shapes(page)] == [("class", "scratch")]
+        page.keyboard.press("w")  # the chosen class (the inspector's crack) beside it
+        page.keyboard.press("w")
+        status_says(page, "The whole image is crack already")
+        page.keyboard.press("Enter")
+        status_says(page, f"Task #{task.pk}: 2 regions sent")
+    finally:
+        context.close()
+    assert [(a.kind, a.label) for a in submitted(task)] == [("class", "scratch"), ("class", "crack")]
+
+    # then the reviewer sees both, fixes the label: drops the crack, keeps the scratch
+    context, page = open_page(browser, asgi_server, "rui", f"/labeling/{station.slug}/review/")
+    try:
+        page.wait_for_function(READY, timeout=15_000)
+        assert page.inner_text("#submission-summary") == "scratch (whole image), crack (whole image)"
+        page.keyboard.press("f")
+        page.wait_for_function("window.loupeLabeling.shapes().length === 2")
+        page.locator("#shapes li", has_text="crack (whole image)").locator(".remove").click()
+        page.keyboard.press("Enter")
+        status_says(page, "fixed")
+    finally:
+        context.close()
+    fixed = LabelSubmission.objects.get(task=task, fixes__isnull=False)
+    assert [(a.kind, a.label, a.active) for a in fixed.annotations.all()] == [("class", "scratch", True)]
+    assert item_sample(task.item).classes == ("scratch",)
 
 
 def station_on_screen(page, x: float, y: float) -> tuple[float, float]:
