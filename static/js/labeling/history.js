@@ -56,7 +56,8 @@ function apply(step, backwards) {
   } else if (step.type === "delete") {
     if (backwards) state.shapes.splice(step.index, 0, step.shape);
     else {
-      state.shapes.splice(state.shapes.indexOf(step.shape), 1);
+      const index = state.shapes.indexOf(step.shape);
+      if (index >= 0) state.shapes.splice(index, 1);
       if (state.selected === step.shape) state.selected = null;
     }
   } else if (step.type === "relabel") {
