@@ -181,6 +181,8 @@ def test_undo_and_redo_cover_every_edit_hidden_shapes_are_sent_and_the_eraser_ru
         # delete and its undo: a second box, deleted, back
         page.keyboard.press("b")
         drag(page, (1200, 600), (1400, 800))
+        page.locator("#shapes li").nth(1).click()  # the list selects
+        assert page.evaluate("window.loupeLabeling.selected()") == 1
         page.keyboard.press("Delete")
         assert len(shapes(page)) == 1
         page.keyboard.press("z")
@@ -203,6 +205,18 @@ def test_undo_and_redo_cover_every_edit_hidden_shapes_are_sent_and_the_eraser_ru
         assert page.evaluate(MASK_AREAS) == painted
         page.keyboard.press("Control+y")
         assert page.evaluate(MASK_AREAS) == erased
+        # a triangle keeps its 3 vertices; Delete then removes the selected shape
+        page.keyboard.press("g")
+        for point in [(1500, 800), (1700, 800), (1600, 950)]:
+            click_image(page, *point)
+        page.keyboard.press("Enter")
+        page.keyboard.press("v")
+        click_image(page, 1600, 850)
+        page.mouse.click(*labeling_on_screen(page, 1500, 800), button="right")
+        status_says(page, "A polygon keeps at least 3 points")
+        assert len(shapes(page)[-1]["geometry"]["points"]) == 3
+        page.keyboard.press("Delete")
+        assert [s["kind"] for s in shapes(page)] == ["box", "box"]
         page.keyboard.press("Enter")
         status_says(page, f"Task #{task.pk}: 4 regions sent")
     finally:
