@@ -66,8 +66,8 @@ $("zoom-in").addEventListener("click", () => view.zoomBy(ZOOM_STEP));
 $("zoom-out").addEventListener("click", () => view.zoomBy(1 / ZOOM_STEP));
 $("zoom-fit").addEventListener("click", () => view.fit());
 $("zoom-actual").addEventListener("click", () => view.zoomBy(1 / view.zoom));
-$("viewport").addEventListener("mousedown", (event) => {
-  if (event.button === 0) view.startPan(event);
+$("viewport").addEventListener("pointerdown", (event) => {
+  if (event.button === 0) view.startPan(event); // a mouse, a pen or a finger
 });
 $("viewport").addEventListener("keydown", (event) => {
   const keys = { "+": ZOOM_STEP, "=": ZOOM_STEP, "-": 1 / ZOOM_STEP };
