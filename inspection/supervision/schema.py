@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from inspection.api import ConstantField
 from inspection.enums import AutomationLevel
 from inspection.supervision.models import AlarmKind, AlarmStatus
 from inspection.supervision.services import ALARM_CHANGED, ALARM_RAISED, STATION_CHANGED
@@ -31,17 +32,17 @@ class AlarmSerializer(serializers.Serializer):
     note = serializers.CharField(allow_blank=True, help_text="the supervisor's note on clearing")
 
 
-class AlarmRaisedEvent(serializers.Serializer):
+class LiveAlarmRaised(serializers.Serializer):
     """A new alarm at the station (a drift check or the audit agreement found a shift)."""
 
-    type = serializers.ChoiceField(choices=[ALARM_RAISED])
+    type = ConstantField(ALARM_RAISED)
     alarm = AlarmSerializer()
 
 
-class AlarmChangedEvent(serializers.Serializer):
+class LiveAlarmChanged(serializers.Serializer):
     """An active alarm seen again, acknowledged or cleared."""
 
-    type = serializers.ChoiceField(choices=[ALARM_CHANGED])
+    type = ConstantField(ALARM_CHANGED)
     alarm = AlarmSerializer()
 
 
@@ -49,10 +50,10 @@ class StationChangesSerializer(serializers.Serializer):
     automation_level = serializers.ChoiceField(choices=AutomationLevel.values, help_text="the new level")
 
 
-class StationChangedEvent(serializers.Serializer):
+class LiveStationChanged(serializers.Serializer):
     """A new alarm stepped the station's automation level down (its drift settings allow it)."""
 
-    type = serializers.ChoiceField(choices=[STATION_CHANGED])
+    type = ConstantField(STATION_CHANGED)
     station = serializers.CharField(help_text="the station's slug")
     changes = StationChangesSerializer()
     alarm = serializers.IntegerField(help_text="the id of the alarm that caused it")
@@ -60,7 +61,7 @@ class StationChangedEvent(serializers.Serializer):
 
 # Published to the station's group (`inspection.events.station_event_publish`): type -> payload.
 LIVE_EVENTS = {
-    ALARM_RAISED: AlarmRaisedEvent,
-    ALARM_CHANGED: AlarmChangedEvent,
-    STATION_CHANGED: StationChangedEvent,
+    ALARM_RAISED: LiveAlarmRaised,
+    ALARM_CHANGED: LiveAlarmChanged,
+    STATION_CHANGED: LiveStationChanged,
 }
