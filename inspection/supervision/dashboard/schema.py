@@ -23,6 +23,18 @@ def _counts(help_text: str) -> serializers.ListField:
     return serializers.ListField(child=serializers.IntegerField(), help_text=help_text)
 
 
+class ErrorMessageSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="what is wrong, in words")
+
+
+class PeriodErrorSerializer(serializers.Serializer):
+    period = serializers.ListField(child=serializers.CharField(), help_text="names the accepted periods")
+
+
+class NoteErrorSerializer(serializers.Serializer):
+    note = serializers.ListField(child=serializers.CharField(), help_text="what is wrong with the note")
+
+
 class ProportionSerializer(serializers.Serializer):
     """A share of counted units with its exact (Clopper-Pearson) 95 % interval."""
 

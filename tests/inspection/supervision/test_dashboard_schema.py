@@ -159,3 +159,31 @@ def test_the_alarm_actions_answer_the_alarm_the_schema_describes(stations):
     path = "/api/v1/alarms/{id}/clear/"
     assert schema_errors(document, response_schema(document, path, "post"), response.json()) == []
     assert response.json()["note"] == "lamp replaced" and response.json()["cleared_by"] == "sam"
+
+
+def test_the_refusals_are_what_the_schema_says(stations):
+    """A bad period, an unknown station, a person without the permission, a second clearing and
+    a note too long: each answer is the error body its status documents."""
+    supervisor = stations
+    inspector = signed_in(person("ines-2"))
+    document = openapi_document(supervisor)
+    alarm_id = supervisor.get(OVERVIEW).json()["alarms"][0]["id"]
+    clear, acknowledge = f"/api/v1/alarms/{alarm_id}/clear/", f"/api/v1/alarms/{alarm_id}/acknowledge/"
+    assert supervisor.post(clear).status_code == 200
+
+    answers = [
+        (OVERVIEW, "get", supervisor.get(OVERVIEW, {"period": "month"})),
+        (STATION, "get", supervisor.get(STATION.format(slug="line-a"), {"period": "month"})),
+        (STATION, "get", supervisor.get(STATION.format(slug="no-such-line"))),
+        (OVERVIEW, "get", inspector.get(OVERVIEW)),
+        ("/api/v1/alarms/{id}/clear/", "post", supervisor.post(clear)),
+        ("/api/v1/alarms/{id}/acknowledge/", "post", supervisor.post(acknowledge)),
+        ("/api/v1/alarms/{id}/clear/", "post", supervisor.post(clear, {"note": "x" * 501})),
+    ]
+
+    assert [response.status_code for _, _, response in answers] == [400, 400, 404, 403, 409, 409, 400]
+    for path, method, response in answers:
+        schema = response_schema(document, path, method, str(response.status_code))
+        assert schema_errors(document, schema, response.json()) == [], (path, response.json())
+    assert "hour, day, week" in answers[0][2].json()["period"][0]
+    assert "already cleared" in answers[4][2].json()["detail"]
