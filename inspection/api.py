@@ -56,9 +56,17 @@ def _viewer_scope(request: Request) -> Station | None:
 class ConstantField(serializers.CharField):
     """A string that is always `value`, such as an event's type: `const` in the schema."""
 
+    default_error_messages = {"other": "must be {expected!r}"}
+
     def __init__(self, value: str, **kwargs) -> None:
         self.value = value
         super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> str:
+        text = super().to_internal_value(data)
+        if text != self.value:
+            self.fail("other", expected=self.value)
+        return text
 
 
 class ConstantFieldSchema(OpenApiSerializerFieldExtension):
