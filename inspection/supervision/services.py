@@ -30,6 +30,7 @@ from models_registry.models import ModelVersion
 STEP_DOWN = {AutomationLevel.FULL: AutomationLevel.PARTIAL, AutomationLevel.PARTIAL: AutomationLevel.ASSISTED}
 ALARM_RAISED = "alarm.raised"
 ALARM_CHANGED = "alarm.changed"
+STATION_CHANGED = "station.changed"
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def alarms_raise(
         if level_change is not None:
             events.append(
                 {
-                    "type": "station.changed",
+                    "type": STATION_CHANGED,
                     "station": locked.slug,
                     "changes": {"automation_level": level_change.new_value},
                     "alarm": raised[0].pk,
