@@ -74,7 +74,7 @@ def challenger_promote(*, station: Station, user) -> Station:
             user=user,
             note="challenger promoted to champion",
         )
-        transaction.on_commit(lambda: _promote_aliases(station, champion, challenger))
+        transaction.on_commit(lambda: _aliases_follow(station, challenger, None, champion))
     station.refresh_from_db()
     return station
 
@@ -118,7 +118,7 @@ def champion_rollback(*, station: Station, user) -> Station:
             user=user,
             note=f"{ROLLBACK_NOTE} {previous.name}:{previous.version}",
         )
-        transaction.on_commit(lambda: _promote_aliases(station, current, previous, challenger))
+        transaction.on_commit(lambda: _aliases_follow(station, previous, None, current, challenger))
     station.refresh_from_db()
     return station
 
@@ -129,12 +129,24 @@ def _move_challenger_alias(station: Station, previous: ModelVersion | None, new:
     mlflow_registry.alias_set(name=new.name, alias=challenger_alias(station), version=new.version)
 
 
-def _promote_aliases(
-    station: Station, old: ModelVersion | None, new: ModelVersion, challenger: ModelVersion | None = None
+def _aliases_follow(
+    station: Station,
+    champion: ModelVersion | None,
+    challenger: ModelVersion | None,
+    *earlier: ModelVersion | None,
 ) -> None:
-    """`<station>-champion` on the new champion only; no `<station>-challenger` left anywhere."""
-    for version in {v.name: v for v in (old, new, challenger) if v is not None}.values():
-        mlflow_registry.alias_delete(name=version.name, alias=challenger_alias(station))
-        if version.name != new.name:
-            mlflow_registry.alias_delete(name=version.name, alias=champion_alias(station))
-    mlflow_registry.alias_set(name=new.name, alias=champion_alias(station), version=new.version)
+    """The registry as the station now is: `<station>-champion` on its champion, `<station>-
+    challenger` on its challenger (none without one), and neither left on the registered models of
+    the `earlier` versions the step replaced."""
+    involved = {v.name: v for v in (*earlier, champion, challenger) if v is not None}
+    for name in involved:
+        if champion is None or name != champion.name:
+            mlflow_registry.alias_delete(name=name, alias=champion_alias(station))
+        if challenger is None or name != challenger.name:
+            mlflow_registry.alias_delete(name=name, alias=challenger_alias(station))
+    if champion is not None:
+        mlflow_registry.alias_set(name=champion.name, alias=champion_alias(station), version=champion.version)
+    if challenger is not None:
+        mlflow_registry.alias_set(
+            name=challenger.name, alias=challenger_alias(station), version=challenger.version
+        )
