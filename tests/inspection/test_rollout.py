@@ -17,7 +17,6 @@ from inspection.services.rollout import (
 )
 from inspection.services.units import unit_submit
 from models_registry import mlflow_registry
-from models_registry.models import ModelVersion
 from tests.inspection.factories import jpeg_bytes, person
 
 pytestmark = pytest.mark.django_db(transaction=True)  # aliases move after commit
@@ -28,26 +27,6 @@ def _staff(name: str, role: str) -> User:
     user.is_staff = True
     user.save()
     return user
-
-
-@pytest.fixture
-def registered(tiny_bundle):
-    """Register the tiny bundle in MLflow as the next version of `name`, mirrored as a row."""
-
-    def register(name: str = "loupe-screens") -> ModelVersion:
-        with mlflow_registry.training_run(run_name=f"{name}-test") as run:
-            run.log_artifacts(tiny_bundle, mlflow_registry.MODEL_ARTIFACT_PATH)
-        version = mlflow_registry.register_model(run_id=run.run_id, name=name)
-        return ModelVersion.objects.create(
-            name=version.name,
-            version=version.version,
-            mlflow_run_id=version.run_id,
-            source_uri=version.source,
-            architecture="defectnet-efficientnet_lite0-64",
-            classes=["crack", "scratch"],
-        )
-
-    return register
 
 
 def test_shadow_canary_champion_and_back(make_station, registered):
