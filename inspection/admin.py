@@ -156,9 +156,9 @@ def _station_form() -> type[forms.ModelForm]:
     declared = {
         "defect_classes": DefectClassesField(
             required=False,
-            help_text="One class per line, in the order of the station page (keys 1-9 pick the first "
-            f"nine, the list the rest). Up to {DEFECT_CLASS_LENGTH} characters each; a class added "
-            "here reaches the station's data set and its next training.",
+            help_text="In the order of the station page (keys 1-9 pick the first nine, the others are "
+            f"picked by name); one a line without JavaScript. Up to {DEFECT_CLASS_LENGTH} characters "
+            "each; a class added here reaches the station's data set and its next training.",
         ),
         RISK_CONFIRMATION: forms.BooleanField(
             required=False,

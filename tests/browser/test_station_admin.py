@@ -1,6 +1,7 @@
-"""The rollout buttons on a station's admin page, in Chromium: a supervisor puts a version in
-shadow, starts a canary, reads its measured figures before promoting it, promotes a second one,
-then rolls back twice, stepping back through the champions; MLflow's aliases follow each click."""
+"""A station's admin page in Chromium (its threshold tool: test_threshold_tool.py). The rollout
+buttons: a supervisor puts a version in shadow, starts a canary, reads its measured figures before
+promoting it, promotes a second one, then rolls back twice, stepping back through the champions;
+MLflow's aliases follow each click. The defect classes edited as a list."""
 
 from __future__ import annotations
 
@@ -94,4 +95,54 @@ def test_a_supervisor_rolls_a_model_out_and_back_with_the_buttons(
     champion_changes = Station.objects.get(pk=station.pk).changes.filter(field="champion")
     assert champion_changes.count() == 4
     assert set(champion_changes.values_list("changed_by__username", flat=True)) == {"sam"}
+    context.close()
+
+
+def test_a_supervisor_edits_the_defect_classes_as_a_list(asgi_server, browser, make_station):
+    station = make_station(level="assisted")  # crack, scratch: the tiny model's classes
+    _supervisor()
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = sign_in(context, asgi_server, "sam")
+    page.goto(f"{asgi_server.url}/admin/inspection/station/{station.pk}/change/")
+
+    def rows() -> list[str]:
+        return page.eval_on_selector_all(".defect-classes-row", "rows => rows.map((r) => r.dataset.class)")
+
+    assert rows() == ["crack", "scratch"] and page.is_hidden("#id_defect_classes")
+    # two classes added (Enter adds, it does not save), a duplicate refused at once
+    page.fill("#id_defect_classes_new", "stain")
+    page.keyboard.press("Enter")
+    page.fill("#id_defect_classes_new", "dead pixels")
+    page.click('.defect-classes-add button[data-action="add"]')
+    page.fill("#id_defect_classes_new", "Crack")
+    page.keyboard.press("Enter")
+    assert "Crack: listed twice (as crack before)" in page.inner_text(".defect-classes-problem")
+    assert rows() == ["crack", "scratch", "stain", "dead pixels"]
+    # moved up and removed
+    page.click('.defect-classes-row[data-class="dead pixels"] button[data-action="up"]')
+    page.click('.defect-classes-row[data-class="scratch"] button[data-action="remove"]')
+    assert rows() == ["crack", "dead pixels", "stain"]
+    # a rename the station would refuse is flagged on its row, and by the form when saved
+    page.fill('.defect-classes-row[data-class="stain"] input[type="text"]', "stain/oil")
+    page.keyboard.press("Tab")
+    assert "up to 60 letters" in page.inner_text('.defect-classes-row[data-class="stain/oil"]')
+    page.click('input[name="_continue"]')
+    page.wait_for_selector(".errornote")
+    assert "'stain/oil' is not a class name" in page.inner_text(".field-defect_classes")
+    station.refresh_from_db()
+    assert station.defect_classes == ["crack", "scratch"]
+    # put right and saved: the new list, audited
+    page.fill('.defect-classes-row[data-class="stain/oil"] input[type="text"]', "stain")
+    page.keyboard.press("Tab")
+    page.click('input[name="_continue"]')
+    page.wait_for_selector("ul.messagelist .success")
+    station.refresh_from_db()
+    assert station.defect_classes == ["crack", "dead pixels", "stain"]
+    change = station.changes.get(field="defect_classes")
+    assert (change.old_value, change.new_value, change.changed_by.username) == (
+        ["crack", "scratch"],
+        ["crack", "dead pixels", "stain"],
+        "sam",
+    )
+    assert rows() == ["crack", "dead pixels", "stain"]
     context.close()
