@@ -10,7 +10,8 @@ million units by them through an index; the events stay the record.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import re
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -30,9 +31,38 @@ from inspection.enums import (
     UnitStatus,
     Verdict,
 )
+from models_registry.ml.types import NO_DEFECT
 from models_registry.models import ModelVersion
 
 _SHARE = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+
+DEFECT_CLASS_LENGTH = 60
+# Letters, digits, spaces, "-", "_" and ".": a name the pages, the data formats and the label
+# files all carry as it is (no comma, slash or quote).
+_DEFECT_CLASS = re.compile(r"^\w[\w .-]*$")
+
+
+def defect_classes_problems(names: Any) -> list[str]:
+    """What is wrong with a station's list of defect classes, one sentence a problem."""
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        return ["defect classes are a list of names"]
+    problems = []
+    seen: dict[str, str] = {}
+    for position, name in enumerate(names, 1):
+        if not name.strip():
+            problems.append(f"class {position} has no name")
+            continue
+        if name != name.strip() or len(name) > DEFECT_CLASS_LENGTH or not _DEFECT_CLASS.match(name):
+            problems.append(
+                f"{name!r} is not a class name: up to {DEFECT_CLASS_LENGTH} letters, digits, spaces, "
+                "'-', '_' or '.', starting with a letter or digit"
+            )
+        elif name.casefold() == NO_DEFECT:
+            problems.append(f"{name!r} is the label of a unit without defect, not a defect class")
+        elif name.casefold() in seen:
+            problems.append(f"{name!r} is listed twice (as {seen[name.casefold()]!r} before)")
+        seen.setdefault(name.casefold(), name)
+    return problems
 
 
 class Station(models.Model):
@@ -94,6 +124,9 @@ class Station(models.Model):
             errors["challenger"] = "the challenger must be another model version than the champion"
         if self.challenger_id is not None and self.champion_id is None:
             errors["challenger"] = "a challenger needs a champion to challenge"
+        problems = defect_classes_problems(self.defect_classes)
+        if problems:
+            errors["defect_classes"] = problems
         if self.webhook_url and not self.webhook_secret:
             errors["webhook_secret"] = "a webhook needs a secret to sign its deliveries"
         if errors:

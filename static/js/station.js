@@ -4,6 +4,7 @@
 // background.
 
 import { api } from "./lib/api.js";
+import { classFinder } from "./lib/class_finder.js";
 import { ClaimAhead } from "./lib/claim_ahead.js";
 import { $ } from "./lib/dom.js";
 import { age, say } from "./lib/format.js";
@@ -356,6 +357,8 @@ function start(root) {
   document.querySelectorAll("#classes li").forEach((item, index) => {
     item.addEventListener("click", () => chooseClass(index));
   });
+  // Past nine classes (the number keys' reach), a finder picks the others by name.
+  if ($("class-find")) classFinder($("class-find"), $("classes"), chooseClass);
 
   // --- live figures --------------------------------------------------------------------------
   let queueTimer = null;

@@ -380,8 +380,11 @@ def test_the_panel_is_on_the_change_page_for_supervisors_only(make_station, clie
     client.force_login(_staff("sam", SUPERVISOR))
     page = client.get(f"/admin/inspection/station/{station.pk}/change/").content.decode()
     assert 'id="threshold-tool"' in page and f"/admin/inspection/station/{station.pk}/thresholds/" in page
-    assert page.index('id="threshold-tool"') > page.index('name="audit_share"')  # after the Automation fields
-    assert page.index('id="threshold-tool"') < page.index('name="champion"')
+    # beside the Automation fields, in one row with them, before the Models section
+    beside = page.index('class="station-automation"')
+    assert beside < page.index('name="automation_level"') < page.index('name="audit_share"')
+    assert page.index('name="risk_reason"') < page.index('id="threshold-tool"') < page.index(">Models<")
+    assert "css/threshold_tool.css" in page
     assert "vendor/uplot/uPlot.iife.min.js" in page and "js/threshold_tool.js" in page
     client.force_login(_staff("ines", INSPECTOR))
     page = client.get(f"/admin/inspection/station/{station.pk}/change/")
