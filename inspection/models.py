@@ -52,7 +52,10 @@ class Station(models.Model):
         "decides only when its confidence is at least threshold + band.",
     )
     audit_share = models.FloatField(
-        default=0.02, validators=_SHARE, help_text="Share of units sent blind to humans in full automation."
+        default=0.02,
+        validators=_SHARE,
+        help_text="Share of the units the model would decide alone that are sent blind to a person "
+        "instead, in partial and in full automation: the live measure of its escape rate.",
     )
     champion = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="champion_of"
@@ -221,6 +224,12 @@ class Unit(Claimable):
                 fields=["station", "received_at", "id"],
                 condition=models.Q(status="pending"),
                 name="unit_pending_queue",
+            ),
+            # The live escape rate: a station's audits by model and arrival; small (audits only).
+            models.Index(
+                fields=["station", "deciding_model", "received_at"],
+                condition=models.Q(queue_reason="audit"),
+                name="unit_audits",
             ),
         ]
         permissions = [("decide_unit", "Can decide units (inspector)")]
