@@ -111,7 +111,12 @@ class StationAdmin(admin.ModelAdmin):
         (None, {"fields": ("slug", "name", "line", "defect_classes")}),
         (
             "Automation",
-            {"fields": ("automation_level", "target_escape_rate", "uncertainty_band", "audit_share")},
+            {
+                "fields": ("automation_level", "target_escape_rate", "uncertainty_band", "audit_share"),
+                "description": "In partial and in full automation, the audit share of the units the "
+                "model would decide alone goes blind to a person: at partial automation, the live "
+                "check of the escape rate its threshold was certified for (on the dashboard).",
+            },
         ),
         ("Models", {"fields": ("champion", "challenger", "rollout_mode", "canary_share")}),
         # The sections of the other parts' settings rows (labeling, training, drift) follow.

@@ -98,14 +98,15 @@ class LiveEscapeRate:
         if state == LiveEscapeState.NONE:
             return "no audit of partial automation judged yet"
         low, high = self.wrong.interval()
+        audits = "audit" if total == 1 else "audits"
         measured = (
-            f"{count} of {total} audits wrong, {_percent(self.wrong.rate)} %"
+            f"{count} of {total} {audits} wrong, {_percent(self.wrong.rate)} %"
             f" ({_percent(low)}–{_percent(high)} %, {_percent(CONFIDENCE)} % interval),"
             f" target {_percent(self.target)} %"
         )
         if state == LiveEscapeState.TOO_FEW:
             return (
-                f"{total} audits: too few to tell ({measured}; {self.audits_needed} audits without "
+                f"{total} {audits}: too few to tell ({measured}; {self.audits_needed} audits without "
                 f"an error would show the target met)"
             )
         words = {
