@@ -166,7 +166,7 @@ def test_a_supervisor_sees_partial_automations_live_escape_rate_cross_its_target
     live_escape = "[data-figure=live-escape]"
     dashboard.wait_for_selector(live_escape)
     assert dashboard.text_content(f"{live_escape} .value") == "no audits yet"
-    assert "10 % target" in dashboard.text_content(f"{live_escape} .label")
+    assert "vs 10.0 % target" in dashboard.text_content(f"{live_escape} .label")
     inspector_context = browser.new_context(viewport={"width": 1440, "height": 900})
     station_page = sign_in(inspector_context, asgi_server, "ines")
     station_page.goto(f"{asgi_server.url}/stations/{station.slug}/")
