@@ -225,11 +225,12 @@ class Unit(Claimable):
                 condition=models.Q(status="pending"),
                 name="unit_pending_queue",
             ),
-            # The live escape rate: a station's audits by model and arrival; small (audits only).
+            # Partial automation's live escape rate: its audits by station, model and arrival;
+            # small (audits only).
             models.Index(
                 fields=["station", "deciding_model", "received_at"],
-                condition=models.Q(queue_reason="audit"),
-                name="unit_audits",
+                condition=models.Q(queue_reason="audit", automation_level="partial"),
+                name="unit_partial_audits",
             ),
         ]
         permissions = [("decide_unit", "Can decide units (inspector)")]
@@ -298,6 +299,13 @@ class DecisionEvent(models.Model):
         indexes = [
             models.Index(fields=["unit", "created_at"], name="decision_by_unit"),
             models.Index(fields=["created_at"], name="decision_by_time"),  # the dashboard's periods
+            # A unit's latest human verdict (agreement, the live escape rate), read from the index.
+            models.Index(
+                fields=["unit", "-created_at", "-id"],
+                include=["verdict"],
+                condition=models.Q(decided_by_user__isnull=False),
+                name="decision_human_latest",
+            ),
         ]
 
     def __str__(self) -> str:

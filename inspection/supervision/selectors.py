@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 
@@ -20,6 +21,14 @@ BLIND_REASONS = (QueueReason.SHADOW, QueueReason.AUDIT)
 def blind_judged(units: QuerySet[Unit]) -> QuerySet[Unit]:
     """Blind units with a person's verdict (their latest) and the deciding model's, annotated as
     `human_verdict` and `model_verdict`."""
+    return verdicts_annotated(
+        units.filter(queue_reason__in=BLIND_REASONS, deciding_model__isnull=False)
+    ).filter(human_verdict__isnull=False, model_verdict__isnull=False)
+
+
+def verdicts_annotated(units: QuerySet[Unit]) -> QuerySet[Unit]:
+    """Units annotated with a person's latest verdict (`human_verdict`) and the deciding model's
+    (`model_verdict`), None where there is none."""
     human = (
         DecisionEvent.objects.filter(unit=OuterRef("pk"), decided_by_user__isnull=False)
         .order_by("-created_at", "-id")
@@ -32,11 +41,7 @@ def blind_judged(units: QuerySet[Unit]) -> QuerySet[Unit]:
         .order_by()
         .values("verdict")[:1]
     )
-    return (
-        units.filter(queue_reason__in=BLIND_REASONS, deciding_model__isnull=False)
-        .annotate(human_verdict=Subquery(human), model_verdict=Subquery(model))
-        .filter(human_verdict__isnull=False, model_verdict__isnull=False)
-    )
+    return units.annotate(human_verdict=Subquery(human), model_verdict=Subquery(model))
 
 
 # What fixes the threshold partial automation decides at: a change of any starts a new window.
@@ -48,7 +53,7 @@ THRESHOLD_FIELDS = {
 ESCAPE_ALARM_CLEARED = "the last escape-rate alarm was cleared"
 
 
-class LiveEscapeState:
+class LiveEscapeState(StrEnum):
     NONE = "none"  # no audit judged yet
     TOO_FEW = "too_few"  # the interval holds the target, and too few audits to ever show it met
     UNDECIDED = "undecided"  # the interval holds the target
@@ -139,7 +144,8 @@ def _percent(share: float) -> str:
 def escape_rates_live(*, stations: Sequence[Station]) -> dict[int, LiveEscapeRate]:
     """Each station's live escape rate (stations without a champion have none), in three queries
     whatever the number of stations and units: the windows' starts (settings changes, cleared
-    alarms) and one count over the audits, read through the `unit_audits` index."""
+    alarms) and one count over the audits, read through the `unit_partial_audits` index, each
+    audit's human verdict through `decision_human_latest`."""
     with_champion = [station for station in stations if station.champion_id is not None]
     if not with_champion:
         return {}
@@ -174,11 +180,16 @@ def escape_rates_live(*, stations: Sequence[Station]) -> dict[int, LiveEscapeRat
     audits = Unit.objects.filter(
         windows, queue_reason=QueueReason.AUDIT, automation_level=AutomationLevel.PARTIAL
     )
+    # Counted with filters rather than `blind_judged`'s WHERE, which PostgreSQL runs each verdict's
+    # subquery for twice (to filter, then to compare): 40 % of the time at 8,000 audits.
+    judged = Q(human_verdict__isnull=False, model_verdict__isnull=False)
+    agreed = Q(human_verdict=F("model_verdict"))
     counted = {
         row["station_id"]: row
-        for row in blind_judged(audits)
+        for row in verdicts_annotated(audits)
         .values("station_id")
-        .annotate(judged=Count("id"), agreed=Count("id", filter=Q(human_verdict=F("model_verdict"))))
+        .annotate(judged=Count("id", filter=judged), agreed=Count("id", filter=agreed))
+        .order_by()
     }
     rates = {}
     for station in with_champion:

@@ -19,7 +19,12 @@ from inspection.services.decisions import decision_record
 from inspection.services.stations import station_update
 from inspection.supervision.dashboard.proportions import Proportion, fewest_to_show_below
 from inspection.supervision.models import Alarm, AlarmKind, AlarmStatus
-from inspection.supervision.selectors import ESCAPE_ALARM_CLEARED, LiveEscapeState, escape_rates_live
+from inspection.supervision.selectors import (
+    ESCAPE_ALARM_CLEARED,
+    LiveEscapeState,
+    escape_rates_live,
+    verdicts_annotated,
+)
 from inspection.supervision.services import alarm_clear
 from tests.inspection.factories import jpeg_bytes, person, signed_in, upload
 from tests.inspection.supervision.dashboard_rows import automatic, judged_blind, model_version
@@ -239,17 +244,17 @@ def test_the_fewest_audits_to_tell_is_where_a_clean_record_first_shows_the_targe
 
 
 @pytest.mark.postgres
-def test_the_estimate_reads_the_audits_through_their_index(make_station):
+def test_the_estimate_reads_the_audits_and_their_verdicts_through_indexes(make_station):
     station = make_station(level=AutomationLevel.PARTIAL)
     units = Unit.objects.filter(
         station=station, deciding_model=station.champion, queue_reason="audit", automation_level="partial"
     )
-    sql, params = units.query.sql_with_params()
+    sql, params = verdicts_annotated(units).query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "unit_audits" in plan, plan
+    assert "unit_partial_audits" in plan and "decision_human_latest" in plan, plan
 
 
 def test_the_dashboard_shows_the_estimate_next_to_the_target(make_station):
