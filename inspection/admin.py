@@ -196,7 +196,10 @@ class StationAdmin(admin.ModelAdmin):
                     "audit_share",
                     RISK_CONFIRMATION,
                     "risk_reason",
-                )
+                ),
+                "description": "In partial and in full automation, the audit share of the units the "
+                "model would decide alone goes blind to a person: at partial automation, the live "
+                "check of the escape rate its threshold was certified for (on the dashboard).",
             },
         ),
         (

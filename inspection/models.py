@@ -86,7 +86,10 @@ class Station(models.Model):
         "decides only when its confidence is at least threshold + band.",
     )
     audit_share = models.FloatField(
-        default=0.02, validators=_SHARE, help_text="Share of units sent blind to humans in full automation."
+        default=0.02,
+        validators=_SHARE,
+        help_text="Share of the units the model would decide alone that are sent blind to a person "
+        "instead, in partial and in full automation: the live measure of its escape rate.",
     )
     champion = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="champion_of"
@@ -270,6 +273,13 @@ class Unit(Claimable):
                 condition=models.Q(status="pending"),
                 name="unit_pending_queue",
             ),
+            # Partial automation's live escape rate: its audits by station, model and arrival;
+            # small (audits only).
+            models.Index(
+                fields=["station", "deciding_model", "received_at"],
+                condition=models.Q(queue_reason="audit", automation_level="partial"),
+                name="unit_partial_audits",
+            ),
         ]
         permissions = [("decide_unit", "Can decide units (inspector)")]
 
@@ -343,6 +353,13 @@ class DecisionEvent(models.Model):
         indexes = [
             models.Index(fields=["unit", "created_at"], name="decision_by_unit"),
             models.Index(fields=["created_at"], name="decision_by_time"),  # the dashboard's periods
+            # A unit's latest human verdict (agreement, the live escape rate), read from the index.
+            models.Index(
+                fields=["unit", "-created_at", "-id"],
+                include=["verdict"],
+                condition=models.Q(decided_by_user__isnull=False),
+                name="decision_human_latest",
+            ),
         ]
 
     def __str__(self) -> str:

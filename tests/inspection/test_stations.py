@@ -189,6 +189,10 @@ def test_a_supervisor_changes_settings_in_the_admin_and_the_change_is_shown(make
     url = f"/admin/inspection/station/{station.pk}/change/"
     page = client.get(url)
     assert page.status_code == 200
+    # the audit share is said to apply to partial automation as well as full
+    text = page.content.decode()
+    assert "in partial and in full automation: the live measure of its escape rate" in text
+    assert "at partial automation, the live check of the escape rate its threshold was certified" in text
     form = {
         "name": station.name,
         "line": "",

@@ -58,9 +58,11 @@ def test_partial_automation_is_what_the_policy_decides_on_each_validation_unit(v
     policy = StationPolicy("partial", target, uncertainty_band=band, audit_share=0.2)
     # when the tool measures the setting
     preview = threshold_preview(confidences=confidences, correct=correct, risk_control=table, policy=policy)
-    # then it decides alone exactly the units `decide` lets the model decide, with their errors
-    decided = _policy_decides(confidences, table, policy, np.zeros(len(confidences)))
-    assert preview.automation_rate == decided.mean()
+    # then it decides alone exactly the units `decide` lets the model decide, with their errors,
+    # but for the audit share of them, which goes blind to a person
+    decided = _policy_decides(confidences, table, policy, np.full(len(confidences), 0.999))
+    assert not _policy_decides(confidences, table, policy, np.zeros(len(confidences))).any()
+    assert preview.automation_rate == pytest.approx(decided.mean() * (1 - policy.audit_share))
     assert preview.decided_units == decided.sum()
     assert preview.decided_errors == (~correct[decided]).sum()
     assert preview.observed_error == ((~correct[decided]).mean() if decided.any() else None)
@@ -356,7 +358,7 @@ def test_the_figures_are_the_unsaved_settings_on_each_versions_validation_units(
     assert first["error_bound"] == 0.02 and first["certified_threshold"] == 0.5
     assert first["applied_threshold"] == pytest.approx(0.6)
     decided = confidences >= 0.6
-    assert first["automation_rate"] == decided.mean()
+    assert first["automation_rate"] == pytest.approx(decided.mean() * (1 - 0.05))  # less the audits
     assert first["validation_units"] == len(confidences) == 8
     assert len(first["curve"]) == len(np.unique(confidences))
     # the challenger's few validation units certify nothing, and the table says why
