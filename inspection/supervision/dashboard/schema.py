@@ -9,6 +9,7 @@ from rest_framework import serializers
 from inspection.enums import AutomationLevel, RolloutMode
 from inspection.supervision.dashboard.periods import PERIODS
 from inspection.supervision.schema import AlarmSerializer
+from inspection.supervision.selectors import LiveEscapeState
 
 
 def _nullable_floats(help_text: str) -> serializers.ListField:
@@ -49,6 +50,26 @@ class EscapeSerializer(serializers.Serializer):
     audits = serializers.IntegerField(help_text="audit units a person has judged")
     wrong = ProportionSerializer(help_text="audits where the model's verdict was wrong")
     missed = ProportionSerializer(help_text="audits the model passed and the person failed")
+
+
+class LiveEscapeSerializer(serializers.Serializer):
+    """Partial automation's live escape rate: its blind audits of the champion since the threshold
+    it decides at came into force (`inspection.supervision.selectors.LiveEscapeRate`)."""
+
+    model_version = serializers.CharField()
+    target = serializers.FloatField(help_text="the station's target escape rate")
+    since = serializers.DateTimeField(
+        allow_null=True, help_text="the window's start; null: the champion's first audit"
+    )
+    since_reason = serializers.CharField(allow_blank=True, help_text="what started the window")
+    confidence = serializers.FloatField(help_text="the interval's confidence level")
+    audits = serializers.IntegerField(help_text="audits judged by a person in the window")
+    wrong = ProportionSerializer(help_text="audits where the model's verdict was wrong")
+    audits_needed = serializers.IntegerField(
+        help_text="the fewest audits, all right, that show the target met"
+    )
+    state = serializers.ChoiceField(choices=[state.value for state in LiveEscapeState])
+    text = serializers.CharField(help_text="the estimate in words")
 
 
 class DecisionsPerHourSerializer(serializers.Serializer):
@@ -123,6 +144,7 @@ class DashboardStationRowSerializer(DashboardStationSerializer):
     figures = FiguresSerializer()
     models = ModelInPlaySerializer(many=True)
     alarms = AlarmCountsSerializer(help_text="the station's active alarms")
+    live_escape = LiveEscapeSerializer(allow_null=True, help_text="null for a station without a champion")
 
 
 class DriftPointsSerializer(serializers.Serializer):
@@ -173,6 +195,7 @@ class DashboardOverviewSerializer(_WindowSerializer):
 class DashboardStationReportSerializer(_WindowSerializer):
     station = DashboardStationSerializer()
     figures = FiguresSerializer()
+    live_escape = LiveEscapeSerializer(allow_null=True, help_text="null for a station without a champion")
     models = ModelInPlaySerializer(many=True)
     alarms = AlarmSerializer(many=True, help_text="the station's active alarms")
     series = SeriesSerializer()
