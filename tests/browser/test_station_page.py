@@ -507,9 +507,12 @@ def test_an_inspector_skips_goes_back_and_empties_the_queue_and_a_new_unit_arriv
     page.wait_for_function("document.getElementById('skipped-count').textContent === '1'")
     unit_claim(unit=Unit.objects.get(pk=ids["SN-A"]), user=omar)
     page.keyboard.press("k")
+    assert page.is_visible("#skipped-list") and page.inner_text("#skipped-list") == "SN-A: judge it now"
     page.keyboard.press("Enter")  # the first skipped unit has the focus: SN-A
     status_says(page, "Cannot go back to SN-A: SN-A is being judged by omar")
     assert page.inner_text("#unit-serial") == "SN-C"
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#skipped-list")
     assert unit_claim_release(unit=Unit.objects.get(pk=ids["SN-A"]), user=omar)
     # she decides SN-C: nothing else waits for her but the unit she skipped; the controls wait
     page.keyboard.press("p")
@@ -521,6 +524,7 @@ def test_an_inspector_skips_goes_back_and_empties_the_queue_and_a_new_unit_arriv
     page.click("#btn-skipped")
     page.click(f"#skipped-list button[data-unit='{ids['SN-A']}']")
     on_screen("SN-A")
+    assert page.is_hidden("#skipped-list")
     assert Unit.objects.get(pk=ids["SN-A"]).claimed_by == ines
     assert page.inner_text("#skipped-count") == "0" and page.is_disabled("#btn-skipped")
     page.keyboard.press("p")
