@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from config import accounts, views
 from config.metrics import metrics_view
 from inspection import pages
+from inspection.history import pages as history_pages
 from inspection.supervision.dashboard import pages as dashboard_pages
 from labeling import pages as labeling_pages
 from workers import admin_views as training_admin
@@ -18,6 +19,11 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("stations/", pages.station_list, name="station-list"),
     path("stations/<slug:slug>/", pages.station_page, name="station-page"),
+    path("stations/<slug:slug>/units/", history_pages.units_page_view, name="station-units"),
+    path("units/", history_pages.units_page_view, name="units"),
+    path("units/export.csv", history_pages.units_export, name="units-export"),
+    path("units/<int:pk>/", history_pages.unit_page_view, name="unit-page"),
+    path("units/<int:pk>/comments/", history_pages.unit_comment, name="unit-comment"),
     path("dashboard/", dashboard_pages.dashboard_page, name="dashboard"),
     path("dashboard/<slug:slug>/", dashboard_pages.dashboard_station_page, name="dashboard-station"),
     path("labeling/", labeling_pages.labeling_station_list, name="labeling-station-list"),

@@ -18,7 +18,6 @@ from rest_framework_api_key.models import APIKey
 
 from inspection.admin_views import station_thresholds
 from inspection.background import Task, task_enqueue
-from inspection.enums import UnitStatus
 from inspection.models import (
     DecisionEvent,
     DeviceKey,
@@ -29,6 +28,7 @@ from inspection.models import (
     StationSettings,
     Unit,
 )
+from inspection.selectors import unit_model_visible
 from inspection.services.rollout import challenger_promote, challenger_to_canary, champion_rollback
 from inspection.services.stations import (
     settings_owners,
@@ -214,7 +214,7 @@ class UnitAdmin(ReadOnlyAdmin):
     def get_inlines(self, request, obj: Unit | None):
         # A blind unit still waiting for a person shows nothing of the model: whoever opens it
         # here may be the one to judge it.
-        if obj is not None and obj.blind and obj.status == UnitStatus.PENDING:
+        if obj is not None and not unit_model_visible(unit=obj):
             return [DecisionInline]
         return self.inlines
 

@@ -17,7 +17,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -25,11 +24,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inspection.authentication import StationDevice
-from inspection.enums import UnitStatus, Verdict
+from inspection.enums import DecisionSource, UnitStatus, Verdict
 from inspection.events import redis_client, unit_channel
-from inspection.images import ImageRejected, image_display
+from inspection.history.search import CursorInvalid, UnitFilter, units_page, units_search
+from inspection.history.selectors import units_for_cards
+from inspection.images import THUMBNAIL_WIDTH, ImageRejected, image_display, image_thumbnail
 from inspection.models import Station
-from inspection.selectors import UnitNotFound, unit_get, unit_list, unit_representation
+from inspection.selectors import UnitNotFound, unit_get, unit_representation
 from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
 from inspection.services.units import IdempotencyConflict, unit_submit
 
@@ -109,7 +110,7 @@ class UnitSerializer(serializers.Serializer):
     station = serializers.CharField()
     status = serializers.ChoiceField(choices=UnitStatus.values)
     decision = serializers.ChoiceField(choices=Verdict.values, allow_null=True)
-    decided_by = serializers.ChoiceField(choices=["model", "human"], allow_null=True)
+    decided_by = serializers.ChoiceField(choices=DecisionSource.values, allow_null=True)
     decided_at = serializers.DateTimeField(allow_null=True)
     automation_level = serializers.CharField()
     model_version = serializers.CharField(allow_null=True)
@@ -137,11 +138,6 @@ UNIT_PAGE_SCHEMA = inline_serializer(
         "results": UnitSerializer(many=True),
     },
 )
-
-
-class UnitPagination(CursorPagination):
-    ordering = ("-received_at", "-id")
-    page_size = 50
 
 
 class UnitListCreate(APIView):
@@ -197,10 +193,18 @@ class UnitListCreate(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("status", OpenApiTypes.STR, enum=UnitStatus.values),
+            *(
+                OpenApiParameter(
+                    name, OpenApiTypes.STR, description=str(field.help_text or field.label or "")
+                )
+                for name, field in UnitFilter.base_fields.items()
+            ),
             OpenApiParameter("cursor", OpenApiTypes.STR, description="from a page's next or previous URL"),
         ],
         responses={200: UNIT_PAGE_SCHEMA},
-        summary="List units (a device key: its station's)",
+        summary="List and search units, newest first (a device key: its station's)",
+        description="The units page's filters (serial prefix, received_from/received_to, within, verdict "
+        "incl. pending, decided_by, reason, model, disagreement, alarm), pages of 48 by cursor.",
         operation_id="units_list",
     )
     def get(self, request: Request) -> Response:
@@ -208,9 +212,31 @@ class UnitListCreate(APIView):
         if unit_status and unit_status not in UnitStatus.values:
             raise ValidationError({"status": [f"must be one of {', '.join(UnitStatus.values)}"]})
         station = _viewer_scope(request)
-        paginator = UnitPagination()
-        page = paginator.paginate_queryset(unit_list(station=station, status=unit_status), request, view=self)
-        return paginator.get_paginated_response([unit_representation(unit=unit) for unit in page])
+        search = UnitFilter(request.query_params)
+        if not search.is_valid():
+            raise ValidationError(search.error_summary())
+        units = units_search(filters=search.cleaned_data, station=station)
+        if unit_status:
+            units = units.filter(status=unit_status)
+        try:
+            page = units_page(units_for_cards(units), cursor=request.query_params.get("cursor"))
+        except CursorInvalid as error:
+            raise ValidationError({"cursor": [str(error)]}) from error
+        return Response(
+            {
+                "next": _page_link(request, page.older),
+                "previous": _page_link(request, page.newer),
+                "results": [unit_representation(unit=unit) for unit in page.units],
+            }
+        )
+
+
+def _page_link(request: Request, cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    query = request.query_params.copy()
+    query["cursor"] = cursor
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
 class UnitDetail(APIView):
@@ -272,14 +298,29 @@ class UnitImage(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "size",
+                OpenApiTypes.STR,
+                enum=["full", "thumbnail"],
+                description=f"thumbnail: a JPEG {THUMBNAIL_WIDTH} px wide of the same picture",
+            )
+        ],
         responses={(200, "image/*"): OpenApiTypes.BINARY},
         summary="The unit's image as a person sees it",
         description="The posted file, or (for TIFF, 16-bit, CMYK or EXIF-rotated images, which a "
         "browser would paint differently) a PNG of the very picture the model judged.",
     )
     def get(self, request: Request, pk: int) -> FileResponse:
+        size = request.query_params.get("size", "full")
+        if size not in ("full", "thumbnail"):
+            raise ValidationError({"size": [f"must be full or thumbnail, not {size!r}"]})
         unit = _unit_or_404(pk, _viewer_scope(request))
-        picture, content_type = image_display(stored=unit.image, sha256=unit.image_sha256)
+        if size == "thumbnail":
+            picture = image_thumbnail(stored=unit.image, sha256=unit.image_sha256)
+            content_type = "image/jpeg"
+        else:
+            picture, content_type = image_display(stored=unit.image, sha256=unit.image_sha256)
         response = FileResponse(picture, content_type=content_type)
         response["Cache-Control"] = "private, max-age=86400, immutable"
         return response

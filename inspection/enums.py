@@ -86,6 +86,11 @@ class DecisionReason(Choices):
     OVERRIDE = "override", "Human overrode an earlier decision"
 
 
+class DecisionSource(Choices):
+    MODEL = "model"
+    HUMAN = "human", "Person"
+
+
 class DisagreementKind(Choices):
     IMAGE = "image"
     REGION = "region"

@@ -143,3 +143,25 @@ def image_display(*, stored: FieldFile, sha256: str) -> tuple[BinaryIO, str]:
         if not default_storage.exists(name):  # another request may have made it meanwhile
             default_storage.save(name, ContentFile(png))
     return default_storage.open(name, "rb"), "image/png"
+
+
+THUMBNAIL_WIDTH = 384
+
+
+def image_thumbnail(*, stored: FieldFile, sha256: str, width: int = THUMBNAIL_WIDTH) -> BinaryIO:
+    """A JPEG `width` pixels wide of the picture a page shows (EXIF orientation applied, so a
+    unit's regions, in its oriented pixels, scale onto it), made once and kept under its content
+    hash like the renditions. A JPEG is decoded at the reduced DCT scale that still covers it."""
+    name = f"{RENDITIONS}/{sha256[:2]}/{sha256}-w{width}.jpg"
+    if not default_storage.exists(name):
+        with stored.open("rb") as file:
+            data = file.read()
+        header = frame_header(io.BytesIO(data))
+        height = max(1, round(header.height * width / header.width))
+        frame = frame_decode(data, at_least=(width, height))
+        picture = Image.fromarray(frame.pixels, mode="RGB").resize((width, height), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=82, optimize=True)
+        if not default_storage.exists(name):  # another request may have made it meanwhile
+            default_storage.save(name, ContentFile(buffer.getvalue()))
+    return default_storage.open(name, "rb")

@@ -2,7 +2,10 @@
 
 A unit's decision is never a mutable column: every verdict, by a model version or a person, is
 an append-only `DecisionEvent`, and the current decision is the latest event. `Unit.status`
-only says whether the unit still waits in the human queue.
+only says whether the unit still waits in the human queue. The unit's `decision_*` columns copy
+the latest event's verdict, source and reason (and `disagreement` whether any model disagreed
+with a person), written in the event's own transaction, so that the units page can search a
+million units by them through an index; the events stay the record.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from inspection.claims import Claimable
 from inspection.enums import (
     AutomationLevel,
     DecisionReason,
+    DecisionSource,
     DisagreementKind,
     PredictionRole,
     QueueReason,
@@ -200,6 +204,12 @@ class Unit(Claimable):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     # The first response, replayed verbatim to a retry with the same Idempotency-Key.
     first_response = models.JSONField(default=dict, blank=True)
+    # The latest decision event, copied for search (see the module's docstring): "" while pending.
+    decision_verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
+    decision_source = models.CharField(max_length=5, choices=DecisionSource.choices, blank=True)
+    decision_reason = models.CharField(max_length=10, choices=DecisionReason.choices, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    disagreement = models.BooleanField(default=False, help_text="A model and a person disagreed on it.")
     # The inspector working on a pending unit (`claimed_by`, `claim_expires_at`): see Claimable.
     claim_seconds_setting = "LOUPE_CLAIM_SECONDS"
 
@@ -214,8 +224,13 @@ class Unit(Claimable):
         ]
         indexes = [
             models.Index(fields=["station", "status", "received_at"], name="unit_queue"),
-            # The dashboard's periods over every station (a station's own ride on unit_queue).
-            models.Index(fields=["received_at"], name="unit_by_arrival"),
+            # The dashboard's periods over every station (a station's own ride on unit_queue), and
+            # the units page's order (newest first, by cursor) across stations and per station.
+            models.Index(fields=["received_at", "id"], name="unit_by_arrival"),
+            models.Index(fields=["station", "received_at", "id"], name="unit_station_arrival"),
+            # The units page's searches that a scan by arrival would read far for.
+            models.Index(fields=["serial"], name="unit_by_serial", opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["deciding_model", "received_at", "id"], name="unit_model_arrival"),
             # The human queue: pending units oldest first; small however many units are decided.
             models.Index(
                 fields=["station", "received_at", "id"],
@@ -227,6 +242,12 @@ class Unit(Claimable):
 
     def __str__(self) -> str:
         return f"{self.station.slug}/{self.serial}"
+
+    def get_absolute_url(self) -> str:
+        """The unit's page (the admin links it as "view on site")."""
+        from django.urls import reverse
+
+        return reverse("unit-page", kwargs={"pk": self.pk})
 
 
 class Prediction(models.Model):
@@ -296,7 +317,7 @@ class DecisionEvent(models.Model):
 
     @property
     def decided_by(self) -> str:
-        return "model" if self.decided_by_model_id else "human"
+        return DecisionSource.MODEL if self.decided_by_model_id else DecisionSource.HUMAN
 
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:
@@ -325,5 +346,6 @@ class Disagreement(models.Model):
 
 
 # Models of the sub-packages, imported here so that Django loads them with the app.
+from inspection.history.models import UnitComment  # noqa: E402, F401
 from inspection.supervision.models import Alarm, DriftCheck  # noqa: E402, F401
 from inspection.webhooks.models import WebhookDelivery  # noqa: E402, F401

@@ -11,8 +11,8 @@ INSPECTOR, LABELER, SUPERVISOR = "inspector", "labeler", "supervisor"
 
 # This app's share; every app declares its own as `role_permissions` on its AppConfig.
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    INSPECTOR: ("decide_unit", "view_unit", "view_station"),
-    LABELER: ("view_unit", "view_station"),
+    INSPECTOR: ("decide_unit", "view_unit", "view_station", "add_unitcomment"),
+    LABELER: ("view_unit", "view_station", "add_unitcomment"),
     SUPERVISOR: (
         "view_station",
         "add_station",
@@ -24,6 +24,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "view_driftcheck",
         "view_unit",
         "decide_unit",
+        "add_unitcomment",
         "view_decisionevent",
         "view_prediction",
         "view_disagreement",

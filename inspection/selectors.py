@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
 from django.urls import reverse
 
 from inspection.enums import PredictionRole, QueueReason, UnitStatus
@@ -14,6 +13,12 @@ from models_registry.services import model_reference_get
 
 class UnitNotFound(LookupError):
     pass
+
+
+def unit_model_visible(*, unit: Unit) -> bool:
+    """Whether a person may see the model's output on the unit: not while a blind unit (human
+    only, shadow, audit) still waits for a person, who may be the one looking."""
+    return not (unit.blind and unit.status == UnitStatus.PENDING)
 
 
 def unit_current_decision(*, unit: Unit) -> DecisionEvent | None:
@@ -154,17 +159,6 @@ def unit_get(*, unit_id: int, station: Station | None = None) -> Unit:
         where = f" at station {station.slug}" if station is not None else ""
         raise UnitNotFound(f"no unit {unit_id}{where}")
     return found
-
-
-def unit_list(*, station: Station | None = None, status: str | None = None) -> QuerySet[Unit]:
-    units = Unit.objects.select_related("station", "deciding_model").prefetch_related(
-        "decisions", "predictions__model_version"
-    )
-    if station is not None:
-        units = units.filter(station=station)
-    if status:
-        units = units.filter(status=status)
-    return units.order_by("-received_at", "-id")
 
 
 def station_get(*, slug: str) -> Station:

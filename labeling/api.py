@@ -76,6 +76,7 @@ def _model_proposal(item: DatasetItem) -> dict | None:
         "version": f"{prediction.model_version.name}:{prediction.model_version.version}",
         "score": round(prediction.defect_probability, 4),
         "verdict": prediction.verdict,
+        "label": prediction.label,  # its image-level class ("no_defect" for a pass)
         "regions": prediction.regions,
     }
 
@@ -126,7 +127,9 @@ def submission_body(submission: LabelSubmission) -> dict:
 
 
 class ShapeSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["box", "polygon", "mask"])
+    kind = serializers.ChoiceField(
+        choices=["box", "polygon", "mask", "class"], help_text='"class": the whole image, no geometry'
+    )
     label = serializers.CharField(max_length=100)
     geometry = serializers.DictField(required=False, default=dict)
     mask = serializers.CharField(

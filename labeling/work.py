@@ -47,8 +47,9 @@ class LabelConflict(LabelRejected):
 
 @dataclass(frozen=True)
 class Shape:
-    """One drawn label: a box `{x, y, width, height}`, a polygon `{points}` or a brush mask
-    (PNG bytes the size of the image, non-zero = defect), with its defect class."""
+    """One label of the image: a box `{x, y, width, height}`, a polygon `{points}`, a brush mask
+    (PNG bytes the size of the image, non-zero = defect), or the whole image ("class": no
+    geometry, no mask), with its defect class."""
 
     kind: str
     label: str
@@ -124,6 +125,7 @@ def _validated(shapes: Sequence[Shape], *, item: DatasetItem, classes: Sequence[
     if len(shapes) > MAX_SHAPES:
         raise LabelRejected(f"at most {MAX_SHAPES} shapes per label, not {len(shapes)}")
     checked = []
+    whole_image = set()
     for index, shape in enumerate(shapes, start=1):
         where = f"shape {index} ({shape.kind})"
         if shape.label not in classes:
@@ -157,8 +159,15 @@ def _validated(shapes: Sequence[Shape], *, item: DatasetItem, classes: Sequence[
             if not shape.mask_png:
                 raise LabelRejected(f"{where}: a brush mask needs its PNG")
             checked.append(Shape(shape.kind, shape.label, {}, _checked_mask(shape.mask_png, (width, height))))
+        elif shape.kind == AnnotationKind.IMAGE_CLASS:
+            if shape.geometry or shape.mask_png:
+                raise LabelRejected(f"{where}: a whole-image class has no geometry and no mask")
+            if shape.label in whole_image:
+                raise LabelRejected(f"{where}: {shape.label!r} is given as the whole image's class twice")
+            whole_image.add(shape.label)
+            checked.append(Shape(shape.kind, shape.label))
         else:
-            raise LabelRejected(f"{where}: kind must be box, polygon or mask")
+            raise LabelRejected(f"{where}: kind must be box, polygon, mask or class (whole image)")
     return checked
 
 

@@ -21,6 +21,8 @@ from inspection.signals import human_decision_recorded
 from inspection.webhooks.services import webhook_delivery_create
 
 REGION_MATCH_IOU = 0.3
+# The unit's columns that copy its latest decision event (see inspection.models).
+DECISION_COPY = ("status", "decision_verdict", "decision_source", "decision_reason", "decided_at")
 _REASON_BY_QUEUE = {QueueReason.DEFERRED: DecisionReason.DEFERRED, QueueReason.AUDIT: DecisionReason.AUDIT}
 
 
@@ -105,9 +107,12 @@ def decision_record(
             reason=reason,
             policy=locked.routing,
         )
-        if locked.status != UnitStatus.DECIDED or locked.claimed_by_id is not None:
-            locked.status = UnitStatus.DECIDED
-            locked.save(update_fields=["status", *claims.clear(locked)])
+        locked.status = UnitStatus.DECIDED
+        locked.decision_verdict = decision.verdict
+        locked.decision_source = decision.decided_by
+        locked.decision_reason = decision.reason
+        locked.decided_at = decision.created_at
+        locked.save(update_fields=[*DECISION_COPY, *claims.clear(locked)])
         disagreements_record(decision=decision)
         human_decision_recorded.send(sender=DecisionEvent, decision=decision)
         body = unit_representation(unit=locked)
@@ -150,6 +155,8 @@ def disagreements_record(*, decision: DecisionEvent, predictions=None) -> list[D
                         detail={"human": human, "model": model, "iou": round(overlap, 4)},
                     )
                 )
+    if created:
+        Unit.objects.filter(pk=decision.unit_id, disagreement=False).update(disagreement=True)
     return Disagreement.objects.bulk_create(created)
 
 

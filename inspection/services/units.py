@@ -25,7 +25,14 @@ from django.utils import timezone
 
 from inspection import policy
 from inspection.background import Task, task_enqueue
-from inspection.enums import AutomationLevel, DecisionReason, PredictionRole, RolloutMode, UnitStatus
+from inspection.enums import (
+    AutomationLevel,
+    DecisionReason,
+    DecisionSource,
+    PredictionRole,
+    RolloutMode,
+    UnitStatus,
+)
 from inspection.events import UNIT_DECIDED, UNIT_RECEIVED, station_event_publish
 from inspection.images import CheckedImage, image_check
 from inspection.models import DecisionEvent, Prediction, Station, Unit
@@ -119,6 +126,7 @@ def unit_submit(
             "limits": predictor.frame_limits.as_dict(),
         }
 
+    decided = outcome.action == policy.Action.DECIDE
     unit = Unit(
         station=station,
         serial=serial,
@@ -130,7 +138,7 @@ def unit_submit(
         captured_at=captured_at,
         received_at=timezone.now(),
         metadata=metadata or {},
-        status=UnitStatus.DECIDED if outcome.action == policy.Action.DECIDE else UnitStatus.PENDING,
+        status=UnitStatus.DECIDED if decided else UnitStatus.PENDING,
         automation_level=level.value,
         queue_reason=outcome.queue_reason,
         blind=outcome.blind,
@@ -138,6 +146,11 @@ def unit_submit(
         idempotency_key=idempotency_key or None,
         routing=snapshot,
     )
+    if decided:
+        unit.decision_verdict = outcome.verdict
+        unit.decision_source = DecisionSource.MODEL
+        unit.decision_reason = DecisionReason.AUTOMATIC
+        unit.decided_at = unit.received_at
     unit.image.save(f"{uuid.uuid4().hex}.{checked.extension}", ContentFile(checked.data), save=False)
     try:
         with transaction.atomic():
@@ -151,7 +164,7 @@ def unit_submit(
                     **result.fields,
                 )
             decision = None
-            if outcome.action == policy.Action.DECIDE:
+            if decided:
                 decision = DecisionEvent.objects.create(
                     unit=unit,
                     verdict=outcome.verdict,

@@ -98,6 +98,21 @@ function start(root) {
         `oldest ${age(figures.queue.oldest_pending_seconds)}`],
     ];
   }
+  // The units page's search behind each tile: the station's units of the same period.
+  const TILE_UNITS = {
+    automation: "decided_by=model",
+    deferral: "reason=deferred",
+    agreement: "disagreement=yes",
+    escape: "reason=audit",
+    decisions: "",
+    queue: "verdict=pending",
+  };
+  function unitsUrl(search) {
+    const query = new URLSearchParams(search);
+    if (slug) query.set("station", slug);
+    if (!query.has("verdict") || query.get("verdict") !== "pending") query.set("within", state.period);
+    return `/units/?${query}`;
+  }
   function renderTiles(figures) {
     const container = $("tiles");
     container.replaceChildren();
@@ -105,6 +120,11 @@ function start(root) {
       const tile = el("div", null, "tile");
       tile.dataset.figure = name;
       tile.append(el("span", label, "label"), el("strong", value, "value"), el("span", detail, "detail"));
+      if (name in TILE_UNITS) {
+        const link = el("a", "the units", "units-link");
+        link.href = unitsUrl(TILE_UNITS[name]);
+        tile.append(link);
+      }
       container.append(tile);
     }
   }
@@ -199,7 +219,9 @@ function start(root) {
     head.append(el("span", alarm.status, "badge status"), el("strong", alarm.kind_display));
     if (!slug) head.append(el("span", ` at ${alarm.station}`));
     const seen = `raised ${new Date(alarm.raised_at).toLocaleString()}, seen ${alarm.times_seen}×, last ${new Date(alarm.last_seen_at).toLocaleTimeString()}`;
-    item.append(head, el("div", alarm.summary, "summary"), el("div", seen, "muted"));
+    const units = el("a", "the units of its window", "units-link");
+    units.href = `/units/?alarm=${alarm.id}`;
+    item.append(head, el("div", alarm.summary, "summary"), el("div", seen, "muted"), units);
     if (alarm.actions.length) item.append(el("div", `done: ${alarm.actions.join("; ")}`, "actions-done"));
     if (alarm.acknowledged_by) item.append(el("div", `acknowledged by ${alarm.acknowledged_by}`, "muted"));
     if (canChangeAlarms) {

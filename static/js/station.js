@@ -8,6 +8,7 @@ import { api } from "./lib/api.js";
 import { ClaimAhead } from "./lib/claim_ahead.js";
 import { $ } from "./lib/dom.js";
 import { age, say } from "./lib/format.js";
+import { RegionEditor } from "./lib/edit.js";
 import { bindKeys, keyCap, labelButtons, renderHelp } from "./lib/keymap.js";
 import { live, showOnBadge } from "./lib/live.js";
 import { caption, maskImage, svg } from "./lib/regions.js";
@@ -20,6 +21,7 @@ function start(root) {
   const UNDO_SECONDS = 10;
   const EXCLUDE_LIMIT = 100;
   const MODEL_COLOUR = "#ff3b30"; // the model's outlines (loupe.css: .region.model)
+  const DRAFT_COLOUR = "#2fd3ff"; // the inspector's regions (loupe.css: .region.draft)
   const CAPTION_SCREEN_PIXELS = 16; // room a caption needs above its box, on the screen
   const PAN_STEP = 60;
   const classes = root.dataset.classes ? root.dataset.classes.split(",") : [];
@@ -144,6 +146,7 @@ function start(root) {
       }
     }
     for (const region of desk.drafts) overlay.append(box(region, "draft", region.label || "?"));
+    regionEditor.draw(overlay, DRAFT_COLOUR);
   }
 
   function renderDrafts() {
@@ -325,19 +328,24 @@ function start(root) {
   };
 
   // --- drawing -------------------------------------------------------------------------------
+  // Pointer events (mouse, pen, finger). A press on one of the inspector's regions selects it and
+  // drags it, its handles resize it (lib/edit.js, the labeling page's mechanism); elsewhere, B's
+  // drawing mode draws a new region, else the drag pans.
+  const regionEditor = wireRegionEditing();
   let drawFrom = null; // the image point a drawing drag started at
-  $("viewport").addEventListener("mousedown", (event) => {
-    if (!queue.current) return;
+  $("viewport").addEventListener("pointerdown", (event) => {
+    if (!queue.current || (event.button !== 0 && event.button !== 1)) return;
     event.preventDefault();
-    if (desk.drawing) drawFrom = view.imagePoint(event);
+    if (event.button === 0 && regionEditor.press(event)) return;
+    if (desk.drawing && event.button === 0) drawFrom = view.imagePoint(event);
     else view.startPan(event);
   });
-  window.addEventListener("mousemove", (event) => {
+  window.addEventListener("pointermove", (event) => {
     if (!drawFrom) return;
     drawOverlay();
     overlay.append(box(view.box(drawFrom, view.imagePoint(event)), "draft", chosenLabel() || "?"));
   });
-  window.addEventListener("mouseup", (event) => {
+  window.addEventListener("pointerup", (event) => {
     if (!drawFrom) return;
     const region = view.box(drawFrom, view.imagePoint(event));
     drawFrom = null;
@@ -347,6 +355,18 @@ function start(root) {
     }
     drawOverlay();
   });
+
+  function wireRegionEditing() {
+    return new RegionEditor({
+      view,
+      regions: () => desk.drafts,
+      size: () => ({ width: currentUnit().width, height: currentUnit().height }),
+      onChange: () => {
+        renderDrafts();
+        drawOverlay();
+      },
+    });
+  }
 
   function takeModelRegions() {
     const unit = currentUnit();

@@ -47,7 +47,7 @@ def test_the_first_person_makes_an_account_then_the_team_signs_in_in_turn(asgi_s
     page.fill("#id_password_again", "a-long-passphrase")
     page.click("button[type=submit]")
     page.wait_for_url(f"{asgi_server.url}/dashboard/")
-    assert _nav(page) == ["Stations", "Dashboard", "Labeling", "System", "API", "Admin"]
+    assert _nav(page) == ["Stations", "Units", "Dashboard", "Labeling", "System", "API", "Admin"]
     # the link is spent
     assert page.goto(f"{asgi_server.url}{link}").status == 410
     page.click("text=Sign out")
@@ -60,10 +60,10 @@ def test_the_first_person_makes_an_account_then_the_team_signs_in_in_turn(asgi_s
     get_user_model().objects.create_user("nobody", password="pw")
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     for username, landing, nav in (
-        ("ines", "/stations/", ["Stations", "API"]),
-        ("lea", "/labeling/", ["Stations", "Labeling", "API"]),
+        ("ines", "/stations/", ["Stations", "Units", "API"]),
+        ("lea", "/labeling/", ["Stations", "Units", "Labeling", "API"]),
         ("nobody", "/", ["API"]),
-        ("sam", "/dashboard/", ["Stations", "Dashboard", "Labeling", "System", "API", "Admin"]),
+        ("sam", "/dashboard/", ["Stations", "Units", "Dashboard", "Labeling", "System", "API", "Admin"]),
     ):
         page = sign_in(context, asgi_server, username, "a-long-passphrase" if username == "sam" else "pw")
         assert urlsplit(page.url).path == landing, username

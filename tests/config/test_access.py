@@ -96,6 +96,12 @@ RULES: dict[str, list[Rule]] = {
     "password_reset_complete": [Rule("GET", _fixed("/accounts/reset/done/"), EVERYONE)],
     "station-list": [Rule("GET", _fixed("/stations/"), ROLES)],
     "station-page": [Rule("GET", lambda w: f"/stations/{w.station}/", DECIDERS)],
+    # The units' history: anyone with a role reads and comments; supervisors export.
+    "units": [Rule("GET", _fixed("/units/"), ROLES)],
+    "station-units": [Rule("GET", lambda w: f"/stations/{w.station}/units/", ROLES)],
+    "units-export": [Rule("GET", _fixed("/units/export.csv"), SUPERVISORS)],
+    "unit-page": [Rule("GET", lambda w: f"/units/{w.unit}/", ROLES)],
+    "unit-comment": [Rule("POST", lambda w: f"/units/{w.unit}/comments/", ROLES)],
     "dashboard": [Rule("GET", _fixed("/dashboard/"), SUPERVISORS)],
     "dashboard-station": [Rule("GET", lambda w: f"/dashboard/{w.station}/", SUPERVISORS)],
     "labeling-station-list": [Rule("GET", _fixed("/labeling/"), LABELERS)],

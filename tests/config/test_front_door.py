@@ -77,10 +77,17 @@ def test_the_navigation_shows_only_what_the_role_may_open():
         nav = page[page.index("<nav>") : page.index("</nav>")]
         return set(re.findall(r'href="([^"]+)"', nav))
 
-    assert links(person("ines", role="inspector")) == {"/stations/", "/api/v1/docs/"}
-    assert links(person("lea", role="labeler")) == {"/stations/", "/labeling/", "/api/v1/docs/"}
+    assert links(person("ines", role="inspector")) == {"/stations/", "/units/", "/api/v1/docs/"}
+    assert links(person("lea", role="labeler")) == {"/stations/", "/units/", "/labeling/", "/api/v1/docs/"}
     supervisor = person("sam", role="supervisor")
-    assert links(supervisor) == {"/stations/", "/dashboard/", "/labeling/", "/system/", "/api/v1/docs/"}
+    assert links(supervisor) == {
+        "/stations/",
+        "/units/",
+        "/dashboard/",
+        "/labeling/",
+        "/system/",
+        "/api/v1/docs/",
+    }
     supervisor.is_staff = True
     supervisor.save()
     assert "/admin/" in links(supervisor)

@@ -65,3 +65,90 @@ def test_the_station_settings_move_to_their_rows_with_their_values_and_back():
         assert back == VALUES
     finally:
         _migrate(latest)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_units_decided_before_the_copy_get_their_latest_decision():
+    from datetime import timedelta
+
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from inspection.models import Unit
+
+    before = [("inspection", "0010_alarm_notifications")]
+    latest = _latest()
+    try:
+        state = _migrate(before).loader.project_state(before).apps
+        models = {
+            name: state.get_model("inspection", name)
+            for name in ("Station", "Unit", "DecisionEvent", "Prediction", "Disagreement")
+        }
+        version = state.get_model("models_registry", "ModelVersion").objects.create(
+            name="old", version=1, mlflow_run_id="r", source_uri="s", architecture="a"
+        )
+        user = state.get_model("auth", "User").objects.create(username="ines")
+        station = models["Station"].objects.create(slug="old-line", name="Old line")
+        now = timezone.now()
+
+        def unit(serial: str):
+            return models["Unit"].objects.create(
+                station=station,
+                serial=serial,
+                image="x.jpg",
+                image_sha256="0" * 64,
+                image_width=1920,
+                image_height=1080,
+                image_format="JPEG",
+                received_at=now,
+                status="decided",
+                automation_level="full",
+            )
+
+        by_model, overridden, waiting = unit("M"), unit("O"), unit("W")
+        models["Unit"].objects.filter(pk=waiting.pk).update(status="pending")
+        events = models["DecisionEvent"].objects
+        events.create(unit=by_model, verdict="fail", decided_by_model=version, reason="automatic")
+        first = events.create(unit=overridden, verdict="fail", decided_by_model=version, reason="automatic")
+        last = events.create(unit=overridden, verdict="pass", decided_by_user=user, reason="override")
+        events.filter(pk=last.pk).update(created_at=now + timedelta(seconds=5))
+        prediction = models["Prediction"].objects.create(
+            unit=overridden,
+            model_version=version,
+            role="champion",
+            defect_probability=0.9,
+            label="stain",
+            confidence=0.9,
+            verdict="fail",
+            latency_ms=5,
+        )
+        models["Disagreement"].objects.create(
+            unit=overridden,
+            decision=last,
+            prediction=prediction,
+            kind="image",
+            human_verdict="pass",
+            model_verdict="fail",
+        )
+        assert first.pk < last.pk
+
+        _migrate(latest)
+
+        copied = {
+            unit.serial: (
+                unit.decision_verdict,
+                unit.decision_source,
+                unit.decision_reason,
+                unit.disagreement,
+            )
+            for unit in Unit.objects.filter(station__slug="old-line")
+        }
+        assert copied == {
+            "M": ("fail", "model", "automatic", False),
+            "O": ("pass", "human", "override", True),
+            "W": ("", "", "", False),
+        }
+        assert Unit.objects.get(serial="O").decided_at == now + timedelta(seconds=5)
+        assert User.objects.filter(username="ines").exists()
+    finally:
+        _migrate(latest)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import threading
 
 import pytest
@@ -19,6 +20,7 @@ from inspection.enums import AutomationLevel
 from inspection.models import Prediction
 from inspection.services.decisions import HumanRegion, decision_record
 from inspection.services.units import unit_submit
+from labeling.formats.services import dataset_export
 from labeling.models import (
     Annotation,
     AnnotationKind,
@@ -268,7 +270,10 @@ def _mask_png(size: tuple[int, int], painted: bool = True, mode: str = "L") -> b
         ([Shape("mask", "crack", {}, _mask_png((100, 100)))], False, "the image's size 320x180, not 100x100"),
         ([Shape("mask", "crack", {}, _mask_png((320, 180), painted=False))], False, "mask is empty"),
         ([Shape("mask", "crack", {}, b"not a png")], False, "could not be read as PNG"),
-        ([Shape("circle", "crack", {})], False, "kind must be box, polygon or mask"),
+        ([Shape("circle", "crack", {})], False, "kind must be box, polygon, mask or class"),
+        ([Shape("class", "crack", BOX.geometry)], False, "whole-image class has no geometry"),
+        ([Shape("class", "crack"), Shape("class", "crack")], False, "given as the whole image's class twice"),
+        ([BOX, Shape("class", "dent")], False, "shape 2 \\(class\\): unknown defect class 'dent'"),
     ],
 )
 def test_a_bad_label_is_refused_with_its_reason_and_leaves_nothing(
@@ -413,6 +418,43 @@ def test_the_api_claims_submits_and_reviews(assisted, labelers):
         _client(rui).post("/api/v1/labeling/stations/screens-1/tasks/claim/", {}, format="json").status_code
         == 204
     )
+
+
+def test_an_image_level_class_is_a_label_without_regions_through_the_api_and_the_export(
+    assisted, labelers, tmp_path
+):
+    """ "scratch, whole image": sent as a shape of kind "class", stored as an image-level
+    annotation, shown to the reviewer as such, training as the item's class once accepted, and
+    exported as a Label Studio choice (no region)."""
+    unit = _decided(assisted, "SN-1", "fail", probability=0.1, defect_classes=["crack"])
+    lea, rui = labelers
+    task = _client(lea).post("/api/v1/labeling/stations/screens-1/tasks/claim/", {}, format="json").json()
+    url = f"/api/v1/labeling/tasks/{task['id']}/submissions/"
+    refused = _client(lea).post(
+        url, {"shapes": [{"kind": "class", "label": "scratch", "geometry": {"x": 1}}]}, format="json"
+    )
+    assert refused.status_code == 400 and "no geometry" in refused.json()["detail"]
+    assert not LabelSubmission.objects.exists()
+    made = _client(lea).post(url, {"shapes": [{"kind": "class", "label": "scratch"}]}, format="json")
+    assert made.status_code == 201, made.content
+
+    body = _client(rui).post("/api/v1/labeling/stations/screens-1/reviews/claim/", {}, format="json").json()
+    assert body["no_defect"] is False
+    assert [(a["kind"], a["label"], a.get("geometry")) for a in body["annotations"]] == [
+        ("class", "scratch", None)
+    ]
+    done = _client(rui).post(
+        f"/api/v1/labeling/submissions/{body['id']}/review/", {"action": "accept"}, format="json"
+    )
+    assert done.json()["status"] == "accepted"
+    item = DatasetItem.objects.get(unit=unit)
+    sample = item_sample(item)
+    assert sample.classes == ("scratch",) and sample.boxes == () and sample.polygons == ()
+
+    dataset_export(dataset=item.dataset, format="labelstudio", out=tmp_path / "out")
+    (exported,) = json.loads((tmp_path / "out" / "tasks.json").read_text())
+    results = exported["annotations"][0]["result"]
+    assert [(r["type"], r["value"]) for r in results] == [("choices", {"choices": ["scratch"]})]
 
 
 def test_the_api_gives_tasks_and_reviews_back_only_for_their_claimant(assisted, labelers):

@@ -1,8 +1,8 @@
-// The brush (R) and its eraser (E): masks painted per class.
+// The brush (R) and its eraser (E): masks painted per class; the eraser rubs out any class's.
 //
 // One canvas per class at the image's resolution (in the stage's #masks layer); painted pixels
 // are opaque in the class colour. Undo keeps only the rectangle a stroke touched, copied from a
-// snapshot of the canvas taken before it. The label sends each class's mask as a PNG, white where
+// copy of each canvas taken before it. The label sends each class's mask as a PNG, white where
 // painted.
 
 import { say } from "../lib/format.js";
@@ -58,14 +58,29 @@ function wholeCanvasStep(classIndex, canvas) {
   return { type: "paint", classIndex, x: 0, y: 0, patch: patchFromSnapshot(0, 0, canvas.width, canvas.height) };
 }
 
+// A stroke paints the chosen class's mask; the eraser rubs out every class's paint under it.
 export function strokeBegin(point) {
-  const classIndex = state.classIndex;
-  const canvas = maskCanvas(classIndex);
-  takeSnapshot(canvas);
+  const eraser = state.eraser;
+  // a hidden mask is left alone by the eraser
+  const indexes = eraser
+    ? state.masks.map((canvas, index) => (canvas && !canvas.hidden ? index : -1)).filter((index) => index >= 0)
+    : [state.classIndex];
+  if (!indexes.length) {
+    say("Nothing to erase: no brush mask is painted (or shown).");
+    return;
+  }
+  const targets = indexes.map((classIndex) => {
+    const canvas = maskCanvas(classIndex);
+    const before = document.createElement("canvas");
+    before.width = canvas.width;
+    before.height = canvas.height;
+    before.getContext("2d").drawImage(canvas, 0, 0);
+    return { classIndex, canvas, before };
+  });
   state.gesture = {
     kind: "stroke",
-    classIndex,
-    canvas,
+    eraser,
+    targets,
     last: point,
     box: { x1: point.x, y1: point.y, x2: point.x, y2: point.y },
   };
@@ -78,22 +93,25 @@ export function strokeMove(point) {
 
 function paint(from, to) {
   const gesture = state.gesture;
-  const context = gesture.canvas.getContext("2d");
-  context.globalCompositeOperation = state.eraser ? "destination-out" : "source-over";
-  const colour = colourOf(state.classes[gesture.classIndex]);
-  context.strokeStyle = colour;
-  context.fillStyle = colour;
-  context.lineWidth = state.brushSize;
-  context.lineCap = "round";
-  context.lineJoin = "round";
-  context.beginPath();
-  if (from.x === to.x && from.y === to.y) {
-    context.arc(to.x, to.y, state.brushSize / 2, 0, 2 * Math.PI);
-    context.fill();
-  } else {
-    context.moveTo(from.x, from.y);
-    context.lineTo(to.x, to.y);
-    context.stroke();
+  for (const { classIndex, canvas } of gesture.targets) {
+    const context = canvas.getContext("2d");
+    context.globalCompositeOperation = gesture.eraser ? "destination-out" : "source-over";
+    const colour = colourOf(state.classes[classIndex]);
+    context.strokeStyle = colour;
+    context.fillStyle = colour;
+    context.lineWidth = state.brushSize;
+    context.lineCap = "round";
+    context.lineJoin = "round";
+    context.beginPath();
+    if (from.x === to.x && from.y === to.y) {
+      context.arc(to.x, to.y, state.brushSize / 2, 0, 2 * Math.PI);
+      context.fill();
+    } else {
+      context.moveTo(from.x, from.y);
+      context.lineTo(to.x, to.y);
+      context.stroke();
+    }
+    canvas.area = null;
   }
   const box = gesture.box;
   box.x1 = Math.min(box.x1, to.x);
@@ -103,17 +121,36 @@ function paint(from, to) {
   gesture.last = to;
 }
 
+// One undo step for the stroke: the rectangle it touched, in each mask it painted or erased.
 export function strokeEnd(gesture) {
-  const canvas = gesture.canvas;
   const reach = state.brushSize / 2 + 2;
-  const x = Math.max(0, Math.floor(gesture.box.x1 - reach));
-  const y = Math.max(0, Math.floor(gesture.box.y1 - reach));
-  const x2 = Math.min(canvas.width, Math.ceil(gesture.box.x2 + reach));
-  const y2 = Math.min(canvas.height, Math.ceil(gesture.box.y2 + reach));
-  if (x2 > x && y2 > y) {
-    pushUndo({ type: "paint", classIndex: gesture.classIndex, x, y, patch: patchFromSnapshot(x, y, x2 - x, y2 - y) });
+  const steps = [];
+  for (const { classIndex, canvas, before } of gesture.targets) {
+    const x = Math.max(0, Math.floor(gesture.box.x1 - reach));
+    const y = Math.max(0, Math.floor(gesture.box.y1 - reach));
+    const x2 = Math.min(canvas.width, Math.ceil(gesture.box.x2 + reach));
+    const y2 = Math.min(canvas.height, Math.ceil(gesture.box.y2 + reach));
+    if (x2 <= x || y2 <= y) continue;
+    const patch = document.createElement("canvas");
+    patch.width = x2 - x;
+    patch.height = y2 - y;
+    patch.getContext("2d").drawImage(before, x, y, patch.width, patch.height, 0, 0, patch.width, patch.height);
+    steps.push({ type: "paint", classIndex, x, y, patch });
   }
-  renderShapes();
+  if (steps.length === 1) pushUndo(steps[0]);
+  else if (steps.length) pushUndo({ type: "group", steps });
+  render();
+}
+
+// The painted pixels of a class's mask (counted once per change).
+export function maskArea(canvas) {
+  if (canvas.area === null || canvas.area === undefined) {
+    const data = canvas.getContext("2d", { willReadFrequently: true }).getImageData(0, 0, canvas.width, canvas.height).data;
+    let painted = 0;
+    for (let i = 3; i < data.length; i += 4) if (data[i] >= 128) painted++;
+    canvas.area = painted;
+  }
+  return canvas.area;
 }
 
 export function clearMask(classIndex) {
@@ -121,6 +158,7 @@ export function clearMask(classIndex) {
   if (!canvas) return;
   pushUndo(wholeCanvasStep(classIndex, canvas));
   canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  canvas.area = null;
   if (state.selected && state.selected.kind === "mask") state.selected = null;
   say(`Cleared the ${state.classes[classIndex]} brush mask (Z brings it back).`);
   render();
@@ -139,6 +177,7 @@ export function paintRegion(region, label) {
   if (x2 <= x || y2 <= y) return null;
   takeSnapshot(canvas);
   const step = { type: "paint", classIndex, x, y, patch: patchFromSnapshot(x, y, x2 - x, y2 - y) };
+  canvas.area = null;
   return paintMask(canvas.getContext("2d"), region, colourOf(label)) ? step : null;
 }
 
@@ -174,6 +213,7 @@ export async function maskLoad(annotation) {
   const target = canvas.getContext("2d");
   target.globalCompositeOperation = "source-over";
   target.drawImage(scratch, 0, 0);
+  canvas.area = null;
   return step;
 }
 

@@ -8,7 +8,7 @@
 // stage (image, mask canvases, SVG overlay) is moved and scaled as one (lib/viewport.js).
 //
 // This module shows a task and routes keys, buttons and the mouse to the tools: box.js,
-// polygon.js, brush.js, select.js; the drawing is shapes.js with its undo history.js, the state
+// polygon.js, brush.js, select.js (selecting and editing); the drawing is shapes.js with its undo history.js, the state
 // state.js, what is sent send.js.
 
 import { $ } from "../lib/dom.js";
@@ -17,12 +17,12 @@ import { bindKeys, labelButtons, renderHelp } from "../lib/keymap.js";
 import { boxBegin, boxCancel, boxEnd, boxMove } from "./box.js";
 import { strokeBegin, strokeEnd, strokeMove } from "./brush.js";
 import { refreshFigures, refreshFiguresEvery } from "./figures.js";
-import { undo } from "./history.js";
+import { redo, undo } from "./history.js";
 import { cancelPolygon, closePolygon, polygonClick, removePolygonPoint } from "./polygon.js";
 import { setClasses } from "./render.js";
-import { clickAt, deleteSelectedOrLast, select } from "./select.js";
+import { clickAt, contextAt, deleteSelectedOrLast, editBegin, editCancel, editEnd, editMove, select } from "./select.js";
 import { cancelFix, closeReject, openReject, review, saveFix, sendReject, startFix, submitLabel } from "./send.js";
-import { acceptAllModelRegions, chooseClass, copyCurrentLabel, resetDrawing, summarize } from "./shapes.js";
+import { acceptAllModelRegions, addWholeImage, chooseClass, copyCurrentLabel, resetDrawing, summarize } from "./shapes.js";
 import { REVIEW, current, elements, queue, render, renderLive, renderShapes, state, view } from "./state.js";
 import { activeTool, renderTools, resizeBrush, setEditing, setTool } from "./tools.js";
 
@@ -55,6 +55,7 @@ function show(entry) {
         "this page looks again every 15 s.";
     for (const id of ["task-id", "task-why", "task-current", "task-model"]) $(id).textContent = "–";
     $("task-serial").textContent = "";
+    $("task-unit").hidden = true;
     $("feedback").hidden = true;
     if (REVIEW) {
       $("submission-author").textContent = "–";
@@ -80,6 +81,9 @@ function show(entry) {
 
   $("task-id").textContent = `#${task.id}`;
   $("task-serial").textContent = task.serial || task.source_name || "";
+  // An item from the line links to its unit's history (decisions, comments, earlier labels).
+  $("task-unit").hidden = !task.unit;
+  if (task.unit) $("task-unit").href = `/units/${task.unit}/`;
   const why = [task.why];
   if (task.random_slice && task.tier !== RANDOM_TIER) why.push("random slice");
   if (task.margin !== null && task.margin !== undefined) why.push(`margin ${task.margin.toFixed(2)}`);
@@ -92,7 +96,9 @@ function show(entry) {
   if (task.model) {
     const m = task.model;
     const regions = m.regions.length === 1 ? "1 region" : `${m.regions.length} regions`;
-    $("task-model").textContent = `${m.verdict}, score ${m.score.toFixed(3)}, ${regions} (${m.version})`;
+    // a fail without regions names its class: A takes it for the whole image
+    const named = m.verdict === "fail" && !m.regions.length && m.label ? ` ${m.label} (whole image)` : "";
+    $("task-model").textContent = `${m.verdict}${named}, score ${m.score.toFixed(3)}, ${regions} (${m.version})`;
   } else {
     $("task-model").textContent = "no model output";
   }
@@ -128,7 +134,7 @@ function toggleHelp(open) {
 function escape() {
   if (!$("help").hidden) toggleHelp(false);
   else if (state.polygon) cancelPolygon();
-  else if (boxCancel()) return;
+  else if (boxCancel() || editCancel()) return;
   else if (state.selected) select(null);
   else if (REVIEW && state.rejecting) closeReject();
   else if (REVIEW && state.editing) cancelFix();
@@ -145,6 +151,8 @@ const drawing = {
     if (state.editing && state.polygon) removePolygonPoint(); // Z takes back a corner first
     else undo();
   },
+  redo,
+  wholeImage: addWholeImage,
   delete: deleteSelectedOrLast,
   takeModel: acceptAllModelRegions,
   copyCurrent: copyCurrentLabel,
@@ -216,59 +224,85 @@ $("help").addEventListener("click", (event) => {
   if (event.target === $("help")) toggleHelp(false);
 });
 
-// --- the mouse -----------------------------------------------------------------------------
+// --- the pointer: mouse, pen or finger ---------------------------------------------------------
+// Pointer events, captured by the viewport while a button (or the pen, or the finger) is down.
 // The middle button, or the left one with Space held, pans; so does the left one when the page
-// only shows (reviewing) or the select tool finds nothing under it. Otherwise the tool in hand.
-viewport.addEventListener("mousedown", (event) => {
-  if (!current() || state.busy) return;
+// only shows (reviewing) or finds nothing to edit or take under it with the select tool. A press
+// on the selected shape's handles edits it with any tool but the brush. Otherwise the tool in hand.
+let activePointer = null;
+
+viewport.addEventListener("pointerdown", (event) => {
+  if (!current() || state.busy || activePointer !== null) return;
   event.preventDefault();
-  if (event.button === 1 || (event.button === 0 && state.spaceDown)) {
+  if (event.button !== 0 && event.button !== 1) return;
+  activePointer = event.pointerId;
+  try {
+    viewport.setPointerCapture(event.pointerId);
+  } catch {
+    // a pointer the browser does not track (a synthetic event): the window still hears it
+  }
+  if (event.button === 1 || state.spaceDown || !state.editing) {
     view.startPan(event);
     return;
   }
-  if (event.button !== 0) return;
   const point = view.imagePoint(event);
-  if (!state.editing) {
+  state.pointer = point;
+  const tool = state.tool;
+  if (tool !== "brush" && !(tool === "polygon" && state.polygon) && editBegin(point, { body: tool === "select" })) return;
+  if (tool === "box") boxBegin(point, event);
+  else if (tool === "polygon") polygonClick(point, event);
+  else if (tool === "brush") strokeBegin(point);
+  else if (!clickAt(point)) {
+    select(null);
     view.startPan(event);
-    return;
   }
-  if (state.tool === "box") boxBegin(point, event);
-  else if (state.tool === "polygon") polygonClick(point, event);
-  else if (state.tool === "brush") strokeBegin(point);
-  else if (!clickAt(point)) view.startPan(event);
 });
 
-window.addEventListener("mousemove", (event) => {
-  if (!current()) return;
+window.addEventListener("pointermove", (event) => {
+  if (!current() || (activePointer !== null && event.pointerId !== activePointer)) return;
   const gesture = state.gesture;
   const point = view.imagePoint(event);
   state.pointer = point;
   if (gesture && gesture.kind === "box") boxMove(point);
   else if (gesture && gesture.kind === "stroke") strokeMove(point);
+  else if (gesture && gesture.kind === "edit") editMove(point);
   renderLive();
 });
 
-window.addEventListener("mouseup", (event) => {
+function pointerEnd(event) {
+  if (event.pointerId !== activePointer) return;
+  activePointer = null;
   const gesture = state.gesture;
   if (!gesture) return;
   state.gesture = null;
   if (gesture.kind === "box") boxEnd(gesture, event);
   else if (gesture.kind === "stroke") strokeEnd(gesture);
+  else if (gesture.kind === "edit") editEnd(gesture);
+  if (event.pointerType !== "mouse") state.pointer = null; // a pen lifted or a finger: no ring left
   renderLive();
-});
+}
+window.addEventListener("pointerup", pointerEnd);
+window.addEventListener("pointercancel", pointerEnd);
+viewport.addEventListener("lostpointercapture", pointerEnd);
 
-viewport.addEventListener("mouseleave", () => {
+viewport.addEventListener("pointerleave", () => {
+  if (activePointer !== null) return;
   state.pointer = null;
   renderLive();
 });
 viewport.addEventListener("auxclick", (event) => event.preventDefault());
+// A right click on a vertex of the selected polygon removes it (no menu there).
+viewport.addEventListener("contextmenu", (event) => {
+  if (current() && contextAt(view.imagePoint(event))) event.preventDefault();
+});
 
 // For the browser tests: whether a task is on screen with its image, and the drawing's state.
 window.loupeLabeling = {
   ready: () => Boolean(current() && current().loaded && !state.busy && !queue.advancing),
   idle: () => !state.busy && !queue.advancing && !queue.claimingNext,
   current: () => (current() ? { id: current().id, task: current().task.id } : null),
-  shapes: () => state.shapes.map((shape) => ({ ...shape })),
+  shapes: () => state.shapes.map((shape) => structuredClone(shape)),
+  selected: () => state.shapes.indexOf(state.selected),
   masks: () => state.masks.map((canvas, index) => (canvas ? state.classes[index] : null)).filter(Boolean),
   view: () => view.view(),
   tool: activeTool,

@@ -8,12 +8,20 @@
 // current label's below, the drawn shapes' inside their top-left corner.
 
 import { $ } from "../lib/dom.js";
+import { area, drawHandles } from "../lib/edit.js";
 import { caption, maskImage, svg } from "../lib/regions.js";
 import { liveBox } from "./box.js";
-import { clearMask, liveBrush } from "./brush.js";
+import { clearMask, liveBrush, maskArea } from "./brush.js";
 import { livePolygon } from "./polygon.js";
 import { select } from "./select.js";
-import { chooseClass, deleteShape, describeAnnotation } from "./shapes.js";
+import {
+  chooseClass,
+  deleteShape,
+  describeAnnotation,
+  describeArea,
+  toggleHidden,
+  toggleMaskHidden,
+} from "./shapes.js";
 import { REVIEW, colourOf, current, elements, registerPainters, state } from "./state.js";
 
 const KEYED_CLASSES = 9;
@@ -124,8 +132,13 @@ function render() {
   }
   const shapes = svg("g", { id: "layer-shapes" });
   for (const shape of state.shapes) {
+    if (shape.kind === "class" || shape.hidden) continue; // the whole image: in the list only
     const selected = shape === state.selected ? " selected" : "";
     shapes.append(outline(shape.kind, shape.geometry, `shape ${shape.kind}${selected}`, colourOf(shape.label), shape.label));
+  }
+  const chosen = state.selected;
+  if (state.editing && chosen && !chosen.hidden && (chosen.kind === "box" || chosen.kind === "polygon")) {
+    drawHandles(shapes, chosen.kind, chosen.geometry, colourOf(chosen.label), state.vertex);
   }
   overlay.append(reference, shapes, svg("g", { id: "layer-live" }));
   renderLive();
@@ -150,10 +163,11 @@ function renderShapes() {
   list.replaceChildren();
   const entry = current();
   if (!entry) return;
-  const row = (colour, text, onSelect, onDelete, selected) => {
+  const row = (colour, text, { onSelect, onDelete, onHide, hidden, selected } = {}) => {
     const item = document.createElement("li");
     item.style.setProperty("--colour", colour);
     item.classList.toggle("selected", Boolean(selected));
+    item.classList.toggle("hidden-shape", Boolean(hidden));
     const swatch = document.createElement("span");
     swatch.className = "swatch";
     const label = document.createElement("span");
@@ -161,37 +175,56 @@ function renderShapes() {
     label.textContent = text;
     item.append(swatch, label);
     if (onSelect) item.addEventListener("click", onSelect);
-    if (onDelete) {
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "remove";
-      remove.title = "delete";
-      remove.textContent = "×";
-      remove.addEventListener("click", (event) => {
+    const button = (className, title, textContent, onClick) => {
+      const element = document.createElement("button");
+      element.type = "button";
+      element.className = className;
+      element.title = title;
+      element.textContent = textContent;
+      element.addEventListener("click", (event) => {
         event.stopPropagation();
-        onDelete();
+        element.blur();
+        onClick();
       });
-      item.append(remove);
-    }
+      item.append(element);
+    };
+    if (onHide) button("eye", hidden ? "show" : "hide (still sent)", hidden ? "show" : "hide", onHide);
+    if (onDelete) button("remove", "delete", "×", onDelete);
     list.append(item);
   };
   if (REVIEW && !state.editing) {
     const submission = entry.submission;
-    if (submission.no_defect) row(NO_DEFECT_COLOUR, "no defect", null, null);
+    if (submission.no_defect) row(NO_DEFECT_COLOUR, "no defect");
     for (const annotation of submission.annotations) {
       if (annotation.kind === "no_defect") continue;
-      row(colourOf(annotation.label), describeAnnotation(annotation), null, null);
+      row(colourOf(annotation.label), describeAnnotation(annotation));
     }
     return;
   }
   for (const shape of state.shapes) {
-    row(colourOf(shape.label), describeAnnotation(shape), () => select(shape), () => deleteShape(shape), shape === state.selected);
+    const whole = shape.kind === "class";
+    const text = whole ? describeAnnotation(shape) : `${describeAnnotation(shape)} · ${describeArea(area(shape.kind, shape.geometry))}`;
+    row(colourOf(shape.label), text, {
+      onSelect: whole ? null : () => select(shape.hidden ? null : shape),
+      onDelete: () => deleteShape(shape),
+      onHide: whole ? null : () => toggleHidden(shape),
+      hidden: shape.hidden,
+      selected: shape === state.selected,
+    });
   }
   state.masks.forEach((canvas, classIndex) => {
     if (!canvas) return;
+    const painted = maskArea(canvas);
+    if (!painted) return;
     const label = state.classes[classIndex];
     const selected = state.selected && state.selected.kind === "mask" && state.selected.classIndex === classIndex;
-    row(colourOf(label), `${label} brush mask`, () => select({ kind: "mask", classIndex }), () => clearMask(classIndex), selected);
+    row(colourOf(label), `${label} brush mask · ${describeArea(painted)}`, {
+      onSelect: () => select({ kind: "mask", classIndex }),
+      onDelete: () => clearMask(classIndex),
+      onHide: () => toggleMaskHidden(classIndex),
+      hidden: canvas.hidden,
+      selected,
+    });
   });
   if (!list.children.length) {
     const empty = document.createElement("li");

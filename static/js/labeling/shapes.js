@@ -1,4 +1,5 @@
-// The drawing as a whole: shapes added, deleted and relabelled (each one undo step, history.js),
+// The drawing as a whole: shapes added, deleted, relabelled and hidden (each one undo step,
+// history.js), the whole image's class,
 // the model's regions and the current label taken into it, the label it makes for the API, and
 // annotations in words.
 
@@ -21,6 +22,12 @@ export function summarize(annotations) {
   return [...counts].map(([key, n]) => (n > 1 ? `${key} ×${n}` : key)).join(", ");
 }
 
+// A shape's area in image pixels, in words ("1.2k px²").
+export function describeArea(pixels) {
+  const rounded = Math.round(pixels);
+  return rounded >= 10000 ? `${(rounded / 1000).toFixed(1)}k px²` : `${rounded} px²`;
+}
+
 export function describeAnnotation(annotation) {
   const g = annotation.geometry || {};
   if (annotation.kind === "box") {
@@ -38,6 +45,7 @@ export function resetDrawing() {
   state.shapes = [];
   dropMasks();
   state.selected = null;
+  state.vertex = null;
   state.polygon = null;
   state.gesture = null;
   clearHistory();
@@ -62,6 +70,35 @@ export function deleteShape(shape) {
   pushUndo({ type: "delete", shape, index });
   if (state.selected === shape) state.selected = null;
   render();
+}
+
+// The eye in the list: a shape (or a class's mask) hidden from the overlay, or shown again. A
+// hidden shape is still part of the label.
+export function toggleHidden(shape) {
+  shape.hidden = !shape.hidden;
+  pushUndo({ type: "hide", shape });
+  if (shape.hidden && state.selected === shape) state.selected = null;
+  render();
+}
+
+export function toggleMaskHidden(classIndex) {
+  const canvas = state.masks[classIndex];
+  if (!canvas) return;
+  canvas.hidden = !canvas.hidden;
+  pushUndo({ type: "hide", classIndex });
+  render();
+}
+
+// W: the chosen class (or A: the model's, when it found no region) for the whole image ("stain, whole image"), without drawing; a label of
+// its own, or beside regions of other classes.
+export function addWholeImage(label = currentLabel()) {
+  if (!state.editing || !current()) return;
+  if (state.shapes.some((shape) => shape.kind === "class" && shape.label === label)) {
+    say(`The whole image is ${label} already.`);
+    return;
+  }
+  addShapes([{ kind: "class", label, geometry: {} }]);
+  say(`${label}, whole image: Enter sends it.`);
 }
 
 // 1–9: the class of what is drawn next, and of the selected shape (one undo step).
@@ -121,8 +158,13 @@ export function acceptModelRegions(indexes) {
   say(`Took ${describeTaken(boxes.length, paintSteps.length)}.`);
 }
 
+// A: all the model's regions; a fail without regions, its class for the whole image.
 export function acceptAllModelRegions() {
   const model = current() && current().task.model;
+  if (model && !model.regions.length && model.verdict === "fail" && state.classes.includes(model.label)) {
+    addWholeImage(model.label);
+    return;
+  }
   acceptModelRegions(model ? model.regions.map((_, index) => index) : []);
 }
 
@@ -137,6 +179,9 @@ export async function loadAnnotations(annotations, { undoable }) {
     if (!state.classes.includes(annotation.label)) continue;
     if (annotation.kind === "box" || annotation.kind === "polygon") {
       shapes.push({ kind: annotation.kind, label: annotation.label, geometry: structuredClone(annotation.geometry) });
+    } else if (annotation.kind === "class") {
+      if (shapes.concat(state.shapes).some((s) => s.kind === "class" && s.label === annotation.label)) continue;
+      shapes.push({ kind: "class", label: annotation.label, geometry: {} });
     } else if (annotation.kind === "mask" && annotation.mask_url) {
       masks.push(annotation);
     }
@@ -154,11 +199,11 @@ export async function loadAnnotations(annotations, { undoable }) {
   return shapes.length + masks.length;
 }
 
-// C: the current label's regions, to start from.
+// C: the current label's regions (and its whole-image classes), to start from.
 export async function copyCurrentLabel() {
   const entry = current();
   if (!state.editing || !entry) return;
-  const drawable = entry.task.current.filter((a) => ["box", "polygon", "mask"].includes(a.kind));
+  const drawable = entry.task.current.filter((a) => ["box", "polygon", "mask", "class"].includes(a.kind));
   if (!drawable.length) {
     say(`The current label has no regions to copy (${summarize(entry.task.current)}).`);
     return;
@@ -169,7 +214,11 @@ export async function copyCurrentLabel() {
 
 // --- the label, as the API takes it ---------------------------------------------------------
 export function drawnShapes() {
-  const shapes = state.shapes.map((shape) => ({ kind: shape.kind, label: shape.label, geometry: shape.geometry }));
+  const shapes = state.shapes.map((shape) =>
+    shape.kind === "class"
+      ? { kind: "class", label: shape.label }
+      : { kind: shape.kind, label: shape.label, geometry: shape.geometry }
+  );
   state.masks.forEach((canvas, classIndex) => {
     if (!canvas) return;
     const mask = maskPng(canvas);

@@ -34,12 +34,15 @@ export const state = {
   tool: "box", // box | polygon | brush | select
   eraser: false, // the brush rubs out
   brushSize: 16, // image pixels
-  shapes: [], // {kind: "box"|"polygon", label, geometry} in image pixels
+  // {kind: "box"|"polygon"|"class", label, geometry, hidden?} in image pixels; "class": the
+  // whole image (no geometry). Hidden shapes are not drawn but are listed and sent.
+  shapes: [],
   masks: [], // per class index: a canvas at image resolution, painted where the defect is
   selected: null, // a shape, or {kind: "mask", classIndex}
+  vertex: null, // the chosen vertex (index) of the selected polygon: what Delete removes
   polygon: null, // [[x, y], ...] while a polygon is being drawn
   pointer: null, // the image point under the mouse
-  gesture: null, // the drag in progress: {kind: "box"|"stroke", ...}
+  gesture: null, // the drag in progress: {kind: "box"|"stroke"|"edit", ...}
   acceptedRegions: new Set(), // indexes of the model's regions taken as shapes
   showReference: true,
   editing: !REVIEW, // review: true while fixing a label

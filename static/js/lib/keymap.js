@@ -61,6 +61,7 @@ export const KEYMAP = [
     action: "undo", keys: ["z", "ctrl+z"], group: "decide",
     help: { station: "undo your last decision (within {undoSeconds} s)", label: "undo", fixing: "undo" },
   },
+  { action: "redo", keys: ["ctrl+y", "ctrl+shift+z"], group: "decide", help: { label: "redo", fixing: "redo" } },
   {
     action: "chooseClass", keys: DIGITS, group: "draw",
     help: {
@@ -90,15 +91,20 @@ export const KEYMAP = [
   },
   {
     action: "eraser", keys: ["e"], group: "draw",
-    help: { label: "eraser: rub out the current class's paint", fixing: "eraser: rub out the current class's paint" },
+    help: {
+      label: "eraser: rub out brush paint of any class (a mask hidden in the list is left alone)",
+      fixing: "eraser: rub out brush paint of any class (a mask hidden in the list is left alone)",
+    },
   },
   { action: "smallerBrush", keys: ["["], group: "draw", help: { label: "smaller brush", fixing: "smaller brush" } },
   { action: "largerBrush", keys: ["]"], group: "draw", help: { label: "larger brush", fixing: "larger brush" } },
   {
     action: "select", keys: ["v"], group: "draw",
     help: {
-      label: "select: click a shape (or a model region to take it)",
-      fixing: "select: click a shape (or a model region to take it)",
+      label: "select: click a shape (or a model region to take it) and drag it to move it; a selected box's " +
+        "8 handles resize it; a selected polygon: drag a vertex, press an edge to add one, right-click a " +
+        "vertex (or click it and ⌫) to remove it",
+      fixing: "select: click a shape and drag it to move it; drag a box's handles or a polygon's vertices",
     },
   },
   {
@@ -108,6 +114,14 @@ export const KEYMAP = [
       label: "take all the model's regions: one with a mask as brush paint of its class, the others as boxes " +
         "(a click on one takes just that one; Z gives it back)",
       fixing: "take all the model's regions",
+    },
+  },
+  {
+    action: "wholeImage", keys: ["w"], group: "draw",
+    help: {
+      label: "whole image: the chosen class for the image, without drawing (e.g. a stain all over); " +
+        "T takes the model's class so when it found no region",
+      fixing: "whole image: the chosen class for the image, without drawing",
     },
   },
   {
@@ -121,8 +135,8 @@ export const KEYMAP = [
     action: "delete", keys: ["backspace", "delete"], group: "draw",
     help: {
       station: "delete your last region",
-      label: "delete the selected shape, else the last one",
-      fixing: "delete the selected shape, else the last one",
+      label: "delete the chosen vertex, the selected shape, else the last one",
+      fixing: "delete the chosen vertex, the selected shape, else the last one",
     },
   },
   {
@@ -232,9 +246,10 @@ const NAMES = {
   arrowleft: "←", arrowright: "→", arrowup: "↑", arrowdown: "↓",
 };
 
-// A key as its cap reads: "p" -> "P", "ctrl+z" -> "Ctrl+Z", "escape" -> "Esc".
+// A key as its cap reads: "p" -> "P", "ctrl+shift+z" -> "Ctrl+Shift+Z", "escape" -> "Esc".
 export function keyLabel(key) {
   if (key.startsWith("ctrl+")) return `Ctrl+${keyLabel(key.slice(5))}`;
+  if (key.startsWith("shift+")) return `Shift+${keyLabel(key.slice(6))}`;
   return NAMES[key] || key.toUpperCase();
 }
 
@@ -246,11 +261,13 @@ export function capsOf(entry) {
 
 const entryByAction = new Map(KEYMAP.map((entry) => [entry.action, entry]));
 
-// The key an event names, as the keymap writes it; null for Alt chords.
+// The key an event names, as the keymap writes it ("z", "ctrl+z", "ctrl+shift+z"); null for Alt
+// chords. Shift is named only with Ctrl: alone it makes the character ("?", "+").
 function keyOf(event) {
   if (event.altKey) return null;
   const key = event.key.toLowerCase();
-  return event.ctrlKey || event.metaKey ? `ctrl+${key}` : key;
+  if (!event.ctrlKey && !event.metaKey) return key;
+  return event.shiftKey ? `ctrl+shift+${key}` : `ctrl+${key}`;
 }
 
 // Typing in a form field never triggers the page's keys.

@@ -123,3 +123,18 @@ export function paintMask(context, region, colour) {
   context.restore();
   return true;
 }
+
+// A region's outline (class `region <kind>`) with its caption above it, or inside its top when
+// the box is at the image's top edge; with `maskColour`, the region's mask under the outline.
+// `zoom` is the stage's, so the room for the caption is measured on the screen.
+const CAPTION_SCREEN_PIXELS = 16;
+
+export function outlined(region, { kind, label, zoom, maskColour = null }) {
+  const group = svg("g", { class: `region ${kind}` });
+  const mask = maskColour ? maskImage(region, maskColour) : null;
+  if (mask) group.append(mask);
+  group.append(svg("rect", { x: region.x, y: region.y, width: region.width, height: region.height }));
+  const roomAbove = region.y * zoom >= CAPTION_SCREEN_PIXELS;
+  group.append(caption(region.x, region.y, label, roomAbove ? "above" : "inside"));
+  return group;
+}

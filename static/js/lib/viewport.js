@@ -3,8 +3,10 @@
 // the viewport; `--zoom` on the stage lets lines and captions keep their size on the screen.
 //
 // The wheel zooms about the pointer, a window resize fits the image again, and a pan started
-// with startPan(event) follows the mouse until its button is released. The zoom is one image
-// pixel per CSS pixel at 1 (100 %); `zoomLabel`, when given, shows it as a percentage.
+// with startPan(event) follows the pointer (mouse, pen or finger: pointer events) until it is
+// released. The viewport takes no touch gestures of the browser's own (touch-action: none). The
+// zoom is one image pixel per CSS pixel at 1 (100 %); `zoomLabel`, when given, shows it as a
+// percentage.
 
 const WHEEL_STEP = 1.15;
 const PIXELATED_FROM_ZOOM = 3; // from here on the image's pixels are shown as squares
@@ -34,13 +36,15 @@ export class Viewport {
       },
       { passive: false }
     );
-    window.addEventListener("mousemove", (event) => {
-      if (!this.pan) return;
+    viewport.style.touchAction = "none";
+    window.addEventListener("pointermove", (event) => {
+      if (!this.pan || (this.pan.pointerId !== undefined && event.pointerId !== this.pan.pointerId)) return;
       this.panX = this.pan.panX + event.clientX - this.pan.clientX;
       this.panY = this.pan.panY + event.clientY - this.pan.clientY;
       this.apply();
     });
-    window.addEventListener("mouseup", () => this.endPan());
+    window.addEventListener("pointerup", () => this.endPan());
+    window.addEventListener("pointercancel", () => this.endPan());
     window.addEventListener("resize", () => this.fit());
   }
 
@@ -84,7 +88,7 @@ export class Viewport {
   }
 
   startPan(event) {
-    this.pan = { clientX: event.clientX, clientY: event.clientY, panX: this.panX, panY: this.panY };
+    this.pan = { clientX: event.clientX, clientY: event.clientY, panX: this.panX, panY: this.panY, pointerId: event.pointerId };
     this.viewport.classList.add("dragging");
   }
 
@@ -94,7 +98,7 @@ export class Viewport {
     this.viewport.classList.remove("dragging");
   }
 
-  // The image point under a mouse event, in image pixels (outside the image when the mouse is).
+  // The image point under a pointer (or mouse) event, in image pixels (outside the image when the mouse is).
   imagePoint(event) {
     const bounds = this.viewport.getBoundingClientRect();
     return { x: (event.clientX - bounds.left - this.panX) / this.zoom, y: (event.clientY - bounds.top - this.panY) / this.zoom };
