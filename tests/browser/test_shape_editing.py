@@ -78,6 +78,8 @@ def test_boxes_and_polygons_are_edited_over_several_tasks_and_sent_in_original_p
     context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/")
     try:
         first, second, third = sorted(tasks, key=lambda t: t.pk)  # same tier: oldest first
+        # the page claims its first task after it loads: wait for it before asking which it is
+        page.wait_for_function(READY, timeout=15_000)
         showing_task(page, page.evaluate("window.loupeLabeling.current().task"))
         order = []
         for _ in range(3):

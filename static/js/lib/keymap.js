@@ -14,8 +14,9 @@ export const MODES = ["station", "label", "review", "fixing"];
 const DIGITS = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
 const ARROWS = ["arrowleft", "arrowright", "arrowup", "arrowdown"];
 
-// group: where the help lists it ("decide", "draw", "see"); hold: the handler gets true on the
-// key's press and false on its release.
+// group: where the help lists it ("decide", "draw", "see"); takesKey: the handler gets the key
+// pressed (one of the digits, one of the arrows); hold: it gets true on the key's press and false
+// on its release. Other handlers are called with nothing.
 export const KEYMAP = [
   { action: "pass", keys: ["p"], group: "decide", help: { station: "pass" } },
   {
@@ -63,7 +64,7 @@ export const KEYMAP = [
   },
   { action: "redo", keys: ["ctrl+y", "ctrl+shift+z"], group: "decide", help: { label: "redo", fixing: "redo" } },
   {
-    action: "chooseClass", keys: DIGITS, group: "draw",
+    action: "chooseClass", keys: DIGITS, group: "draw", takesKey: true,
     help: {
       station: "choose the defect class: each unit starts with the model's class (none at blind levels)",
       label: "defect class (also relabels the selected shape)",
@@ -160,7 +161,7 @@ export const KEYMAP = [
   { action: "zoomIn", keys: ["+", "="], group: "see", help: seeing("zoom in (or the mouse wheel)") },
   { action: "zoomOut", keys: ["-"], group: "see", help: seeing("zoom out (or the mouse wheel)") },
   { action: "fit", keys: ["0"], group: "see", help: seeing("fit the whole image (the zoom shows in % of its pixels)") },
-  { action: "pan", keys: ARROWS, group: "see", help: seeing("pan (or drag)") },
+  { action: "pan", keys: ARROWS, group: "see", takesKey: true, help: seeing("pan (or drag)") },
   {
     action: "panHold", keys: [" "], group: "see", hold: true,
     help: {
@@ -276,8 +277,8 @@ function typing(target) {
 }
 
 // Listen to the page's keys. `handlers` has a function for each action of the page's modes and
-// nothing else (else this throws, naming what is missing or extra); a handler gets the key
-// pressed (a hold action: true when pressed, false when released). `mode()` says the page's
+// nothing else (else this throws, naming what is missing or extra); it is called as its entry
+// says (takesKey, hold: above). `mode()` says the page's
 // mode now; `allow(action)`, when given, may refuse an action at the moment (a help overlay open).
 export function bindKeys(page, { handlers, mode, allow = () => true }) {
   const expected = actionsOf(page);
@@ -300,7 +301,8 @@ export function bindKeys(page, { handlers, mode, allow = () => true }) {
     const entry = key && maps[mode()].get(key);
     if (!entry || !allow(entry.action)) return;
     event.preventDefault();
-    if (!entry.hold) handlers[entry.action](key, event);
+    if (entry.takesKey) handlers[entry.action](key);
+    else if (!entry.hold) handlers[entry.action]();
     else if (!held.has(key)) {
       held.set(key, entry.action);
       handlers[entry.action](true);
