@@ -261,6 +261,12 @@ SPECTACULAR_SETTINGS = {
     # OpenAPI 3.1, for its `webhooks`: what Loupe POSTs to a station's URL.
     "OAS_VERSION": "3.1.0",
     "WEBHOOKS": ["inspection.webhooks.schema.unit_decided"],
+    # ... and the WebSocket feeds, by a convention OpenAPI lacks (config/api_schema.py); before the
+    # enum hook, so the events' enumerations are named like the others.
+    "POSTPROCESSING_HOOKS": [
+        "config.api_schema.live_events_document",
+        "drf_spectacular.hooks.postprocess_schema_enums",
+    ],
 }
 
 LANGUAGE_CODE = "en-us"

@@ -16,9 +16,10 @@ from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from inspection.admin_views import station_thresholds
+from inspection.admin_views import station_rollout, station_rollout_context, station_thresholds
 from inspection.background import Task, task_enqueue
 from inspection.models import (
+    DEFECT_CLASS_LENGTH,
     DecisionEvent,
     DeviceKey,
     Disagreement,
@@ -27,18 +28,25 @@ from inspection.models import (
     StationChange,
     StationSettings,
     Unit,
+    defect_classes_problems,
 )
-from inspection.selectors import unit_model_visible
+from inspection.policy import StationPolicy
+from inspection.selectors import station_escape_risk, unit_model_visible
 from inspection.services.rollout import challenger_promote, challenger_to_canary, champion_rollback
 from inspection.services.stations import (
+    POLICY_FIELDS,
+    RISK_CONFIRMATION,
+    audited_fields,
     settings_owners,
-    station_changes_record,
     station_settings_write,
-    station_snapshot,
+    station_update,
 )
 from inspection.supervision.models import Alarm, AlarmStatus, DriftCheck
 from inspection.supervision.services import alarm_acknowledge, alarm_clear
 from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
+
+# The station's models, changed by the rollout steps only.
+ROLLOUT_FIELDS = ("champion", "challenger", "rollout_mode", "canary_share")
 
 # Loupe's device keys belong to stations; the library's generic key model is not used.
 admin.site.unregister(APIKey)
@@ -82,9 +90,36 @@ class DeviceKeyInline(ReadOnlyInline):
     show_change_link = True
 
 
+class DefectClassesField(forms.Field):
+    """The station's defect classes edited as a list, one name a line, in the order the station
+    page numbers them; each name checked (`defect_classes_problems`), duplicates refused."""
+
+    widget = forms.Textarea(attrs={"rows": 6, "cols": 40, "class": "defect-classes", "spellcheck": "false"})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value) -> list[str]:
+        if isinstance(value, list):
+            return value
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+    def validate(self, value: list[str]) -> None:
+        super().validate(value)
+        problems = defect_classes_problems(value)
+        if problems:
+            raise ValidationError(problems)
+
+    def has_changed(self, initial, data) -> bool:
+        return self.to_python(initial) != self.to_python(data)
+
+
 def _station_form() -> type[forms.ModelForm]:
     """The station's form, with the fields of every settings row (labeling, training, drift), so
-    that one page and one save change them all, with one audit trail."""
+    that one page and one save change them all, with one audit trail; and the confirmation a
+    policy with an error on validation above the target asks for (`station_update`)."""
 
     def __init__(self, *args, **kwargs):
         forms.ModelForm.__init__(self, *args, **kwargs)
@@ -94,10 +129,52 @@ def _station_form() -> type[forms.ModelForm]:
                 for name in kind.setting_names():
                     self.initial.setdefault(name, getattr(row, name))
 
-    declared = {}
+    def clean(self):
+        cleaned = forms.ModelForm.clean(self)
+        if any(name not in cleaned for name in POLICY_FIELDS):
+            return cleaned  # a policy field is invalid: its own error says so
+        saved = self.instance.pk is not None
+        if saved and all(cleaned[name] == getattr(self.instance, name) for name in POLICY_FIELDS):
+            return cleaned
+        probe = self.instance if saved else Station(champion=cleaned.get("champion"))
+        policy = StationPolicy(
+            level=cleaned["automation_level"],
+            target_escape_rate=cleaned["target_escape_rate"],
+            uncertainty_band=cleaned["uncertainty_band"],
+            audit_share=cleaned["audit_share"],
+        )
+        risk = station_escape_risk(station=probe, policy=policy)
+        if risk is None:
+            return cleaned
+        if not cleaned.get(RISK_CONFIRMATION):
+            self.add_error(RISK_CONFIRMATION, f"{risk.message}: tick to confirm you accept it")
+        if not cleaned.get("risk_reason", "").strip():
+            self.add_error("risk_reason", "give the reason for accepting an error above the target")
+        return cleaned
+
+    declared = {
+        "defect_classes": DefectClassesField(
+            required=False,
+            help_text="In the order of the station page (keys 1-9 pick the first nine, the others are "
+            f"picked by name); one a line without JavaScript. Up to {DEFECT_CLASS_LENGTH} characters "
+            "each; a class added here reaches the station's data set and its next training.",
+        ),
+        RISK_CONFIRMATION: forms.BooleanField(
+            required=False,
+            label="Accept an error above the target",
+            help_text="Needed only when the champion's error on its validation units, at the level "
+            "chosen, is above the target escape rate (the threshold tool shows it).",
+        ),
+        "risk_reason": forms.CharField(
+            required=False,
+            max_length=200,
+            label="Reason for accepting it",
+            help_text="Kept with the change in the station's history.",
+        ),
+    }
     for kind in StationSettings.kinds():
         declared.update(forms.fields_for_model(kind, fields=kind.setting_names()))
-    return type("StationForm", (forms.ModelForm,), {**declared, "__init__": __init__})
+    return type("StationForm", (forms.ModelForm,), {**declared, "__init__": __init__, "clean": clean})
 
 
 @admin.register(Station)
@@ -111,9 +188,27 @@ class StationAdmin(admin.ModelAdmin):
         (None, {"fields": ("slug", "name", "line", "defect_classes")}),
         (
             "Automation",
-            {"fields": ("automation_level", "target_escape_rate", "uncertainty_band", "audit_share")},
+            {
+                "fields": (
+                    "automation_level",
+                    "target_escape_rate",
+                    "uncertainty_band",
+                    "audit_share",
+                    RISK_CONFIRMATION,
+                    "risk_reason",
+                ),
+                "description": "In partial and in full automation, the audit share of the units the "
+                "model would decide alone goes blind to a person: at partial automation, the live "
+                "check of the escape rate its threshold was certified for (on the dashboard).",
+            },
         ),
-        ("Models", {"fields": ("champion", "challenger", "rollout_mode", "canary_share")}),
+        (
+            "Models",
+            {
+                "fields": ("champion", "challenger", "rollout_mode", "canary_share"),
+                "description": "Changed with the Rollout buttons below, which move the MLflow aliases too.",
+            },
+        ),
         # The sections of the other parts' settings rows (labeling, training, drift) follow.
         *((kind.section, {"fields": kind.setting_names()}) for kind in StationSettings.kinds()),
         ("Webhook", {"fields": ("webhook_url", "webhook_secret")}),
@@ -158,26 +253,53 @@ class StationAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(station_thresholds),
             name="inspection_station_thresholds",
         )
-        return [threshold_tool, *super().get_urls()]
+        rollout = path(
+            "<int:station_id>/rollout/",
+            self.admin_site.admin_view(station_rollout),
+            name="inspection_station_rollout",
+        )
+        return [threshold_tool, rollout, *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        stations = Station.objects.select_related("champion", "challenger")
+        station = stations.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if station is not None and self.has_change_permission(request, station):
+            extra_context = {**(extra_context or {}), "rollout": station_rollout_context(station=station)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
-        # The slug is in device integrations' URLs and WebSocket paths: fixed once created.
-        return (*self.readonly_fields, "slug") if obj is not None else self.readonly_fields
+        # The slug is in device integrations' URLs and WebSocket paths: fixed once created. The
+        # models change through the rollout steps only (inspection/services/rollout.py), which
+        # move the registry's aliases; a new station starts with its champion and no challenger.
+        if obj is None:
+            return (*self.readonly_fields, *ROLLOUT_FIELDS[1:])
+        return (*self.readonly_fields, "slug", *ROLLOUT_FIELDS)
 
     def save_model(self, request, obj: Station, form, change: bool) -> None:
+        if change:
+            fields = set(audited_fields())
+            changes = {name: form.cleaned_data[name] for name in form.changed_data if name in fields}
+            station_update(
+                station=obj,
+                changes=changes,
+                user=request.user,
+                note="admin",
+                accepted_risk=form.cleaned_data.get("risk_reason", "")
+                if form.cleaned_data.get(RISK_CONFIRMATION)
+                else "",
+            )
+            return
         rows = {name: form.cleaned_data[name] for name in settings_owners() if name in form.cleaned_data}
+        note = "admin"
+        if form.cleaned_data.get(RISK_CONFIRMATION):
+            reason = form.cleaned_data["risk_reason"].strip()
+            note = f"admin; accepted an error on validation above the target: {reason}"[:300]
         with transaction.atomic():
-            if change:
-                before = station_snapshot(station=Station.objects.get(pk=obj.pk))
-                super().save_model(request, obj, form, change)
-                station_settings_write(station=obj, values=rows)
-                station_changes_record(station=obj, before=before, user=request.user, note="admin")
-            else:
-                super().save_model(request, obj, form, change)
-                station_settings_write(station=obj, values=rows)
-                StationChange.objects.create(
-                    station=obj, changed_by=request.user, field="created", new_value=obj.slug, note="admin"
-                )
+            super().save_model(request, obj, form, change)
+            station_settings_write(station=obj, values=rows)
+            StationChange.objects.create(
+                station=obj, changed_by=request.user, field="created", new_value=obj.slug, note=note
+            )
 
 
 @admin.register(DeviceKey)

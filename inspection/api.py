@@ -13,6 +13,7 @@ import time
 import redis
 from django.conf import settings
 from django.http import FileResponse
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
@@ -51,6 +52,29 @@ def _viewer_scope(request: Request) -> Station | None:
     if station is None and not request.user.has_perm("inspection.view_unit"):
         raise PermissionDenied("seeing units needs the inspector, labeler or supervisor role")
     return station
+
+
+class ConstantField(serializers.CharField):
+    """A string that is always `value`, such as an event's type: `const` in the schema."""
+
+    default_error_messages = {"other": "must be {expected!r}"}
+
+    def __init__(self, value: str, **kwargs) -> None:
+        self.value = value
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> str:
+        text = super().to_internal_value(data)
+        if text != self.value:
+            self.fail("other", expected=self.value)
+        return text
+
+
+class ConstantFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = ConstantField
+
+    def map_serializer_field(self, auto_schema, direction) -> dict:
+        return {"type": "string", "const": self.target.value}
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -96,6 +120,18 @@ class RegionSerializer(serializers.Serializer):
     label = serializers.CharField(max_length=100)
 
 
+class RleMaskSerializer(serializers.Serializer):
+    size = serializers.ListField(child=serializers.IntegerField(), help_text="[height, width] of the box")
+    counts = serializers.ListField(child=serializers.IntegerField(), help_text="row-major run lengths")
+
+
+class UnitRegionSerializer(RegionSerializer):
+    """A region as a unit shows it: a person's, or the model's with its score (and mask)."""
+
+    score = serializers.FloatField(required=False, help_text="the model's regions only")
+    mask_rle = RleMaskSerializer(required=False, help_text="its mask inside the box, when the model has one")
+
+
 class DecisionSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=Verdict.values)
     defect_classes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
@@ -114,8 +150,10 @@ class UnitSerializer(serializers.Serializer):
     decided_at = serializers.DateTimeField(allow_null=True)
     automation_level = serializers.CharField()
     model_version = serializers.CharField(allow_null=True)
-    score = serializers.FloatField(required=False, help_text="omitted for blind units")
-    regions = RegionSerializer(many=True, required=False, help_text="omitted for blind units")
+    score = serializers.FloatField(
+        required=False, allow_null=True, help_text="omitted for blind units; null without a prediction"
+    )
+    regions = UnitRegionSerializer(many=True, required=False, help_text="omitted for blind units")
     queue_reason = serializers.CharField(required=False)
     frame_check = serializers.CharField(
         required=False, help_text="why the frame check kept the frame from the model, when it did"

@@ -12,6 +12,14 @@ class InspectionConfig(AppConfig):
 
         return ROLE_PERMISSIONS
 
+    @property
+    def live_events(self):
+        """The events this app publishes to a station's WebSocket, type -> payload serializer
+        (every app may declare its own; config.api_schema gathers them into the schema)."""
+        from inspection.events_schema import LIVE_EVENTS
+
+        return LIVE_EVENTS
+
     def ready(self) -> None:
         from inspection.authentication import device_cache_clear
         from inspection.models import DeviceKey, Station, StationSettings

@@ -17,6 +17,7 @@ class Task:
 
     CHALLENGER_PREDICT = "workers.tasks.challenger_predict"
     CAMERA_FAULT_CHECK = "workers.tasks.camera_fault_check"
+    ESCAPE_RATE_CHECK = "workers.tasks.escape_rate_check"
     WEBHOOK_DELIVER = "workers.tasks.webhook_deliver"
     WEBHOOK_DELIVERIES_RESEND = "workers.tasks.webhook_deliveries_resend"
     TRAINING_JOB_RUN = "workers.tasks.training_job_run"

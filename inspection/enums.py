@@ -62,7 +62,7 @@ class QueueReason(Choices):
     SHADOW = "shadow", "Shadow level"
     ASSISTED = "assisted", "AI-assisted level"
     DEFERRED = "deferred", "Deferred: the model was not confident enough"
-    AUDIT = "audit", "Random audit of full automation"
+    AUDIT = "audit", "Random audit of the model's automatic decisions"
     NO_MODEL = "no_model", "No model could decide"
     FRAME_CHECK = "frame_check", "Frame check: the model cannot judge this frame"
 

@@ -10,7 +10,8 @@ million units by them through an index; the events stay the record.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import re
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -30,9 +31,38 @@ from inspection.enums import (
     UnitStatus,
     Verdict,
 )
+from models_registry.ml.types import NO_DEFECT
 from models_registry.models import ModelVersion
 
 _SHARE = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+
+DEFECT_CLASS_LENGTH = 60
+# Letters, digits, spaces, "-", "_" and ".": a name the pages, the data formats and the label
+# files all carry as it is (no comma, slash or quote).
+_DEFECT_CLASS = re.compile(r"^\w[\w .-]*$")
+
+
+def defect_classes_problems(names: Any) -> list[str]:
+    """What is wrong with a station's list of defect classes, one sentence a problem."""
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        return ["defect classes are a list of names"]
+    problems = []
+    seen: dict[str, str] = {}
+    for position, name in enumerate(names, 1):
+        if not name.strip():
+            problems.append(f"class {position} has no name")
+            continue
+        if name != name.strip() or len(name) > DEFECT_CLASS_LENGTH or not _DEFECT_CLASS.match(name):
+            problems.append(
+                f"{name!r} is not a class name: up to {DEFECT_CLASS_LENGTH} letters, digits, spaces, "
+                "'-', '_' or '.', starting with a letter or digit"
+            )
+        elif name.casefold() == NO_DEFECT:
+            problems.append(f"{name!r} is the label of a unit without defect, not a defect class")
+        elif name.casefold() in seen:
+            problems.append(f"{name!r} is listed twice (as {seen[name.casefold()]!r} before)")
+        seen.setdefault(name.casefold(), name)
+    return problems
 
 
 class Station(models.Model):
@@ -56,7 +86,10 @@ class Station(models.Model):
         "decides only when its confidence is at least threshold + band.",
     )
     audit_share = models.FloatField(
-        default=0.02, validators=_SHARE, help_text="Share of units sent blind to humans in full automation."
+        default=0.02,
+        validators=_SHARE,
+        help_text="Share of the units the model would decide alone that are sent blind to a person "
+        "instead, in partial and in full automation: the live measure of its escape rate.",
     )
     champion = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="champion_of"
@@ -94,6 +127,9 @@ class Station(models.Model):
             errors["challenger"] = "the challenger must be another model version than the champion"
         if self.challenger_id is not None and self.champion_id is None:
             errors["challenger"] = "a challenger needs a champion to challenge"
+        problems = defect_classes_problems(self.defect_classes)
+        if problems:
+            errors["defect_classes"] = problems
         if self.webhook_url and not self.webhook_secret:
             errors["webhook_secret"] = "a webhook needs a secret to sign its deliveries"
         if errors:
@@ -237,6 +273,13 @@ class Unit(Claimable):
                 condition=models.Q(status="pending"),
                 name="unit_pending_queue",
             ),
+            # Partial automation's live escape rate: its audits by station, model and arrival;
+            # small (audits only).
+            models.Index(
+                fields=["station", "deciding_model", "received_at"],
+                condition=models.Q(queue_reason="audit", automation_level="partial"),
+                name="unit_partial_audits",
+            ),
         ]
         permissions = [("decide_unit", "Can decide units (inspector)")]
 
@@ -310,6 +353,13 @@ class DecisionEvent(models.Model):
         indexes = [
             models.Index(fields=["unit", "created_at"], name="decision_by_unit"),
             models.Index(fields=["created_at"], name="decision_by_time"),  # the dashboard's periods
+            # A unit's latest human verdict (agreement, the live escape rate), read from the index.
+            models.Index(
+                fields=["unit", "-created_at", "-id"],
+                include=["verdict"],
+                condition=models.Q(decided_by_user__isnull=False),
+                name="decision_human_latest",
+            ),
         ]
 
     def __str__(self) -> str:

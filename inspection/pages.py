@@ -29,5 +29,5 @@ def station_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "inspection/station.html",
-        {"station": station, "classes": station.defect_classes[:9]},
+        {"station": station, "classes": station.defect_classes},
     )

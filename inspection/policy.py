@@ -106,8 +106,10 @@ def decide(
 
     `output` is the routed model's prediction (None when no model ran or it failed); `threshold`
     its certified confidence threshold at the station's target (None when not certified);
-    `audit_draw` a uniform number in [0, 1) drawn once for the unit; `frame_problem` why the
-    frame check kept the frame from the model (a blank, uniform, badly exposed or tiny frame).
+    `audit_draw` the unit's uniform number in [0, 1) (the module's `audit_draw`): a unit the
+    model would decide alone, at partial or full automation, goes blind to a person when it is
+    below the audit share; `frame_problem` why the frame check kept the frame from the model (a
+    blank, uniform, badly exposed or tiny frame).
     """
     level = AutomationLevel(policy.level)
     if level == AutomationLevel.HUMAN:
@@ -133,6 +135,12 @@ def decide(
             )
         required = required_confidence(threshold, policy.uncertainty_band)
         if output.confidence >= required:
+            if audit_draw < policy.audit_share:
+                # A unit the model would decide alone, sent blind to a person: the live measure
+                # of the escape rate the threshold was certified for.
+                return Outcome(
+                    Action.QUEUE, None, QueueReason.AUDIT, blind=True, run_model=True, threshold=required
+                )
             return Outcome(Action.DECIDE, output.verdict, "", blind=False, run_model=True, threshold=required)
         return Outcome(
             Action.QUEUE, None, QueueReason.DEFERRED, blind=False, run_model=True, threshold=required
@@ -146,7 +154,18 @@ def decide(
 
 def canary_draw(station_slug: str, serial: str) -> float:
     """A number in [0, 1) fixed by station and serial: the same unit always routes the same way."""
-    digest = hashlib.sha256(f"{station_slug}\x00{serial}".encode()).digest()
+    return _draw(station_slug, serial)
+
+
+def audit_draw(station_slug: str, serial: str) -> float:
+    """The unit's audit draw in [0, 1), fixed by station and serial like `canary_draw` (a unit
+    posted again is audited again or not at all) and independent of it: a canary unit is as likely
+    to be audited as any other."""
+    return _draw(station_slug, serial, "audit")
+
+
+def _draw(*parts: str) -> float:
+    digest = hashlib.sha256("\x00".join(parts).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+from django.db.models import F, OuterRef, Subquery
 from django.urls import reverse
 
-from inspection.enums import PredictionRole, QueueReason, UnitStatus
+from inspection.enums import AutomationLevel, DecisionReason, PredictionRole, QueueReason, UnitStatus, Verdict
 from inspection.models import DecisionEvent, Prediction, Station, Unit
 from inspection.policy import StationPolicy
 from inspection.thresholds import threshold_preview, validation_scores
@@ -111,7 +115,9 @@ def unit_why_shown(*, unit: Unit, prediction: Prediction | None) -> str:
                 f"({_percent(target)} escapes), so the model decides nothing alone"
             )
     if reason == QueueReason.AUDIT and routing.get("audit_share") is not None:
-        return f"Random audit ({_percent(routing['audit_share'])} of full automation's units): judge it blind"
+        level = "partial" if routing.get("level") == AutomationLevel.PARTIAL else "full"
+        share = _percent(routing["audit_share"])
+        return f"Random audit ({share} of {level} automation's units): judge it blind"
     if reason == QueueReason.FRAME_CHECK and "frame_check" in routing:
         message = routing["frame_check"]["message"]
         return f"Frame check: {message.removeprefix('frame check: ')}"
@@ -190,3 +196,86 @@ def station_threshold_previews(*, station: Station, policy: StationPolicy) -> li
         )
         previews.append({**entry, **preview.as_dict()})
     return previews
+
+
+@dataclass(frozen=True)
+class EscapeRisk:
+    """A policy whose champion would decide with an error on validation above the target."""
+
+    level: str
+    model_version: str
+    automation_rate: float
+    observed_error: float
+    target_escape_rate: float
+
+    @property
+    def message(self) -> str:
+        return (
+            f"at {AutomationLevel(self.level).label.lower()} the champion {self.model_version} would "
+            f"decide {self.automation_rate:.1%} of units alone with an error of {self.observed_error:.2%} "
+            f"on its validation units, above the target escape rate {self.target_escape_rate:.2%}"
+        )
+
+
+def station_escape_risk(*, station: Station, policy: StationPolicy) -> EscapeRisk | None:
+    """Whether `policy` (perhaps not saved yet) lets the station's champion decide with an error
+    above the target: its error among the validation units it would decide alone (the threshold
+    tool's figure). None when within the target, when the model decides nothing alone, or when
+    there is nothing to measure it on."""
+    if policy.level not in (AutomationLevel.PARTIAL, AutomationLevel.FULL):
+        return None
+    [champion, *_] = station_threshold_previews(station=station, policy=policy)
+    observed = champion.get("observed_error")
+    if observed is None or champion.get("automation_rate", 0) <= 0 or observed <= policy.target_escape_rate:
+        return None
+    return EscapeRisk(
+        level=AutomationLevel(policy.level).value,
+        model_version=champion["model_version"],
+        automation_rate=champion["automation_rate"],
+        observed_error=observed,
+        target_escape_rate=policy.target_escape_rate,
+    )
+
+
+# The figures of a version's canary kept small to read before a promotion: the latency's
+# percentiles are over its latest predictions at the station.
+LATENCY_SAMPLE = 5000
+
+
+def model_version_station_figures(*, station: Station, model_version) -> dict:
+    """What `model_version` did at `station`, measured: units it predicted and decided alone,
+    its agreement with the people who judged the same units, the escapes found among its own
+    decisions by audits and overrides (it passed, a person failed), and its latency."""
+    predictions = Prediction.objects.filter(unit__station=station, model_version=model_version)
+    own_verdict = predictions.filter(unit=OuterRef("pk")).values("verdict")[:1]
+    human_verdict = (
+        DecisionEvent.objects.filter(unit=OuterRef("pk"), decided_by_user__isnull=False)
+        .order_by("-created_at", "-id")
+        .values("verdict")[:1]
+    )
+    judged = (
+        Unit.objects.filter(station=station, predictions__model_version=model_version)
+        .annotate(model_verdict=Subquery(own_verdict), human_verdict=Subquery(human_verdict))
+        .exclude(human_verdict=None)
+    )
+    compared = judged.count()
+    agreed = judged.filter(model_verdict=F("human_verdict")).count()
+    decided_alone = DecisionEvent.objects.filter(
+        unit__station=station, decided_by_model=model_version, reason=DecisionReason.AUTOMATIC
+    )
+    checked = judged.filter(pk__in=decided_alone.values("unit_id"))
+    checked_count = checked.count()
+    escapes = checked.filter(model_verdict=Verdict.PASS, human_verdict=Verdict.FAIL).count()
+    latencies = np.asarray(predictions.order_by("-id").values_list("latency_ms", flat=True)[:LATENCY_SAMPLE])
+    return {
+        "model_version": f"{model_version.name}:{model_version.version}",
+        "predicted": predictions.count(),
+        "decided_alone": decided_alone.values("unit_id").distinct().count(),
+        "compared_with_people": compared,
+        "agreement": agreed / compared if compared else None,
+        "checked_by_people": checked_count,
+        "escapes": escapes,
+        "escape_rate": escapes / checked_count if checked_count else None,
+        "latency_p50_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
+        "latency_p95_ms": float(np.percentile(latencies, 95)) if len(latencies) else None,
+    }

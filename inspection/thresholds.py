@@ -88,9 +88,11 @@ def threshold_preview(
     """What `policy` would do with this version, measured on its validation units.
 
     Partial automation decides a unit alone when its confidence reaches the certified threshold
-    plus the band, so the automation rate is the share of validation units that do, and their
-    error rate is the observed error. Full automation decides every unit but a random audit share,
-    whatever the confidence: automation is 1 - audit share, and the error is that of all units.
+    plus the band, but for the random audit share of those, so the automation rate is the share of
+    validation units that do times 1 - audit share, and their error rate is the observed error
+    (the audits are a random draw of them: the same error, measured live). Full automation decides
+    every unit but a random audit share, whatever the confidence: automation is 1 - audit share,
+    and the error is that of all units.
     At the other levels a person decides everything. The curve has at most `curve_points` points
     (None: one per distinct confidence).
     """
@@ -114,9 +116,11 @@ def threshold_preview(
         else:
             applied = required_confidence(threshold, policy.uncertainty_band)
             decided = confidences >= applied
-            automation_rate = float(decided.mean()) if total else 0.0
+            automation_rate = float(decided.mean()) * (1.0 - policy.audit_share) if total else 0.0
             if not decided.any():
                 reason = f"no validation unit reaches the confidence {applied:g}; every unit goes to a person"
+            elif automation_rate <= 0:
+                reason = "the audit share sends every unit to a person"
     elif level == AutomationLevel.FULL:
         decided = np.ones(total, bool)
         automation_rate = 1.0 - policy.audit_share

@@ -43,22 +43,31 @@ UNCLASSIFIED_DEFECT = "defect"  # the image-level label of a fail given without 
 
 
 def station_dataset_get(*, station) -> Dataset:
-    """The station's data set, created (named `station-<slug>`) on first use."""
+    """The station's data set, created (named `station-<slug>`) on first use, with every class
+    the station lists: a class the supervisor adds later is appended (the order of the others,
+    which the models' class indices follow, is kept; a class removed from the station stays, as
+    its labels do)."""
     dataset = Dataset.objects.filter(station=station).first()
-    if dataset is not None:
-        return dataset
-    with transaction.atomic():
-        dataset, _ = Dataset.objects.get_or_create(
-            name=f"station-{station.slug}"[:100],
-            defaults={
-                "classes": list(station.defect_classes),
-                "station": station,
-                "source_format": "station",
-            },
-        )
-        if dataset.station_id is None:
-            dataset.station = station
-            dataset.save(update_fields=["station"])
+    if dataset is None:
+        with transaction.atomic():
+            dataset, _ = Dataset.objects.get_or_create(
+                name=f"station-{station.slug}"[:100],
+                defaults={
+                    "classes": list(station.defect_classes),
+                    "station": station,
+                    "source_format": "station",
+                },
+            )
+            if dataset.station_id is None:
+                dataset.station = station
+                dataset.save(update_fields=["station"])
+    if any(name not in dataset.classes for name in station.defect_classes):
+        with transaction.atomic():
+            dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+            missing = [name for name in station.defect_classes if name not in dataset.classes]
+            if missing:
+                dataset.classes = [*dataset.classes, *missing]
+                dataset.save(update_fields=["classes"])
     return dataset
 
 

@@ -1,5 +1,6 @@
 """Drift checks: windows of live units compared with the champion's reference, off the request path
-(a Celery task per station, queued by a beat sweep). Windows, tests and alarms: docs/operations.md."""
+(a Celery task per station, queued by a beat sweep), and the live escape-rate check queued by each
+partial automation audit verdict. Windows, tests and alarms: docs/operations.md."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from inspection.enums import AutomationLevel
 from inspection.models import Prediction, Station, Unit
 from inspection.supervision.models import DriftCheck, DriftSettings
 from inspection.supervision.selectors import blind_judged
-from inspection.supervision.services import AlarmFinding, alarm_action_add, alarms_raise
+from inspection.supervision.services import (
+    AlarmFinding,
+    alarm_action_add,
+    alarms_raise,
+    escape_rate_check,
+)
 from labeling.snapshots import EmptySnapshot
 from models_registry.ml.drift import (
     AGREEMENT,
@@ -233,6 +239,15 @@ def _check_window(
     if outcome is not None and outcome.raised and drift.alarm_retrain:
         _retrain(station, outcome.raised)
     return check
+
+
+def station_escape_rate_check(*, station: Station) -> list[int]:
+    """The live escape-rate check after an audit verdict (`escape_rate_check`), retraining on a
+    new alarm like a drift alarm when the station says so; the ids of the alarms raised."""
+    outcome = escape_rate_check(station=station)
+    if outcome.raised and DriftSettings.of(station).alarm_retrain:
+        _retrain(station, outcome.raised)
+    return [alarm.pk for alarm in outcome.raised]
 
 
 def _retrain(station: Station, alarms: list) -> None:

@@ -19,7 +19,7 @@ from inspection.webhooks.services import (
     webhook_delivery_give_up,
 )
 from models_registry.models import ModelVersion
-from workers.drift_checks import drift_checks_sweep, station_drift_check
+from workers.drift_checks import drift_checks_sweep, station_drift_check, station_escape_rate_check
 from workers.models import TrainingJob
 from workers.retraining import training_job_run, training_jobs_stale_requeue, training_triggers_sweep
 
@@ -44,6 +44,13 @@ def camera_fault_check_task(station_id: int) -> list[int]:
     """After a frame failed the frame check: a run of such frames raises a camera fault alarm."""
     station = Station.objects.select_related("champion").get(pk=station_id)
     return [alarm.pk for alarm in camera_fault_check(station=station).raised]
+
+
+@shared_task(name=Task.ESCAPE_RATE_CHECK, acks_late=True)
+def escape_rate_check_task(station_id: int) -> list[int]:
+    """After a person judged a partial automation audit: its live escape rate against the target."""
+    station = Station.objects.select_related("champion").get(pk=station_id)
+    return station_escape_rate_check(station=station)
 
 
 @shared_task(

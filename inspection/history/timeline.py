@@ -89,7 +89,8 @@ def policy_in_words(policy: dict) -> str:
             parts.append(f"needs confidence {required:.3f}")
     elif certified is None and policy.get("level") in (AutomationLevel.PARTIAL, AutomationLevel.FULL):
         parts.append("no certified threshold")
-    if policy.get("level") == AutomationLevel.FULL and policy.get("audit_share") is not None:
+    audited = policy.get("level") in (AutomationLevel.PARTIAL, AutomationLevel.FULL)
+    if audited and policy.get("audit_share") is not None:
         parts.append(f"audit share {_percent(policy['audit_share'])}")
     if model := policy.get("model_version"):
         role = policy.get("role") or "champion"

@@ -2,7 +2,8 @@
 
 Every model prediction of the unit is compared with the human verdict: at image level, and, when
 both give regions, region by region (matched by IoU). Those are the shadow-mode and audit
-measurements of how often the model and the inspectors agree.
+measurements of how often the model and the inspectors agree; a verdict on a partial automation
+audit also queues the check of its live escape rate.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from inspection import claims
-from inspection.enums import DecisionReason, DisagreementKind, QueueReason, UnitStatus, Verdict
+from inspection.background import Task, task_enqueue
+from inspection.enums import (
+    AutomationLevel,
+    DecisionReason,
+    DisagreementKind,
+    QueueReason,
+    UnitStatus,
+    Verdict,
+)
 from inspection.events import UNIT_DECIDED, station_event_publish
 from inspection.models import DecisionEvent, Disagreement, Unit
 from inspection.selectors import unit_representation
@@ -122,6 +131,12 @@ def decision_record(
                 station_slug=locked.station.slug, events=[{"type": UNIT_DECIDED, "unit": body}]
             )
         )
+        if locked.queue_reason == QueueReason.AUDIT and locked.automation_level == AutomationLevel.PARTIAL:
+            # A verdict on a unit partial automation would have decided alone: its live escape rate moved.
+            station_id = locked.station_id
+            transaction.on_commit(
+                lambda: task_enqueue(Task.ESCAPE_RATE_CHECK, station_id, what="escape rate check")
+            )
     unit.status = locked.status
     return decision
 

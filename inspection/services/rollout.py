@@ -1,5 +1,5 @@
 """A new model's way in, by a supervisor: challenger in shadow → canary (a share) → champion,
-and a one-step rollback to the previous champion.
+and rollback through the champions before it, one step at a time.
 
 Each step is a settings change of the station, so it is recorded like any other (who, when,
 old → new, with the step named in the note), and the MLflow registry aliases follow:
@@ -74,33 +74,51 @@ def challenger_promote(*, station: Station, user) -> Station:
             user=user,
             note="challenger promoted to champion",
         )
-        transaction.on_commit(lambda: _promote_aliases(station, champion, challenger))
+        transaction.on_commit(lambda: _aliases_follow(station, challenger, None, champion))
     station.refresh_from_db()
     return station
 
 
+ROLLBACK_NOTE = "rolled back to"
+
+
+def champion_history(*, station: Station) -> list[str]:
+    """The station's earlier champions, oldest first, as `name:version`: the last is where a
+    rollback goes. Replays the audited champion changes: a change pushes the champion it replaced,
+    a rollback pops the one it returned to, so a second rollback steps further back instead of
+    returning to the model just rolled back from."""
+    history: list[str] = []
+    changes = StationChange.objects.filter(station=station, field="champion").order_by("changed_at", "id")
+    for change in changes:
+        if change.note.startswith(ROLLBACK_NOTE):
+            if history and history[-1] == change.new_value:
+                history.pop()
+        elif change.old_value is not None:
+            history.append(change.old_value)
+    return history
+
+
 def champion_rollback(*, station: Station, user) -> Station:
-    """Back to the champion before the last change of champion (one step)."""
-    last = (
-        StationChange.objects.filter(station=station, field="champion").exclude(old_value=None).first()
-    )  # newest first
-    if last is None:
-        raise ValidationError(f"station {station.slug} has had no earlier champion to roll back to")
-    try:
-        previous = model_version_get(reference=str(last.old_value))
-    except UnknownModel as error:
-        raise ValidationError(f"the earlier champion {last.old_value} is gone: {error}") from error
-    if previous.pk == station.champion_id:
-        raise ValidationError(f"{previous} is already the champion of {station.slug}")
-    current, challenger = station.champion, station.challenger
+    """Back to the champion before the current one, walking the history one step per rollback."""
     with transaction.atomic():
+        locked = Station.objects.select_for_update().get(pk=station.pk)
+        history = champion_history(station=locked)
+        if not history:
+            raise ValidationError(f"station {station.slug} has had no earlier champion to roll back to")
+        try:
+            previous = model_version_get(reference=history[-1])
+        except UnknownModel as error:
+            raise ValidationError(f"the earlier champion {history[-1]} is gone: {error}") from error
+        if previous.pk == locked.champion_id:
+            raise ValidationError(f"{previous} is already the champion of {station.slug}")
+        current, challenger = locked.champion, locked.challenger
         station_update(
-            station=station,
+            station=locked,
             changes={"champion": previous, "challenger": None, "rollout_mode": RolloutMode.SHADOW},
             user=user,
-            note=f"rolled back to {previous.name}:{previous.version}",
+            note=f"{ROLLBACK_NOTE} {previous.name}:{previous.version}",
         )
-        transaction.on_commit(lambda: _promote_aliases(station, current, previous, challenger))
+        transaction.on_commit(lambda: _aliases_follow(station, previous, None, current, challenger))
     station.refresh_from_db()
     return station
 
@@ -111,12 +129,24 @@ def _move_challenger_alias(station: Station, previous: ModelVersion | None, new:
     mlflow_registry.alias_set(name=new.name, alias=challenger_alias(station), version=new.version)
 
 
-def _promote_aliases(
-    station: Station, old: ModelVersion | None, new: ModelVersion, challenger: ModelVersion | None = None
+def _aliases_follow(
+    station: Station,
+    champion: ModelVersion | None,
+    challenger: ModelVersion | None,
+    *earlier: ModelVersion | None,
 ) -> None:
-    """`<station>-champion` on the new champion only; no `<station>-challenger` left anywhere."""
-    for version in {v.name: v for v in (old, new, challenger) if v is not None}.values():
-        mlflow_registry.alias_delete(name=version.name, alias=challenger_alias(station))
-        if version.name != new.name:
-            mlflow_registry.alias_delete(name=version.name, alias=champion_alias(station))
-    mlflow_registry.alias_set(name=new.name, alias=champion_alias(station), version=new.version)
+    """The registry as the station now is: `<station>-champion` on its champion, `<station>-
+    challenger` on its challenger (none without one), and neither left on the registered models of
+    the `earlier` versions the step replaced."""
+    involved = {v.name: v for v in (*earlier, champion, challenger) if v is not None}
+    for name in involved:
+        if champion is None or name != champion.name:
+            mlflow_registry.alias_delete(name=name, alias=champion_alias(station))
+        if challenger is None or name != challenger.name:
+            mlflow_registry.alias_delete(name=name, alias=challenger_alias(station))
+    if champion is not None:
+        mlflow_registry.alias_set(name=champion.name, alias=champion_alias(station), version=champion.version)
+    if challenger is not None:
+        mlflow_registry.alias_set(
+            name=challenger.name, alias=challenger_alias(station), version=challenger.version
+        )

@@ -10,6 +10,8 @@ from django.db import transaction
 
 from inspection.enums import AutomationLevel
 from inspection.models import DeviceKey, Station, StationChange, StationSettings
+from inspection.policy import StationPolicy
+from inspection.selectors import EscapeRisk, station_escape_risk
 from models_registry.models import ModelVersion
 
 # The station's own settings a supervisor changes; each change is recorded as a StationChange.
@@ -30,6 +32,10 @@ STATION_FIELDS = (
     "webhook_secret",
 )
 SECRET_FIELDS = {"webhook_secret"}
+# The settings the automation policy is made of: changing one is checked against the target.
+POLICY_FIELDS = ("automation_level", "target_escape_rate", "uncertainty_band", "audit_share")
+# The name the escape-risk refusal is raised under (the admin form's confirmation box).
+RISK_CONFIRMATION = "accept_risk"
 
 
 def settings_owners() -> dict[str, type[StationSettings]]:
@@ -93,10 +99,14 @@ def station_create(
 
 
 def station_update(
-    *, station: Station, changes: Mapping[str, Any], user, note: str = ""
+    *, station: Station, changes: Mapping[str, Any], user, note: str = "", accepted_risk: str = ""
 ) -> list[StationChange]:
     """Apply setting changes and record each one (who, when, old -> new). Validates first:
-    an invalid change saves nothing."""
+    an invalid change saves nothing.
+
+    A change of the automation policy that lets the champion decide with an error on its
+    validation units above the target (`station_policy_risk`) is refused unless `accepted_risk`
+    gives the supervisor's reason, which goes into the audit note of every row."""
     owners = settings_owners()
     unknown = sorted(set(changes) - set(STATION_FIELDS) - set(owners))
     if unknown:
@@ -109,10 +119,40 @@ def station_update(
                 setattr(locked, field, value)
         locked.full_clean()
         rows = _rows_with(locked, {name: v for name, v in changes.items() if name in owners})
+        if any(before[field] != getattr(locked, field) for field in POLICY_FIELDS):
+            risk = station_policy_risk(station=locked)
+            if risk is not None:
+                note = _risk_note(note, risk=risk, accepted_risk=accepted_risk)
         locked.save()
         for row in rows:
             row.save()
         return station_changes_record(station=locked, before=before, user=user, note=note)
+
+
+def station_policy_risk(*, station: Station) -> EscapeRisk | None:
+    """The escape risk of the station's policy as set on `station` (saved or not): see
+    `inspection.selectors.station_escape_risk`."""
+    return station_escape_risk(
+        station=station,
+        policy=StationPolicy(
+            level=station.automation_level,
+            target_escape_rate=station.target_escape_rate,
+            uncertainty_band=station.uncertainty_band,
+            audit_share=station.audit_share,
+        ),
+    )
+
+
+def _risk_note(note: str, *, risk: EscapeRisk, accepted_risk: str) -> str:
+    """The audit note of a risky change the supervisor accepted; refuses one not accepted."""
+    reason = accepted_risk.strip()
+    if not reason:
+        raise ValidationError({RISK_CONFIRMATION: f"{risk.message}: confirm and give a reason to save it"})
+    accepted = (
+        f"accepted {risk.observed_error:.2%} error on validation above the target "
+        f"{risk.target_escape_rate:.2%}: {reason}"
+    )
+    return (f"{note}; {accepted}" if note else accepted)[:300]
 
 
 def station_settings_write(*, station: Station, values: Mapping[str, Any]) -> None:

@@ -12,7 +12,6 @@ prediction go out only after the commit.
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,7 +97,7 @@ def unit_submit(
         if model_version is not None
         else None
     )
-    audit_draw = random.random()
+    audit_draw = policy.audit_draw(station.slug, serial)
     station_policy = _station_policy(station)
     outcome = policy.decide(
         station_policy,

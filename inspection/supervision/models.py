@@ -109,6 +109,7 @@ class AlarmKind(models.TextChoices):
     SCORE = "score_shift", "Score shift (the model is less sure)"
     AGREEMENT = "audit_agreement", "Audit agreement dropped"
     CAMERA = "camera_fault", "Camera or lighting fault (frames the model cannot judge)"
+    ESCAPE = "escape_rate", "Escape rate above target (audits of partial automation)"
 
 
 class AlarmStatus(models.TextChoices):

@@ -1,11 +1,13 @@
 """Alarms: raising them (with the station's automatic step-down), acknowledging, clearing.
 
 A drift check (`workers.drift_checks`) hands its findings to `alarms_raise`; a run of frames that
-fail the frame check raises a camera fault (`camera_fault_check`). A finding of a kind
-the station already has an active (open or acknowledged) alarm for counts on that alarm; a new
-kind raises a new alarm and, when the station says so (`DriftSettings.alarm_step_down`), steps
-the automation level down one notch: full -> partial -> assisted. The level change is an ordinary audited
-`StationChange` by nobody, naming the alarm. Only a supervisor raises the level again.
+fail the frame check raises a camera fault (`camera_fault_check`); audits showing partial
+automation's escape rate above its target raise an escape-rate alarm (`escape_rate_check`). A
+finding of a kind the station already has an active (open or acknowledged) alarm for counts on
+that alarm; a new kind raises a new alarm and, when the station says so
+(`DriftSettings.alarm_step_down`), steps the automation level down one notch: full -> partial ->
+assisted. The level change is an ordinary audited `StationChange` by nobody, naming the alarm.
+Only a supervisor raises the level again.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from inspection.events import station_event_publish
 from inspection.models import Station, StationChange, Unit
 from inspection.supervision.models import Alarm, AlarmKind, AlarmStatus, DriftCheck, DriftSettings
 from inspection.supervision.notifications import alarm_channels
+from inspection.supervision.selectors import LiveEscapeState, escape_rates_live
 from models_registry.models import ModelVersion
 
 STEP_DOWN = {AutomationLevel.FULL: AutomationLevel.PARTIAL, AutomationLevel.PARTIAL: AutomationLevel.ASSISTED}
 ALARM_RAISED = "alarm.raised"
 ALARM_CHANGED = "alarm.changed"
+STATION_CHANGED = "station.changed"
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def alarms_raise(
         if level_change is not None:
             events.append(
                 {
-                    "type": "station.changed",
+                    "type": STATION_CHANGED,
                     "station": locked.slug,
                     "changes": {"automation_level": level_change.new_value},
                     "alarm": raised[0].pk,
@@ -149,6 +153,26 @@ def camera_fault_check(*, station: Station) -> AlarmsRaised:
         kind=AlarmKind.CAMERA,
         summary=f"camera or lighting fault: the last {run} frames failed the frame check ({named})",
         detail={"units": [unit_id for unit_id, _, _ in recent], "problems": dict(problems)},
+    )
+    return alarms_raise(station=station, findings=[finding], model_version=station.champion)
+
+
+def escape_rate_check(*, station: Station) -> AlarmsRaised:
+    """Partial automation's live escape rate against its target (`escape_rates_live`): when the
+    whole interval lies above the target, an escape-rate alarm, raised like a drift alarm with its
+    step-down; while it is active, later checks that still find the rate above count on it.
+
+    Run after each audit decision at partial automation commits (`decision_record` queues it): a
+    new verdict is the only thing that moves the estimate, and the check is one indexed count over
+    the window's audits, so checking each one is exact (an alarm the moment the evidence is
+    there) and cheaper than a periodic sweep over every station."""
+    live = escape_rates_live(stations=[station]).get(station.pk)
+    if live is None or live.state != LiveEscapeState.ABOVE:
+        return AlarmsRaised([], [], None)
+    finding = AlarmFinding(
+        kind=AlarmKind.ESCAPE,
+        summary=f"partial automation's escape rate is {live.text()}",
+        detail=live.as_dict(),
     )
     return alarms_raise(station=station, findings=[finding], model_version=station.champion)
 

@@ -4,7 +4,7 @@
 from drf_spectacular.utils import OpenApiWebhook, extend_schema, inline_serializer
 from rest_framework import serializers
 
-from inspection.api import UnitSerializer
+from inspection.api import ConstantField, UnitSerializer
 from inspection.webhooks.services import SIGNATURE_HEADER
 
 EVENT = "unit.decided"
@@ -23,7 +23,7 @@ unit_decided = OpenApiWebhook(
         request=inline_serializer(
             name="UnitDecidedEvent",
             fields={
-                "event": serializers.ChoiceField(choices=[EVENT]),
+                "event": ConstantField(EVENT),
                 "decision_id": serializers.IntegerField(help_text="the decision event's id"),
                 "unit": UnitSerializer(),
             },

@@ -106,6 +106,7 @@ function start(root) {
     escape: "reason=audit",
     decisions: "",
     queue: "verdict=pending",
+    "live-escape": "reason=audit",
   };
   function unitsUrl(search) {
     const query = new URLSearchParams(search);
@@ -113,12 +114,31 @@ function start(root) {
     if (!query.has("verdict") || query.get("verdict") !== "pending") query.set("within", state.period);
     return `/units/?${query}`;
   }
-  function renderTiles(figures) {
+  // Partial automation's live escape rate against its target, in the server's words, over the
+  // threshold's own window (not the period shown).
+  function liveEscapeValue(live) {
+    if (live.state === "none") return "no audits yet";
+    if (live.state === "too_few") return "too few to tell";
+    return percent(live.wrong.rate);
+  }
+  function liveEscapeWindow(live) {
+    const audits = `audits of ${live.model_version}'s decisions at partial automation`;
+    return live.since
+      ? `${audits} since ${new Date(live.since).toLocaleString()}, when ${live.since_reason}`
+      : `all ${audits}`;
+  }
+  function renderTiles(figures, live) {
     const container = $("tiles");
     container.replaceChildren();
-    for (const [name, label, value, detail] of tiles(figures)) {
+    const all = tiles(figures);
+    if (live) {
+      all.push(["live-escape", `Live escape rate vs ${percent(live.target)} target`, liveEscapeValue(live),
+        `${live.text} · ${liveEscapeWindow(live)}`, live.state]);
+    }
+    for (const [name, label, value, detail, state] of all) {
       const tile = el("div", null, "tile");
       tile.dataset.figure = name;
+      if (state) tile.dataset.state = state;
       tile.append(el("span", label, "label"), el("strong", value, "value"), el("span", detail, "detail"));
       if (name in TILE_UNITS) {
         const link = el("a", "the units", "units-link");
@@ -159,6 +179,12 @@ function start(root) {
       body.append(row);
     }
   }
+  function liveEscapeCell(live) {
+    const cell = el("td", live ? live.text : "–", live && live.state === "above" ? "bad" : "");
+    cell.dataset.figure = "live-escape";
+    if (live) cell.title = liveEscapeWindow(live);
+    return cell;
+  }
   function renderStations(stations) {
     const body = $("stations").querySelector("tbody");
     body.replaceChildren();
@@ -179,6 +205,7 @@ function start(root) {
         el("td", percent(f.deferral.rate)),
         el("td", withInterval(f.agreement, "judged") || "–"),
         el("td", f.escape.audits ? withInterval(f.escape.wrong, "audits") : "no audits yet"),
+        liveEscapeCell(station.live_escape),
         el("td", number(f.decisions.per_hour.total, 1)),
         el("td", `${milliseconds(f.latency.p50_ms)} / ${milliseconds(f.latency.p99_ms)}`),
         el("td", `${number(f.queue.pending)} (oldest ${age(f.queue.oldest_pending_seconds)})`),
@@ -343,7 +370,7 @@ function start(root) {
   // --- the whole page ------------------------------------------------------------------------
   function render(data) {
     const figures = scope === "station" ? data.figures : data.overall;
-    renderTiles(figures);
+    renderTiles(figures, scope === "station" ? data.live_escape : null);
     if (scope === "station") {
       renderModels(data.models);
       $("station-level").textContent = data.station.automation_level_display;

@@ -5,6 +5,7 @@
 // units skipped are listed (Skipped) to go back to while they are still pending.
 
 import { api } from "./lib/api.js";
+import { classFinder } from "./lib/class_finder.js";
 import { ClaimAhead } from "./lib/claim_ahead.js";
 import { $ } from "./lib/dom.js";
 import { age, say } from "./lib/format.js";
@@ -425,6 +426,7 @@ function start(root) {
     skipped: () => skipped.toggle(),
     undo,
     chooseClass: (key) => chooseClass(Number(key) - 1),
+    findClass: () => $("class-find")?.focus(), // the finder shows past nine classes
     box: toggleDrawing,
     takeModel: takeModelRegions,
     delete: deleteLastRegion,
@@ -451,6 +453,8 @@ function start(root) {
     item.addEventListener("click", () => chooseClass(index));
   });
   skipped.load();
+  // Past nine classes (the number keys' reach), a finder picks the others by name.
+  if ($("class-find")) classFinder($("class-find"), $("classes"), chooseClass);
 
   // --- live figures --------------------------------------------------------------------------
   let queueTimer = null;

@@ -19,6 +19,7 @@ function start(panel) {
   const DEBOUNCE_MS = 200;
   const stateText = panel.querySelector("[data-state]");
   const errorNote = panel.querySelector("[data-error]");
+  const riskNote = panel.querySelector("[data-escape-risk]");
   const chartBox = panel.querySelector("[data-chart]");
   const caption = panel.querySelector("[data-chart-caption]");
   const CAPTION = caption.textContent;
@@ -177,7 +178,12 @@ function start(panel) {
     for (const role of ROLES) renderModel(role, byRole[role], target);
     drawChart(result.models, target);
     errorNote.hidden = true;
-    stateText.textContent = "for the settings above, not saved yet";
+    // What saving asks to confirm: the same rule the server applies (station_escape_risk).
+    riskNote.hidden = !result.escape_risk;
+    riskNote.textContent = result.escape_risk
+      ? `Saving asks you to confirm: ${result.escape_risk}. Tick "Accept an error above the target" and give a reason.`
+      : "";
+    stateText.textContent = "for the settings beside, not saved yet";
     updates += 1;
     panel.dataset.updates = String(updates);
   }

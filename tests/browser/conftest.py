@@ -26,6 +26,7 @@ from tests.inspection.conftest import (  # noqa: F401
     device_client,
     make_model_version,
     make_station,
+    registered,
     stain_bundle,
     tiny_bundle,
 )

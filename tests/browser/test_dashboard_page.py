@@ -11,11 +11,12 @@ import pytest
 from django.utils import timezone
 
 from inspection.enums import AutomationLevel, DecisionReason
+from inspection.models import Prediction
 from inspection.supervision.dashboard.latency import latency_flush, latency_record
 from inspection.supervision.models import Alarm, AlarmKind, AlarmStatus, DriftCheck
 from inspection.supervision.services import AlarmFinding, alarms_raise
 from tests.browser.conftest import sign_in
-from tests.browser.test_station_page import Line
+from tests.browser.test_station_page import Line, showing, status_says
 from tests.inspection.factories import person
 from tests.inspection.supervision.dashboard_rows import automatic, decide, judged_blind, unit
 
@@ -143,4 +144,74 @@ def test_the_overview_lists_every_station_and_links_to_each(asgi_server, browser
     page.click("#stations tbody tr[data-station=screens-1] a")
     page.wait_for_url(f"{asgi_server.url}/dashboard/screens-1/?period=week")
     page.wait_for_selector("#tiles .tile")
+    context.close()
+
+
+def test_a_supervisor_sees_partial_automations_live_escape_rate_cross_its_target(
+    asgi_server, browser, make_station, live_celery_worker
+):
+    # given a partial automation station at a 10 % target auditing half the units it would decide
+    # alone, a supervisor on its dashboard, and an inspector on its station page
+    station = make_station(level=AutomationLevel.PARTIAL, target_escape_rate=0.1, audit_share=0.5)
+    person("sam", role="supervisor")
+    person("ines")
+    line = Line(asgi_server, station)
+    units = [line.post(f"SN-{index:05d}", seed=index, width=1280, height=720) for index in range(1, 11)]
+    audits = [unit for unit in units if unit["status"] == "pending"]
+    assert len(audits) >= 4 and len(audits) < len(units)  # the rest the model decided alone
+    context = browser.new_context(viewport={"width": 1440, "height": 1250})
+    dashboard = sign_in(context, asgi_server, "sam")
+    dashboard.goto(f"{asgi_server.url}/dashboard/{station.slug}/?period=hour")
+    dashboard.wait_for_selector("#live.ok")
+    live_escape = "[data-figure=live-escape]"
+    dashboard.wait_for_selector(live_escape)
+    assert dashboard.text_content(f"{live_escape} .value") == "no audits yet"
+    assert "vs 10.0 % target" in dashboard.text_content(f"{live_escape} .label")
+    inspector_context = browser.new_context(viewport={"width": 1440, "height": 900})
+    station_page = sign_in(inspector_context, asgi_server, "ines")
+    station_page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+
+    def judge(unit: dict, *, wrong: bool) -> None:
+        showing(station_page, unit["serial"])
+        model = Prediction.objects.get(unit_id=unit["id"]).verdict
+        fail = (model == "pass") if wrong else (model == "fail")
+        if fail:
+            station_page.keyboard.press("1")  # blind: the class first, then the fail key
+        station_page.keyboard.press("f" if fail else "p")
+        status_says(station_page, f"{unit['serial']}: {'fail' if fail else 'pass'}")
+
+    def tile_says(text: str) -> None:
+        dashboard.wait_for_function(
+            f"document.querySelector('{live_escape} .detail').textContent.includes({text!r})", timeout=10_000
+        )
+
+    # when the inspector judges the audits one after another, the model right on the first only
+    judge(audits[0], wrong=False)
+    tile_says("1 audit: too few to tell (0 of 1 audit wrong")
+    assert dashboard.text_content(f"{live_escape} .value") == "too few to tell"
+    assert "audits of tiny:1's decisions at partial automation" in dashboard.text_content(
+        f"{live_escape} .detail"
+    )
+    judge(audits[1], wrong=True)
+    judge(audits[2], wrong=True)
+    tile_says("3 audits: too few to tell (2 of 3 audits wrong")
+    assert not dashboard.is_visible(".alarm.open")  # 2 of 3: the interval still holds 10 %
+    judge(audits[3], wrong=True)
+    # then the estimate lies above the target, and the alarm is raised with the step-down
+    tile_says("above target: 3 of 4 audits wrong, 75 % (")
+    assert dashboard.text_content(f"{live_escape} .value") == "75.0 %"
+    dashboard.wait_for_selector(".alarm.open", timeout=20_000)
+    assert "escape rate is above target: 3 of 4 audits wrong" in dashboard.text_content(
+        ".alarm.open .summary"
+    )
+    dashboard.wait_for_function("document.getElementById('station-level').textContent === 'AI-assisted'")
+    alarm = Alarm.objects.get()
+    assert (alarm.kind, alarm.detail["audits"], alarm.detail["wrong"]["count"]) == (AlarmKind.ESCAPE, 4, 3)
+    assert alarm.detail["wrong"]["low"] > 0.1
+    # and the overview's row says so too
+    dashboard.goto(f"{asgi_server.url}/dashboard/")
+    dashboard.wait_for_selector(f"#stations tbody tr[data-station={station.slug}] td.bad{live_escape}")
+    row = dashboard.text_content(f"#stations tbody tr[data-station={station.slug}] {live_escape}")
+    assert row.startswith("above target: 3 of 4 audits wrong")
+    inspector_context.close()
     context.close()

@@ -586,4 +586,81 @@ def test_the_keys_panel_shows_exactly_the_keys_the_page_handles(asgi_server, bro
     assert caps == {"btn-pass": "P", "btn-fail": "F", "btn-skip": "S", "btn-draw": "B"}
     assert "within 10 s" in page.inner_text("#keys-help")
     assert errors == []
+
+
+def test_a_station_with_twelve_classes_picks_each_by_key_name_or_click(asgi_server, browser, make_station):
+    # given a shadow station (blind: no class chosen beforehand) with twelve classes, four units
+    names = [
+        "crack",
+        "scratch",
+        "stain",
+        "dent",
+        "chip",
+        "bubble",
+        "burr",
+        "dust",
+        "lint",
+        "smudge",
+        "rust",
+        "warp",
+    ]
+    station = make_station(level="shadow", defect_classes=names)
+    person("ines")
+    for index in range(1, 5):
+        unit_submit(
+            station=station,
+            serial=f"SN-M{index}",
+            image_data=jpeg_bytes(index, width=1280, height=720),
+            filename="u.jpg",
+        )
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = sign_in(context, asgi_server, "ines")
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+    # every class is listed, the first nine with their key
+    showing(page, "SN-M1")
+    assert (
+        page.eval_on_selector_all("#classes li", "items => items.map((item) => item.dataset.class)") == names
+    )
+    keys = page.eval_on_selector_all("#classes li kbd", "keys => keys.map((k) => k.textContent)")
+    assert keys == [str(n) for n in range(1, 10)] + ["", "", ""]
+    # the ninth by its key
+    page.keyboard.press("9")
+    assert chosen_classes(page) == ["lint"]
+    page.keyboard.press("f")
+    status_says(page, "SN-M1: fail")
+    # the eleventh by name after F asked: "/" to find, typed letters stay in the finder (its "s"
+    # skips nothing), Enter picks and fails
+    showing(page, "SN-M2")
+    page.keyboard.press("f")
+    status_says(page, "Fail as which defect?")
+    page.keyboard.press("/")
+    page.keyboard.type("rus")
+    assert page.eval_on_selector_all(
+        "#classes li:not([hidden])", "items => items.map((i) => i.dataset.class)"
+    ) == ["rust"]
+    page.keyboard.press("Enter")
+    status_says(page, "SN-M2: fail")
+    assert page.input_value("#class-find") == "" and page.locator("#classes li:not([hidden])").count() == 12
+    # the twelfth by a click, then F
+    showing(page, "SN-M3")
+    page.click('#classes li[data-class="warp"]')
+    assert chosen_classes(page) == ["warp"]
+    page.keyboard.press("f")
+    status_says(page, "SN-M3: fail")
+    # a name that matches nothing picks nothing; Esc clears the finder and the keys work again
+    showing(page, "SN-M4")
+    page.keyboard.press("/")
+    page.keyboard.type("zinc")
+    page.keyboard.press("Enter")
+    assert chosen_classes(page) == [] and page.inner_text("#unit-serial") == "SN-M4"
+    page.keyboard.press("Escape")
+    page.keyboard.press("3")
+    page.keyboard.press("f")
+    status_says(page, "SN-M4: fail")
+    recorded = dict(
+        DecisionEvent.objects.filter(decided_by_user__username="ines").values_list(
+            "unit__serial", "defect_classes"
+        )
+    )
+    assert recorded == {"SN-M1": ["lint"], "SN-M2": ["rust"], "SN-M3": ["warp"], "SN-M4": ["stain"]}
     context.close()

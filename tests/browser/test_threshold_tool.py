@@ -1,6 +1,7 @@
 """The threshold tool on a station's admin page, in Chromium: a supervisor edits the target escape
 rate and, before saving, sees the champion's and challenger's figures follow and the risk-coverage
-chart drawn; a bad value is named; nothing is saved."""
+chart drawn; a bad value is named; nothing is saved. A level erring above the target on validation
+is flagged beside the fields, and saved only once confirmed with a reason."""
 
 from __future__ import annotations
 
@@ -141,4 +142,59 @@ def test_a_supervisor_sees_the_automation_a_target_gives_before_saving(asgi_serv
     )
     station.refresh_from_db()
     assert station.target_escape_rate == 0.01
+    context.close()
+
+
+def test_full_automation_above_the_target_asks_for_a_confirmed_reason_before_saving(
+    asgi_server, browser, station
+):
+    supervisor = person("sam", role="supervisor")
+    supervisor.is_staff = True
+    supervisor.save()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = sign_in(context, asgi_server, "sam")
+    page.goto(f"{asgi_server.url}/admin/inspection/station/{station.pk}/change/")
+    page.wait_for_function(UPDATED.format(1), timeout=20_000)
+    # the tool sits beside the Automation fields, on the same row
+    fields = page.locator(".station-automation > fieldset").bounding_box()
+    tool = page.locator("#threshold-tool").bounding_box()
+    assert tool["x"] >= fields["x"] + fields["width"] - 1 and tool["y"] < fields["y"] + fields["height"]
+    # partial automation at the saved 1 % target stays within it: no warning
+    assert page.is_hidden("#threshold-tool [data-escape-risk]")
+    # full automation decides every unit whatever the confidence: its error on validation is
+    # above the target, and the tool says what saving will ask for
+    confidences, correct = validation_scores(model_reference_get(model_version=station.champion)[1])
+    expected = threshold_preview(
+        confidences=confidences,
+        correct=correct,
+        risk_control=station.champion.risk_control,
+        policy=StationPolicy("full", 0.01, audit_share=0.02),
+    )
+    assert expected.observed_error > 0.01
+    page.select_option("#id_automation_level", "full")
+    page.wait_for_selector("#threshold-tool [data-escape-risk]:not([hidden])", timeout=10_000)
+    warning = page.text_content("#threshold-tool [data-escape-risk]")
+    assert f"an error of {expected.observed_error:.2%} on its validation units" in warning
+    assert "above the target escape rate 1.00%" in warning
+    # saving without confirming is refused, naming the problem; nothing is saved
+    page.click('input[name="_continue"]')
+    page.wait_for_selector(".errornote")
+    assert "tick to confirm you accept it" in page.text_content(".field-accept_risk")
+    assert "give the reason" in page.text_content(".field-risk_reason")
+    station.refresh_from_db()
+    assert station.automation_level == "partial"
+    # confirmed, with a reason: saved, the reason in the audit row
+    page.select_option("#id_automation_level", "full")
+    page.check("#id_accept_risk")
+    page.fill("#id_risk_reason", "trial shift with every unit re-checked at packing")
+    page.click('input[name="_continue"]')
+    page.wait_for_selector("ul.messagelist .success")
+    station.refresh_from_db()
+    assert station.automation_level == "full"
+    change = station.changes.get(field="automation_level")
+    assert change.changed_by.username == "sam"
+    assert change.note == (
+        f"admin; accepted {expected.observed_error:.2%} error on validation above the target 1.00%: "
+        "trial shift with every unit re-checked at packing"
+    )
     context.close()

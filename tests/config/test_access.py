@@ -110,7 +110,11 @@ RULES: dict[str, list[Rule]] = {
     "station-retrain": [
         Rule("POST", lambda w: f"/admin/inspection/station/{_station_pk(w)}/retrain/", SUPERVISORS)
     ],
-    "admin": [Rule("GET", _fixed("/admin/"), SUPERVISORS)],  # the admin: staff accounts only
+    "admin": [  # the admin: staff accounts only
+        Rule("GET", _fixed("/admin/"), SUPERVISORS),
+        # a station's rollout buttons (StationAdmin.get_urls): those who change stations
+        Rule("POST", lambda w: f"/admin/inspection/station/{_station_pk(w)}/rollout/", SUPERVISORS),
+    ],
     "health": [Rule("GET", _fixed("/api/v1/health"), EVERYONE)],
     "unit-list": [
         Rule("GET", _fixed("/api/v1/units/"), KEYS | ROLES),  # a key lists its own station's

@@ -97,7 +97,7 @@ def test_a_supervisor_creates_a_station_and_its_device_key():
     data = {name: field.initial for name, field in form.fields.items() if field.initial is not None}
     for inline in page["inline_admin_formsets"]:  # none of the inlines' rows
         data.update({f"{inline.formset.prefix}-TOTAL_FORMS": 0, f"{inline.formset.prefix}-INITIAL_FORMS": 0})
-    data.update(slug="line-9", name="Line 9", automation_level="assisted", defect_classes='["crack"]')
+    data.update(slug="line-9", name="Line 9", automation_level="assisted", defect_classes="crack")
     data = {name: ("on" if value is True else value) for name, value in data.items() if value is not False}
     created = client.post("/admin/inspection/station/add/", data)
     assert created.status_code == 302, created.context["adminform"].form.errors

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from inspection.enums import AutomationLevel
 from inspection.models import Station
 from inspection.services.stations import device_key_create, station_create
+from models_registry import mlflow_registry
 from models_registry.ml.geometry import ASPECT, Geometry
 from models_registry.ml.serving.bundle import read_config
 from models_registry.ml.synthetic.config import SyntheticConfig
@@ -102,6 +103,26 @@ def make_model_version(tiny_bundle: Path, settings) -> Callable[..., ModelVersio
         )
 
     return make
+
+
+@pytest.fixture
+def registered(tiny_bundle):
+    """Register the tiny bundle in MLflow as the next version of `name`, mirrored as a row."""
+
+    def register(name: str = "loupe-screens") -> ModelVersion:
+        with mlflow_registry.training_run(run_name=f"{name}-test") as run:
+            run.log_artifacts(tiny_bundle, mlflow_registry.MODEL_ARTIFACT_PATH)
+        version = mlflow_registry.register_model(run_id=run.run_id, name=name)
+        return ModelVersion.objects.create(
+            name=version.name,
+            version=version.version,
+            mlflow_run_id=version.run_id,
+            source_uri=version.source,
+            architecture="defectnet-efficientnet_lite0-64",
+            classes=["crack", "scratch"],
+        )
+
+    return register
 
 
 @pytest.fixture

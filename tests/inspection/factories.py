@@ -51,10 +51,9 @@ def signed_in(user):
     return client
 
 
-def posted_unit(client, serial: str = "SN-1", seed: int = 0) -> dict:
+def posted_unit(client, serial: str = "SN-1", seed: int = 0, *, width: int = 320, height: int = 180) -> dict:
     """Post a generated unit with a device-key client; its 201 body."""
-    response = client.post(
-        "/api/v1/units/", {"serial": serial, "image": upload(jpeg_bytes(seed))}, format="multipart"
-    )
+    image = upload(jpeg_bytes(seed, width=width, height=height))
+    response = client.post("/api/v1/units/", {"serial": serial, "image": image}, format="multipart")
     assert response.status_code == 201, response.content
     return response.json()

@@ -8,6 +8,7 @@ from inspection.policy import (
     ModelOutput,
     Role,
     StationPolicy,
+    audit_draw,
     canary_draw,
     certified_threshold,
     decide,
@@ -44,6 +45,14 @@ CASES = [
     ("partial", FAIL_SURE, None, 0.0, 0.0, 0.5, Action.QUEUE, None, "deferred", False),  # not certified
     ("partial", FAIL_SURE, 0.98, 0.5, 0.0, 0.5, Action.QUEUE, None, "deferred", False),  # capped at 1.0
     ("partial", ModelOutput("fail", 1.0), 0.98, 0.5, 0.0, 0.5, Action.DECIDE, "fail", "", False),
+    # partial, audits: a unit the model would decide alone goes blind to a person at the audit share
+    ("partial", PASS_SURE, 0.9, 0.0, 0.1, 0.09, Action.QUEUE, None, "audit", True),
+    ("partial", FAIL_SURE, 0.9, 0.05, 0.1, 0.05, Action.QUEUE, None, "audit", True),  # with a band
+    ("partial", PASS_SURE, 0.9, 0.0, 0.1, 0.1, Action.DECIDE, "pass", "", False),  # edge: draw == share
+    ("partial", PASS_SURE, 0.9, 0.0, 1.0, 0.999, Action.QUEUE, None, "audit", True),  # everything audited
+    ("partial", UNSURE, 0.9, 0.0, 0.1, 0.05, Action.QUEUE, None, "deferred", False),  # unsure: deferred
+    ("partial", ModelOutput("pass", 0.9), 0.9, 0.05, 1.0, 0.0, Action.QUEUE, None, "deferred", False),
+    ("partial", FAIL_SURE, None, 0.0, 1.0, 0.0, Action.QUEUE, None, "deferred", False),  # nothing certified
     # full: the model decides, except the audit share, which goes blind to a human
     ("full", UNSURE, None, 0.0, 0.1, 0.5, Action.DECIDE, "fail", "", False),
     ("full", PASS_SURE, 0.9, 0.0, 0.1, 0.09, Action.QUEUE, None, "audit", True),
@@ -128,6 +137,26 @@ def test_canary_routing_is_sticky_and_close_to_its_share():
     assert 0.09 < share < 0.11
     # another station routes the same serials independently
     assert canary_draw("screens-2", "SN00042") != draws[42]
+
+
+def test_an_audit_at_partial_automation_keeps_the_threshold_it_would_have_been_decided_at():
+    station = StationPolicy(AutomationLevel.PARTIAL, 0.01, uncertainty_band=0.05, audit_share=0.5)
+    outcome = decide(station, PASS_SURE, threshold=0.9, audit_draw=0.2)
+    assert (outcome.queue_reason, outcome.threshold) == ("audit", pytest.approx(0.95))
+
+
+def test_audit_draws_are_sticky_near_their_share_and_independent_of_canary_routing():
+    serials = [f"SN{i:05d}" for i in range(20_000)]
+    draws = [audit_draw("screens-1", serial) for serial in serials]
+    # sticky: the same unit always draws the same number
+    assert audit_draw("screens-1", "SN00042") == draws[42]
+    # a 2 % audit share audits about 2 % of units
+    audited = [draw < 0.02 for draw in draws]
+    assert 0.017 < sum(audited) / len(draws) < 0.023
+    # and about 2 % of the canary units too: the two draws are independent
+    canary = [canary_draw("screens-1", serial) < 0.1 for serial in serials]
+    both = sum(a and c for a, c in zip(audited, canary, strict=True))
+    assert 0.013 < both / sum(canary) < 0.027
 
 
 @pytest.mark.parametrize(

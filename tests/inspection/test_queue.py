@@ -281,6 +281,8 @@ WHY = [
      "Random audit (2 % of full automation's units): judge it blind"),
     ("audit", True, {"level": "full", "audit_share": 0.005}, 0.99,
      "Random audit (0.5 % of full automation's units): judge it blind"),
+    ("audit", True, {"level": "partial", "audit_share": 0.05}, 0.99,
+     "Random audit (5 % of partial automation's units): judge it blind"),
     ("shadow", True, {"level": "shadow"}, 0.99, "Shadow level: the model's verdict is hidden"),
     ("assisted", False, {"level": "assisted"}, 0.99, "AI-assisted: the model's highlights are shown"),
     ("human", True, {"level": "human"}, None, "Human-only level"),

@@ -1,39 +1,32 @@
-"""A supervisor's rollout: shadow -> canary -> champion, one-step rollback, MLflow aliases following."""
+"""A supervisor's rollout: shadow -> canary -> champion, rollback step by step through the earlier
+champions, MLflow aliases following; the station page's rollout buttons."""
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 
+from inspection.models import Prediction, Station
+from inspection.selectors import model_version_station_figures
+from inspection.services.decisions import decision_record
 from inspection.services.rollout import (
     challenger_promote,
     challenger_set,
     challenger_to_canary,
+    champion_history,
     champion_rollback,
 )
+from inspection.services.units import unit_submit
 from models_registry import mlflow_registry
-from models_registry.models import ModelVersion
+from tests.inspection.factories import jpeg_bytes, person
 
 pytestmark = pytest.mark.django_db(transaction=True)  # aliases move after commit
 
 
-@pytest.fixture
-def registered(tiny_bundle):
-    """Register the tiny bundle in MLflow as the next version of `name`, mirrored as a row."""
-
-    def register(name: str = "loupe-screens") -> ModelVersion:
-        with mlflow_registry.training_run(run_name=f"{name}-test") as run:
-            run.log_artifacts(tiny_bundle, mlflow_registry.MODEL_ARTIFACT_PATH)
-        version = mlflow_registry.register_model(run_id=run.run_id, name=name)
-        return ModelVersion.objects.create(
-            name=version.name,
-            version=version.version,
-            mlflow_run_id=version.run_id,
-            source_uri=version.source,
-            architecture="defectnet-efficientnet_lite0-64",
-            classes=["crack", "scratch"],
-        )
-
-    return register
+def _staff(name: str, role: str) -> User:
+    user = person(name, role=role)
+    user.is_staff = True
+    user.save()
+    return user
 
 
 def test_shadow_canary_champion_and_back(make_station, registered):
@@ -100,3 +93,148 @@ def test_the_admin_promotes_and_rolls_back(make_station, registered, client):
     client.post(url, {"action": "champion_back", "_selected_action": [station.pk]})
     station.refresh_from_db()
     assert station.champion == first
+
+
+def test_a_second_rollback_steps_further_back_through_the_champions(make_station, registered):
+    supervisor = User.objects.create_user("sam")
+    first, second, third = registered(), registered(), registered()
+    station = make_station(level="partial", champion=first)
+    for newer in (second, third):
+        challenger_set(station=station, model_version=newer, user=supervisor)
+        challenger_promote(station=station, user=supervisor)
+    assert champion_history(station=station) == [
+        f"loupe-screens:{first.version}",
+        f"loupe-screens:{second.version}",
+    ]
+
+    # the first rollback returns to the second champion, the next to the first, never back to the third
+    champion_rollback(station=station, user=supervisor)
+    assert station.champion == second
+    champion_rollback(station=station, user=supervisor)
+    assert station.champion == first
+    assert mlflow_registry.aliases(name="loupe-screens") == {"screens-1-champion": first.version}
+    with pytest.raises(ValidationError, match="no earlier champion to roll back to"):
+        champion_rollback(station=station, user=supervisor)
+    assert station.champion == first
+
+    # a promotion after rolling back is rolled back to where it started
+    challenger_set(station=station, model_version=third, user=supervisor)
+    challenger_promote(station=station, user=supervisor)
+    champion_rollback(station=station, user=supervisor)
+    assert station.champion == first and station.challenger is None
+
+
+def test_the_canary_figures_are_what_it_did_at_the_station(make_station, make_model_version, media_root):
+    # given a canary deciding every unit of a fully automated station
+    champion, canary = make_model_version("tiny", 1), make_model_version("tiny", 2)
+    station = make_station(level="full", champion=champion)
+    Station.objects.filter(pk=station.pk).update(challenger=canary, rollout_mode="canary", canary_share=1.0)
+    station.refresh_from_db()
+    units = [
+        unit_submit(station=station, serial=f"SN-{n}", image_data=jpeg_bytes(n), filename=f"{n}.jpg").unit
+        for n in range(3)
+    ]
+    assert all(unit.deciding_model == canary for unit in units)
+    # when an inspector overrides one of its decisions
+    said = units[0].decisions.get().verdict
+    decision_record(
+        unit=units[0], user=person("ines", role="inspector"), verdict="pass" if said == "fail" else "fail"
+    )
+
+    figures = model_version_station_figures(station=station, model_version=canary)
+    assert {key: figures[key] for key in ("predicted", "decided_alone", "compared_with_people")} == {
+        "predicted": 3,
+        "decided_alone": 3,
+        "compared_with_people": 1,
+    }
+    assert figures["agreement"] == 0.0 and figures["checked_by_people"] == 1
+    assert figures["escapes"] == (1 if said == "pass" else 0)
+    latencies = sorted(Prediction.objects.filter(model_version=canary).values_list("latency_ms", flat=True))
+    assert figures["latency_p50_ms"] == pytest.approx(latencies[1])
+    # the champion predicted nothing here
+    assert model_version_station_figures(station=station, model_version=champion)["predicted"] == 0
+
+
+def test_the_rollout_buttons_on_the_station_page(make_station, registered, client):
+    first, second, third = registered(), registered(), registered()
+    station = make_station(level="partial", champion=first)
+    client.force_login(_staff("sam", "supervisor"))
+    page_url = f"/admin/inspection/station/{station.pk}/change/"
+    url = f"/admin/inspection/station/{station.pk}/rollout/"
+    page = client.get(page_url).content.decode()
+    assert 'id="rollout"' in page and 'data-step="challenger"' in page and 'data-step="promote"' not in page
+    # the champion is not a field of the form: the buttons change it, aliases and all
+    assert 'name="champion"' not in page
+
+    # a version in shadow, then a canary at a quarter
+    answer = client.post(url, {"step": "challenger", "model_version": second.pk}, follow=True)
+    assert f"loupe-screens:{second.version} is the challenger, in shadow" in answer.content.decode()
+    assert mlflow_registry.aliases(name="loupe-screens")["screens-1-challenger"] == second.version
+    client.post(url, {"step": "canary", "canary_percent": "25"})
+    station.refresh_from_db()
+    assert (station.challenger, station.rollout_mode, station.canary_share) == (second, "canary", 0.25)
+
+    # bad input is named and changes nothing
+    for data, message in (
+        (
+            {"step": "canary", "canary_percent": "a lot"},
+            "the canary share is a percentage above 0 and up to 100, not &#x27;a lot&#x27;",
+        ),
+        (
+            {"step": "canary", "canary_percent": "0"},
+            "the canary share is a percentage above 0 and up to 100, not &#x27;0&#x27;",
+        ),
+        ({"step": "challenger", "model_version": "99999"}, "no model version &#x27;99999&#x27;"),
+        ({"step": "challenger", "model_version": first.pk}, "is already the champion of screens-1"),
+        (
+            {"step": "launch"},
+            "unknown rollout step &#x27;launch&#x27; (steps: challenger, canary, promote, rollback)",
+        ),
+    ):
+        answer = client.post(url, data, follow=True)
+        assert message in answer.content.decode(), data
+    station.refresh_from_db()
+    assert (station.champion, station.challenger, station.canary_share) == (first, second, 0.25)
+
+    # promoting first shows the canary's figures beside the champion's, and promotes nothing yet
+    confirm = client.post(url, {"step": "promote"})
+    assert confirm.status_code == 200
+    body = confirm.content.decode()
+    assert "data-rollout-figures" in body and f"Challenger loupe-screens:{second.version}" in body
+    assert "Agreement with people" in body and "Escapes found by audits and overrides" in body
+    assert "Latency (median / 95th percentile)" in body and 'name="confirmed" value="yes"' in body
+    station.refresh_from_db()
+    assert station.champion == first
+    client.post(url, {"step": "promote", "confirmed": "yes"})
+    station.refresh_from_db()
+    assert station.champion == second and station.challenger is None
+    assert mlflow_registry.aliases(name="loupe-screens") == {"screens-1-champion": second.version}
+
+    # a third version promoted, then two rollbacks step back to the first
+    client.post(url, {"step": "challenger", "model_version": third.pk})
+    client.post(url, {"step": "promote", "confirmed": "yes"})
+    page = client.get(page_url).content.decode()
+    assert f"Roll back to loupe-screens:{second.version}" in page
+    client.post(url, {"step": "rollback"})
+    page = client.get(page_url).content.decode()
+    assert f"Roll back to loupe-screens:{first.version}" in page
+    client.post(url, {"step": "rollback"})
+    station.refresh_from_db()
+    assert station.champion == first
+    assert mlflow_registry.aliases(name="loupe-screens") == {"screens-1-champion": first.version}
+    notes = list(
+        station.changes.filter(field="champion").order_by("id").values_list("note", "changed_by__username")
+    )
+    assert notes[-2:] == [
+        (f"rolled back to loupe-screens:{second.version}", "sam"),
+        (f"rolled back to loupe-screens:{first.version}", "sam"),
+    ]
+
+
+def test_only_supervisors_press_the_rollout_buttons(make_station, client):
+    station = make_station(level="partial")
+    client.force_login(_staff("ines", "inspector"))
+    answer = client.post(f"/admin/inspection/station/{station.pk}/rollout/", {"step": "rollback"})
+    assert answer.status_code == 403
+    page = client.get(f"/admin/inspection/station/{station.pk}/change/").content.decode()
+    assert 'id="rollout"' not in page

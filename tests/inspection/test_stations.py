@@ -54,8 +54,9 @@ def test_command_errors_name_the_problem(make_model_version):
         call_command("create_device_key", "elsewhere", stdout=StringIO(), stderr=StringIO())
 
 
-def test_station_update_records_who_changed_what(make_station):
-    station = make_station(level="assisted")
+def test_station_update_records_who_changed_what(make_station, make_model_version):
+    # a champion that certifies no threshold: partial automation sends every unit to a person
+    station = make_station(level="assisted", champion=make_model_version(threshold=None))
     supervisor = User.objects.create_user("sam")
     changes = station_update(
         station=station, changes={"automation_level": "partial", "audit_share": 0.05}, user=supervisor
@@ -98,8 +99,8 @@ def test_the_settings_of_other_parts_are_kept_in_their_own_rows(make_model_versi
     )
 
 
-def test_a_setting_of_a_row_is_changed_and_audited_as_the_station_own_are(make_station):
-    station = make_station(level="assisted")
+def test_a_setting_of_a_row_is_changed_and_audited_as_the_station_own_are(make_station, make_model_version):
+    station = make_station(level="assisted", champion=make_model_version(threshold=None))
     supervisor = User.objects.create_user("sam")
 
     changes = station_update(
@@ -188,10 +189,14 @@ def test_a_supervisor_changes_settings_in_the_admin_and_the_change_is_shown(make
     url = f"/admin/inspection/station/{station.pk}/change/"
     page = client.get(url)
     assert page.status_code == 200
+    # the audit share is said to apply to partial automation as well as full
+    text = page.content.decode()
+    assert "in partial and in full automation: the live measure of its escape rate" in text
+    assert "at partial automation, the live check of the escape rate its threshold was certified" in text
     form = {
         "name": station.name,
         "line": "",
-        "defect_classes": '["crack", "scratch"]',
+        "defect_classes": "crack\nscratch",
         "automation_level": "full",
         "target_escape_rate": "0.02",
         "uncertainty_band": "0.0",
@@ -215,15 +220,30 @@ def test_a_supervisor_changes_settings_in_the_admin_and_the_change_is_shown(make
         "changes-TOTAL_FORMS": "0",
         "changes-INITIAL_FORMS": "0",
     }
-    response = client.post(url, form)
+    # the tiny champion errs on 6 of its 8 validation units: full automation asks for a reason
+    refused = client.post(url, form)
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert errors["accept_risk"] == [
+        "at full automation the champion tiny:1 would decide 95.0% of units alone with an error of "
+        "75.00% on its validation units, above the target escape rate 2.00%: tick to confirm you accept it"
+    ]
+    assert errors["risk_reason"] == ["give the reason for accepting an error above the target"]
+    assert "tick to confirm you accept it" in refused.content.decode()
+    station.refresh_from_db()
+    assert station.automation_level == "assisted" and not station.changes.exclude(field="created").exists()
+
+    reason = "rework stock, rechecked by hand"
+    response = client.post(url, {**form, "accept_risk": "on", "risk_reason": reason})
     assert response.status_code == 302, response.context["adminform"].form.errors
     changes = {
-        (c.field, str(c.old_value), str(c.new_value), c.changed_by.username)
+        (c.field, str(c.old_value), str(c.new_value), c.changed_by.username, c.note)
         for c in station.changes.exclude(field="created")
     }
-    assert ("automation_level", "assisted", "full", "sam") in changes
-    assert ("audit_share", "0.0", "0.05", "sam") in changes
-    assert ("target_escape_rate", "0.01", "0.02", "sam") in changes
+    note = f"admin; accepted 75.00% error on validation above the target 2.00%: {reason}"
+    assert ("automation_level", "assisted", "full", "sam", note) in changes
+    assert ("audit_share", "0.0", "0.05", "sam", note) in changes
+    assert ("target_escape_rate", "0.01", "0.02", "sam", note) in changes
     # and the history is on the station's page
     page = client.get(url).content.decode()
     assert "Change history" in page and "automation_level" in page
@@ -239,7 +259,7 @@ def test_the_training_settings_are_changed_in_the_admin_and_audited(make_station
     form = {
         "name": station.name,
         "line": station.line,
-        "defect_classes": '["crack", "scratch"]',
+        "defect_classes": "crack\nscratch",
         "automation_level": station.automation_level,
         "target_escape_rate": str(station.target_escape_rate),
         "uncertainty_band": str(station.uncertainty_band),
@@ -299,3 +319,81 @@ def test_a_level_change_applies_to_the_next_unit(make_station, device_client):
         "/api/v1/units/", {"image": upload(jpeg_bytes()), "serial": "S2"}, format="multipart"
     )
     assert second.json()["status"] == "pending" and second.json()["automation_level"] == "human"
+
+
+def _champion_with_validation(make_model_version, settings, *, wrong: int, name: str = "scored"):
+    """A champion certified at confidence 0.5 whose 200 validation units are all at 0.9, `wrong`
+    of them judged wrongly: at partial or full automation it decides them all."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from models_registry.ml.serving.bundle import save_reference
+
+    champion = make_model_version(name, 1, threshold=0.5)
+    correct = np.ones(200, bool)
+    correct[:wrong] = False
+    save_reference(
+        Path(settings.LOUPE_MODEL_CACHE) / name / "1",
+        confidence=np.full(200, 0.9),
+        correct=correct,
+        known=np.ones(200, bool),
+        defect_probability=np.where(correct, 0.1, 0.9),
+    )
+    return champion
+
+
+def test_a_level_whose_error_on_validation_is_above_the_target_needs_a_reason(
+    make_station, make_model_version, settings
+):
+    # given a champion wrong on 6 of its 200 validation units (3 %), and a 1 % target
+    champion = _champion_with_validation(make_model_version, settings, wrong=6)
+    station = make_station(level="assisted", champion=champion, target_escape_rate=0.01)
+    supervisor = User.objects.create_user("sam")
+
+    # when the supervisor asks for partial automation without a reason: refused, nothing saved
+    with pytest.raises(ValidationError) as refused:
+        station_update(station=station, changes={"automation_level": "partial"}, user=supervisor)
+    assert refused.value.message_dict == {
+        "accept_risk": [
+            "at partial automation the champion scored:1 would decide 100.0% of units alone with an "
+            "error of 3.00% on its validation units, above the target escape rate 1.00%: confirm and "
+            "give a reason to save it"
+        ]
+    }
+    with pytest.raises(ValidationError, match="confirm and give a reason"):
+        station_update(
+            station=station, changes={"automation_level": "full"}, user=supervisor, accepted_risk="  "
+        )
+    station.refresh_from_db()
+    assert station.automation_level == "assisted"
+    assert not StationChange.objects.filter(station=station).exclude(field="created").exists()
+
+    # with a reason: saved, the reason and the accepted error in the audit row
+    [change] = station_update(
+        station=station,
+        changes={"automation_level": "partial"},
+        user=supervisor,
+        note="api",
+        accepted_risk="line 3 is stopped for the week; trial on the rework stock",
+    )
+    assert (change.field, change.new_value) == ("automation_level", "partial")
+    assert change.note == (
+        "api; accepted 3.00% error on validation above the target 1.00%: "
+        "line 3 is stopped for the week; trial on the rework stock"
+    )
+
+    # a looser target the champion meets needs no reason; a stricter one again does
+    [change] = station_update(station=station, changes={"target_escape_rate": 0.05}, user=supervisor)
+    assert change.note == ""
+    with pytest.raises(ValidationError, match="above the target escape rate 2.00%"):
+        station_update(station=station, changes={"target_escape_rate": 0.02}, user=supervisor)
+    # and a change that leaves the policy alone is not asked about
+    station_update(station=station, changes={"line": "line 3"}, user=supervisor)
+
+
+def test_a_champion_within_the_target_changes_level_freely(make_station, make_model_version, settings):
+    champion = _champion_with_validation(make_model_version, settings, wrong=1, name="scored-well")  # 0.5 %
+    station = make_station(level="assisted", champion=champion, target_escape_rate=0.01)
+    [change] = station_update(station=station, changes={"automation_level": "full"}, user=None)
+    assert (change.new_value, change.note) == ("full", "")

@@ -58,9 +58,11 @@ def test_partial_automation_is_what_the_policy_decides_on_each_validation_unit(v
     policy = StationPolicy("partial", target, uncertainty_band=band, audit_share=0.2)
     # when the tool measures the setting
     preview = threshold_preview(confidences=confidences, correct=correct, risk_control=table, policy=policy)
-    # then it decides alone exactly the units `decide` lets the model decide, with their errors
-    decided = _policy_decides(confidences, table, policy, np.zeros(len(confidences)))
-    assert preview.automation_rate == decided.mean()
+    # then it decides alone exactly the units `decide` lets the model decide, with their errors,
+    # but for the audit share of them, which goes blind to a person
+    decided = _policy_decides(confidences, table, policy, np.full(len(confidences), 0.999))
+    assert not _policy_decides(confidences, table, policy, np.zeros(len(confidences))).any()
+    assert preview.automation_rate == pytest.approx(decided.mean() * (1 - policy.audit_share))
     assert preview.decided_units == decided.sum()
     assert preview.decided_errors == (~correct[decided]).sum()
     assert preview.observed_error == ((~correct[decided]).mean() if decided.any() else None)
@@ -356,7 +358,7 @@ def test_the_figures_are_the_unsaved_settings_on_each_versions_validation_units(
     assert first["error_bound"] == 0.02 and first["certified_threshold"] == 0.5
     assert first["applied_threshold"] == pytest.approx(0.6)
     decided = confidences >= 0.6
-    assert first["automation_rate"] == decided.mean()
+    assert first["automation_rate"] == pytest.approx(decided.mean() * (1 - 0.05))  # less the audits
     assert first["validation_units"] == len(confidences) == 8
     assert len(first["curve"]) == len(np.unique(confidences))
     # the challenger's few validation units certify nothing, and the table says why
@@ -380,8 +382,11 @@ def test_the_panel_is_on_the_change_page_for_supervisors_only(make_station, clie
     client.force_login(_staff("sam", SUPERVISOR))
     page = client.get(f"/admin/inspection/station/{station.pk}/change/").content.decode()
     assert 'id="threshold-tool"' in page and f"/admin/inspection/station/{station.pk}/thresholds/" in page
-    assert page.index('id="threshold-tool"') > page.index('name="audit_share"')  # after the Automation fields
-    assert page.index('id="threshold-tool"') < page.index('name="champion"')
+    # beside the Automation fields, in one row with them, before the Models section
+    beside = page.index('class="station-automation"')
+    assert beside < page.index('name="automation_level"') < page.index('name="audit_share"')
+    assert page.index('name="risk_reason"') < page.index('id="threshold-tool"') < page.index(">Models<")
+    assert "css/threshold_tool.css" in page
     assert "vendor/uplot/uPlot.iife.min.js" in page and "js/threshold_tool.js" in page
     client.force_login(_staff("ines", INSPECTOR))
     page = client.get(f"/admin/inspection/station/{station.pk}/change/")

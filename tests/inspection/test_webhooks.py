@@ -28,10 +28,11 @@ from django.utils import timezone
 from inspection.background import Task
 from inspection.enums import AutomationLevel, PredictionRole, RolloutMode
 from inspection.models import DecisionEvent, Prediction, Unit
-from inspection.services.decisions import decision_record
+from inspection.services.decisions import HumanRegion, decision_record
 from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
 from inspection.webhooks.services import webhook_deliveries_resend
 from tests.inspection.factories import posted_unit
+from tests.openapi import openapi_document, schema_errors
 
 SECRET = "receiver-shared-secret"
 DELIVER_TASK = Task.WEBHOOK_DELIVER
@@ -246,3 +247,29 @@ def test_human_decision_creates_a_delivery_queued_after_commit(
     assert body["unit"]["decision"] == "pass"
     assert body["unit"]["decided_by"] == "human"
     assert queued_tasks(redis_client) == [(DELIVER_TASK, [delivery.id])]
+
+
+@pytest.mark.django_db
+def test_the_bodies_delivered_are_what_the_schemas_webhook_says(
+    media_root, redis_client, make_station, device_client, django_capture_on_commit_callbacks
+):
+    hook = {"webhook_url": "http://line.local/hook", "webhook_secret": SECRET}
+    station = make_station(slug="screens-1", level=AutomationLevel.ASSISTED, **hook)
+    client = device_client(station)
+    inspector = get_user_model().objects.create_user(username="ines", password="unused-password")
+    document = openapi_document()
+    webhook = document["webhooks"]["unit.decided"]["post"]
+    schema = webhook["requestBody"]["content"]["application/json"]["schema"]
+    crack = HumanRegion(x=611.0, y=402.5, width=88.0, height=31.0, label="crack")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for serial, verdict, regions in (("SN-5", "fail", [crack]), ("SN-6", "pass", [])):
+            posted = posted_unit(client, serial, width=1280, height=720)
+            unit = Unit.objects.get(pk=posted["id"])
+            decision_record(unit=unit, user=inspector, verdict=verdict, regions=regions)
+
+    bodies = [json.loads(delivery.body) for delivery in WebhookDelivery.objects.order_by("id")]
+    assert [body["unit"]["decision"] for body in bodies] == ["fail", "pass"]
+    assert bodies[0]["unit"]["regions"][0]["x"] == 611.0 and bodies[0]["unit"]["width"] == 1280
+    for body in bodies:
+        assert schema_errors(document, schema, body) == [], body

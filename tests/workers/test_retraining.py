@@ -17,10 +17,17 @@ from mlflow.tracking import MlflowClient
 
 from inspection.events import station_group
 from inspection.models import StationChange
+from inspection.services.decisions import decision_record
+from inspection.services.stations import station_update
+from inspection.services.units import unit_submit
 from labeling.models import Split
+from labeling.snapshots import snapshot_samples
+from labeling.station_data import station_dataset_get
 from models_registry import mlflow_registry
+from models_registry.ml.serving.bundle import read_config
 from models_registry.models import ModelVersion
 from tests.conftest import stop_test_process
+from tests.inspection.factories import jpeg_bytes
 from tests.workers.conftest import job_done, job_wait, retraining_settings, worker_start
 from workers.models import TrainingJob, TrainingStatus, TrainingTrigger
 from workers.retraining import (
@@ -281,3 +288,38 @@ def test_a_worker_killed_mid_training_is_retried_cleanly(
     runs = {run.run_id: run for run in mlflow_runs_of(job)}
     assert runs[dead_run.run_id].status == "FAILED"
     assert runs[job.candidate.mlflow_run_id].status == "FINISHED" and len(runs) == 2
+
+
+def test_a_class_added_later_reaches_the_data_set_and_the_next_training(
+    tiny_retraining, labelled_station, inspector, tmp_path
+):
+    # given a station whose data set was made with its first classes
+    station = labelled_station(slug="line-f", units=36, gate_auroc_margin=1.0, gate_coverage_margin=1.0)
+    assert station_dataset_get(station=station).classes == ["crack", "scratch"]
+
+    # when the supervisor adds a class and an inspector fails units as that class
+    station_update(station=station, changes={"defect_classes": ["crack", "scratch", "stain"]}, user=inspector)
+    station.refresh_from_db()
+    for index in range(4):
+        unit = unit_submit(
+            station=station,
+            serial=f"stained-{index}",
+            image_data=jpeg_bytes(500 + index, width=160, height=90, label="crack"),
+            filename="unit.jpg",
+        ).unit
+        decision_record(unit=unit, user=inspector, verdict="fail", defect_classes=["stain"])
+
+    # then the data set lists it, after the others, and the training learns it
+    assert station_dataset_get(station=station).classes == ["crack", "scratch", "stain"]
+    job, _ = training_job_request(station=station, trigger=TrainingTrigger.ADMIN)
+    assert job.snapshot.classes == ["crack", "scratch", "stain"]
+    stained = [sample for sample in snapshot_samples(snapshot=job.snapshot) if "stain" in sample.classes]
+    assert len(stained) == 4
+    job = training_job_run(job=job)
+    assert job.candidate is not None, job.error
+    assert job.candidate.classes == ["crack", "scratch", "stain"]
+    # the bundle registered in MLflow has the class in its head's list
+    bundle = mlflow_registry.download_bundle(
+        name=job.candidate.name, version=job.candidate.version, cache_dir=tmp_path
+    )
+    assert read_config(bundle).classes == ("crack", "scratch", "stain")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as ModelValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -18,7 +18,15 @@ from inspection.authentication import StationDevice
 from inspection.models import Station
 from inspection.supervision.dashboard.periods import PERIODS, Period, UnknownPeriod, period_get
 from inspection.supervision.dashboard.report import dashboard_overview, dashboard_station
+from inspection.supervision.dashboard.schema import (
+    DashboardOverviewSerializer,
+    DashboardStationReportSerializer,
+    ErrorMessageSerializer,
+    NoteErrorSerializer,
+    PeriodErrorSerializer,
+)
 from inspection.supervision.models import Alarm
+from inspection.supervision.schema import AlarmSerializer
 from inspection.supervision.services import alarm_acknowledge, alarm_clear, alarm_representation
 
 VIEW_DASHBOARD = "inspection.view_dashboard"
@@ -59,7 +67,7 @@ class DashboardFigures(APIView):
 
     @extend_schema(
         parameters=[PERIOD_PARAMETER],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: DashboardOverviewSerializer, 400: PeriodErrorSerializer, 403: ErrorMessageSerializer},
         summary="Every station's figures, the active alarms and the charts' series (supervisors)",
     )
     def get(self, request: Request) -> Response:
@@ -71,7 +79,12 @@ class StationDashboardFigures(APIView):
 
     @extend_schema(
         parameters=[PERIOD_PARAMETER],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: DashboardStationReportSerializer,
+            400: PeriodErrorSerializer,
+            403: ErrorMessageSerializer,
+            404: ErrorMessageSerializer,
+        },
         summary="One station's figures, models in play, active alarms and series (supervisors)",
     )
     def get(self, request: Request, slug: str) -> Response:
@@ -92,15 +105,19 @@ def _alarm_action(action, **arguments) -> Response:
     return Response(alarm_representation(alarm))
 
 
-ALARM_SCHEMA = inline_serializer(
-    "Alarm", {"id": serializers.IntegerField(), "status": serializers.CharField()}
-)
+# 409: the alarm is already acknowledged, or already cleared
+ALARM_RESPONSES = {
+    200: AlarmSerializer,
+    403: ErrorMessageSerializer,
+    404: ErrorMessageSerializer,
+    409: ErrorMessageSerializer,
+}
 
 
 class AlarmAcknowledge(APIView):
     permission_classes = [IsAuthenticated, CanChangeAlarms]
 
-    @extend_schema(request=None, responses={200: ALARM_SCHEMA}, summary="Acknowledge an open alarm")
+    @extend_schema(request=None, responses=ALARM_RESPONSES, summary="Acknowledge an open alarm")
     def post(self, request: Request, pk: int) -> Response:
         alarm = get_object_or_404(Alarm, pk=pk)
         return _alarm_action(alarm_acknowledge, alarm=alarm, user=request.user)
@@ -109,7 +126,11 @@ class AlarmAcknowledge(APIView):
 class AlarmClear(APIView):
     permission_classes = [IsAuthenticated, CanChangeAlarms]
 
-    @extend_schema(request=AlarmNoteSerializer, responses={200: ALARM_SCHEMA}, summary="Clear an alarm")
+    @extend_schema(
+        request=AlarmNoteSerializer,
+        responses={**ALARM_RESPONSES, 400: NoteErrorSerializer},
+        summary="Clear an alarm",
+    )
     def post(self, request: Request, pk: int) -> Response:
         serializer = AlarmNoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

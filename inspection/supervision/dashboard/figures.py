@@ -7,9 +7,11 @@ Definitions (units are counted by when they arrived, decisions by when they were
 - **deferral rate**: units the policy deferred to a person (partial automation) / units received;
 - **agreement**: blind units (shadow level and audits) a person has judged and the deciding model
   predicted: the person's current verdict equals the model's / such units, with its interval;
-- **escape rate**: audit units (those full automation would have decided alone) where the model's
-  verdict was wrong per the person / audits judged; **misses** are the wrong passes among them
-  (the model passed a unit the person failed), the escapes that reach a customer;
+- **escape rate**: audit units (those partial or full automation would have decided alone) where
+  the model's verdict was wrong per the person / audits judged; **misses** are the wrong passes
+  among them (the model passed a unit the person failed), the escapes that reach a customer
+  (partial automation's estimate against its target, over the threshold's own window, is
+  `inspection.supervision.selectors.escape_rates_live`);
 - **decisions per hour**: decision events made in the window by a model and by people, over its
   length; **queue**: pending units now and the age of the oldest.
 

@@ -7,6 +7,7 @@ allows up to 8.8 %. Clopper-Pearson is conservative and never outside [0, 1].
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 CONFIDENCE = 0.95
@@ -45,3 +46,11 @@ class Proportion:
             "low": interval[0] if interval else None,
             "high": interval[1] if interval else None,
         }
+
+
+def fewest_to_show_below(bound: float, confidence: float = CONFIDENCE) -> int:
+    """The fewest trials that, with no event among them, give an interval wholly below `bound`:
+    with fewer, even a perfect record cannot show a rate under it (0 of n has the upper end
+    1 - tail^(1/n), below `bound` once n > log(tail) / log(1 - bound))."""
+    tail = (1 - confidence) / 2
+    return math.floor(math.log(tail) / math.log(1 - bound)) + 1

@@ -20,6 +20,7 @@ from inspection.supervision.dashboard.in_play import alarms_active, models_in_pl
 from inspection.supervision.dashboard.latency import LatencySeries, latency_series
 from inspection.supervision.dashboard.periods import Period, Window, window_at
 from inspection.supervision.dashboard.series import count_series, drift_points
+from inspection.supervision.selectors import escape_rates_live
 
 
 @contextmanager
@@ -56,6 +57,12 @@ def _station_body(station: Station) -> dict:
     }
 
 
+def _live_escape_body(live) -> dict | None:
+    """Partial automation's live escape rate, whatever the period shown: its window is the
+    threshold's (`escape_rates_live`); None for a station without a champion."""
+    return live.as_dict() if live is not None else None
+
+
 def _series(window: Window, counts: dict, drift: dict, latency: LatencySeries) -> dict:
     return {
         "t": window.bucket_starts,
@@ -66,12 +73,13 @@ def _series(window: Window, counts: dict, drift: dict, latency: LatencySeries) -
 
 
 def dashboard_overview(*, period: Period, now: datetime | None = None) -> dict:
-    """Every station's headline figures and models, the active alarms, and the charts' series
-    for all stations together."""
+    """Every station's headline figures, models and live escape rate, the active alarms, and the
+    charts' series for all stations together."""
     window = window_at(period=period, now=now or timezone.now())
     with _without_jit():
-        stations = list(Station.objects.order_by("slug"))
+        stations = list(Station.objects.select_related("champion").order_by("slug"))
         tally = window_counts(window=window)
+        live_escape = escape_rates_live(stations=stations)
         total = counts_total(tally.stations.values())
         models = models_in_play(window=window, stations=stations)
         alarms = alarms_active()
@@ -89,6 +97,7 @@ def dashboard_overview(*, period: Period, now: datetime | None = None) -> dict:
                 **_station_body(station),
                 "figures": figures,
                 "models": models[station.pk],
+                "live_escape": _live_escape_body(live_escape.get(station.pk)),
                 "alarms": {
                     "open": sum(alarm["status"] == "open" for alarm in active),
                     "acknowledged": sum(alarm["status"] == "acknowledged" for alarm in active),
@@ -105,12 +114,14 @@ def dashboard_overview(*, period: Period, now: datetime | None = None) -> dict:
 
 
 def dashboard_station(*, station: Station, period: Period, now: datetime | None = None) -> dict:
-    """One station's figures, models in play, active alarms and the charts' series."""
+    """One station's figures, models in play, live escape rate, active alarms and the charts'
+    series."""
     window = window_at(period=period, now=now or timezone.now())
     ids = [station.pk]
     with _without_jit():
         tally = window_counts(window=window, station_ids=ids)
         counts = tally.stations.get(station.pk, Counts())
+        live_escape = escape_rates_live(stations=[station]).get(station.pk)
         models = models_in_play(window=window, stations=[station])[station.pk]
         alarms = alarms_active(station_ids=ids)
         series = count_series(counts=tally, pending_now=counts.pending)
@@ -121,6 +132,7 @@ def dashboard_station(*, station: Station, period: Period, now: datetime | None 
         "station": _station_body(station),
         "figures": figures_body(counts, window=window, latency=latency.summary()),
         "models": models,
+        "live_escape": _live_escape_body(live_escape),
         "alarms": alarms,
         "series": _series(window, series, drift, latency),
     }

@@ -72,6 +72,10 @@ export const KEYMAP = [
     },
   },
   {
+    action: "findClass", keys: ["/"], group: "draw",
+    help: { station: "past nine classes: find one by name (type it, Enter picks it, Esc clears)" },
+  },
+  {
     action: "box", keys: ["b"], group: "draw",
     help: {
       station: "draw a box: drag on the image; it takes the class chosen when drawn (or the next one chosen)",
