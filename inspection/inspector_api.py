@@ -17,10 +17,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inspection.authentication import StationDevice
-from inspection.claims.views import ClaimNextView, ClaimSerializer, ReleaseView
+from inspection.claims.views import ClaimNextView, ClaimSerializer, ClaimView, ReleaseView
 from inspection.models import Station, Unit
-from inspection.selectors import unit_current_decision, unit_deciding_prediction
-from inspection.services.queue import inspector_shift_stats, queue_stats, unit_claim_next, unit_claim_release
+from inspection.selectors import unit_current_decision, unit_deciding_prediction, unit_why_shown
+from inspection.services.queue import (
+    inspector_shift_stats,
+    queue_stats,
+    unit_claim,
+    unit_claim_next,
+    unit_claim_release,
+)
 
 
 class IsInspector(BasePermission):
@@ -33,8 +39,10 @@ class IsInspector(BasePermission):
 
 
 def inspector_unit(unit: Unit) -> dict:
-    """A claimed unit as the station page shows it."""
+    """A claimed unit as the station page shows it, with why it is shown (`why`)."""
     decision = unit_current_decision(unit=unit)
+    # Nothing of the model's reaches a blind unit's page, its "why" included.
+    prediction = None if unit.blind else unit_deciding_prediction(unit=unit)
     body = {
         "id": unit.id,
         "serial": unit.serial,
@@ -46,21 +54,20 @@ def inspector_unit(unit: Unit) -> dict:
         "automation_level": unit.automation_level,
         "queue_reason": unit.queue_reason,
         "frame_check": unit.routing.get("frame_check", {}).get("message"),
+        "why": unit_why_shown(unit=unit, prediction=prediction),
         "blind": unit.blind,
         "decision": decision.verdict if decision else None,
         "claim_expires_at": unit.claim_expires_at.isoformat() if unit.claim_expires_at else None,
     }
-    if not unit.blind:
-        prediction = unit_deciding_prediction(unit=unit)
-        if prediction is not None:
-            body["model"] = {
-                "score": round(prediction.defect_probability, 4),
-                "label": prediction.label,
-                "verdict": prediction.verdict,
-                "confidence": round(prediction.confidence, 4),
-                "regions": prediction.regions,
-                "version": f"{prediction.model_version.name}:{prediction.model_version.version}",
-            }
+    if not unit.blind and prediction is not None:
+        body["model"] = {
+            "score": round(prediction.defect_probability, 4),
+            "label": prediction.label,
+            "verdict": prediction.verdict,
+            "confidence": round(prediction.confidence, 4),
+            "regions": prediction.regions,
+            "version": f"{prediction.model_version.name}:{prediction.model_version.version}",
+        }
     return body
 
 
@@ -76,6 +83,24 @@ class ClaimNext(ClaimNextView):
 
     def claim_next(self, *, station: Station, user, exclude: list[int]) -> Unit | None:
         return unit_claim_next(station=station, user=user, exclude=exclude)
+
+    def claimed_body(self, claimed: Unit) -> dict:
+        return inspector_unit(claimed)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        request=None,
+        responses={200: inline_serializer("ClaimedGivenUnit", {"id": serializers.IntegerField()}), 409: None},
+        summary="Claim a given pending unit (going back to one skipped); 409 says why it cannot be",
+    )
+)
+class ClaimUnit(ClaimView):
+    permission_classes = [IsAuthenticated, IsInspector]
+    model = Unit
+
+    def claim(self, row: Unit, *, user) -> Unit:
+        return unit_claim(unit=row, user=user)
 
     def claimed_body(self, claimed: Unit) -> dict:
         return inspector_unit(claimed)

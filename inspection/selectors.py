@@ -8,7 +8,7 @@ import numpy as np
 from django.db.models import F, OuterRef, Subquery
 from django.urls import reverse
 
-from inspection.enums import AutomationLevel, DecisionReason, PredictionRole, UnitStatus, Verdict
+from inspection.enums import AutomationLevel, DecisionReason, PredictionRole, QueueReason, UnitStatus, Verdict
 from inspection.models import DecisionEvent, Prediction, Station, Unit
 from inspection.policy import StationPolicy
 from inspection.thresholds import threshold_preview, validation_scores
@@ -96,6 +96,54 @@ def unit_representation(
         else:
             body["regions"] = prediction.regions if prediction else []
     return body
+
+
+def unit_why_shown(*, unit: Unit, prediction: Prediction | None) -> str:
+    """Why the unit waits for a person, in words, from the routing fixed when it arrived (the
+    thresholds in force then, not today's). Blind units say nothing of the model's output."""
+    routing = unit.routing or {}
+    reason = unit.queue_reason
+    if reason == QueueReason.DEFERRED:
+        required = routing.get("required_confidence")
+        if required is not None and prediction is not None:
+            confidence, needed = _distinct(prediction.confidence, required)
+            return f"Deferred: confidence {confidence} below the {needed} this station needs"
+        target = routing.get("target_escape_rate")
+        if required is None and target is not None:
+            return (
+                f"Deferred: no confidence threshold is certified for this station's target "
+                f"({_percent(target)} escapes), so the model decides nothing alone"
+            )
+    if reason == QueueReason.AUDIT and routing.get("audit_share") is not None:
+        level = "partial" if routing.get("level") == AutomationLevel.PARTIAL else "full"
+        share = _percent(routing["audit_share"])
+        return f"Random audit ({share} of {level} automation's units): judge it blind"
+    if reason == QueueReason.FRAME_CHECK and "frame_check" in routing:
+        message = routing["frame_check"]["message"]
+        return f"Frame check: {message.removeprefix('frame check: ')}"
+    words = {
+        QueueReason.SHADOW: "Shadow level: the model's verdict is hidden",
+        QueueReason.ASSISTED: "AI-assisted: the model's highlights are shown",
+        QueueReason.HUMAN: "Human-only level",
+        QueueReason.NO_MODEL: "No model could decide",
+    }
+    if reason in words:
+        return words[reason]
+    return QueueReason(reason).label if reason in QueueReason.values else "Waiting for a person"
+
+
+def _distinct(low: float, high: float) -> tuple[str, str]:
+    """Two figures with two decimals, more when two would print them equal (0.996 vs 1.00)."""
+    for digits in (2, 3, 4):
+        shown = f"{low:.{digits}f}", f"{high:.{digits}f}"
+        if shown[0] != shown[1]:
+            return shown
+    return shown
+
+
+def _percent(share: float) -> str:
+    """0.02 -> "2 %", 0.005 -> "0.5 %"."""
+    return f"{share * 100:.2f}".rstrip("0").rstrip(".") + " %"
 
 
 def _version_label(unit: Unit, prediction: Prediction | None) -> str | None:

@@ -12,6 +12,8 @@ its claim and release endpoints derive from the two views in `inspection.claims.
   claim ran out (expiry before now), or when the user holds it already (a reloaded page gets its
   row back). On SQLite, which has no row locks, a claim is one write transaction: claims are
   serialized.
+- `claim(rows, pk=..., user=...)`: the same for one given row (a person going back to a row
+  they skipped): claimed if it is still in `rows` and free, else None.
 - `release(row, user=..., status=...)`: give the row back (a skip). Only its claimant can,
   whether or not the claim ran out; False when the user does not hold it, or when the row no
   longer matches the lookups given (it left the queue).
@@ -32,6 +34,11 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 CLAIM_FIELDS = ("claimed_by", "claim_expires_at")
+
+
+class ClaimRefused(Exception):
+    """A given row cannot be claimed (someone else holds it, or it left the queue); the message
+    says which, for the person who asked."""
 
 
 class Claimable(models.Model):
@@ -82,7 +89,6 @@ def claim_next(
     `exclude`; `pick` chooses among the free rows when the order is more than one `order_by`.
     None when no row is free."""
     now = now or timezone.now()
-    model = rows.model
     with transaction.atomic():
         free = (
             rows.select_for_update(skip_locked=True, of=("self",))
@@ -92,12 +98,31 @@ def claim_next(
         row = pick(free)
         if row is None:
             return None
-        row.claimed_by = user
-        row.claim_expires_at = claim_expiry(model, now)
-        # A save also refreshes the model's auto_now fields (a task's updated_at).
-        touched = [field.name for field in model._meta.concrete_fields if getattr(field, "auto_now", False)]
-        row.save(update_fields=[*CLAIM_FIELDS, *touched])
+        _take(row, user=user, now=now)
     return row
+
+
+def claim(rows: QuerySet[Row], *, pk: int, user, now: datetime | None = None) -> Row | None:
+    """Claim the row `pk` of `rows` for `user`, if nobody else holds it (nor is claiming it at
+    this moment: its row lock is skipped, not waited for). None when it is held, or no longer
+    one of `rows` (it left the queue)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        free = rows.select_for_update(skip_locked=True, of=("self",)).filter(free_for(user, now))
+        row = free.filter(pk=pk).first()
+        if row is None:
+            return None
+        _take(row, user=user, now=now)
+    return row
+
+
+def _take(row: Claimable, *, user, now: datetime) -> None:
+    model = type(row)
+    row.claimed_by = user
+    row.claim_expires_at = claim_expiry(model, now)
+    # A save also refreshes the model's auto_now fields (a task's updated_at).
+    touched = [field.name for field in model._meta.concrete_fields if getattr(field, "auto_now", False)]
+    row.save(update_fields=[*CLAIM_FIELDS, *touched])
 
 
 def release(row: Claimable, *, user, **still) -> bool:

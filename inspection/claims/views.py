@@ -3,6 +3,9 @@
 - `ClaimNextView`: `POST .../stations/<slug>/.../claim/` with `{"exclude": [ids]}` (optional):
   200 and the claimed row as the page shows it, 204 when nothing is left to claim, 404 for an
   unknown station, 400 for a bad body.
+- `ClaimView`: `POST .../<pk>/claim/`: claim that row (going back to one skipped): 200 and the
+  row as the page shows it, 409 with the reason when someone else holds it or it left the queue,
+  404 for an unknown row.
 - `ReleaseView`: `POST .../<pk>/release/`: 204 once given back, 400 when the caller does not
   hold the row's claim, 404 for an unknown row.
 
@@ -20,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inspection.claims import ClaimRefused
 from inspection.models import Station
 
 
@@ -48,6 +52,26 @@ class ClaimNextView(APIView):
         )
         if claimed is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(self.claimed_body(claimed))
+
+
+class ClaimView(APIView):
+    # Claim one given row of a queue for the caller.
+
+    model: type[Model]
+
+    def claim(self, row: Model, *, user) -> Model:
+        raise NotImplementedError
+
+    def claimed_body(self, claimed: Model) -> dict:
+        raise NotImplementedError
+
+    def post(self, request: Request, pk: int) -> Response:
+        row = get_object_or_404(self.model, pk=pk)
+        try:
+            claimed = self.claim(row, user=request.user)
+        except ClaimRefused as refusal:
+            return Response({"detail": str(refusal)}, status=status.HTTP_409_CONFLICT)
         return Response(self.claimed_body(claimed))
 
 

@@ -30,6 +30,26 @@ def unit_claim_next(
     return claims.claim_next(pending, user=user, exclude=exclude, now=now)
 
 
+class UnitUnavailable(claims.ClaimRefused):
+    """A unit the inspector asked for cannot be claimed; the message says why."""
+
+
+def unit_claim(*, unit: Unit, user, now: datetime | None = None) -> Unit:
+    """Claim this pending unit for the user (an inspector going back to a unit they skipped).
+    Raises `UnitUnavailable` when it was decided meanwhile or another inspector holds it."""
+    pending = Unit.objects.filter(station_id=unit.station_id, status=UnitStatus.PENDING)
+    claimed = claims.claim(pending, pk=unit.pk, user=user, now=now)
+    if claimed is not None:
+        return claimed
+    unit = Unit.objects.select_related("claimed_by").get(pk=unit.pk)
+    if unit.status != UnitStatus.PENDING:
+        raise UnitUnavailable(f"{unit.serial} was decided meanwhile: nothing left to judge")
+    if claims.held_by_another(unit, user=user, now=now):
+        raise UnitUnavailable(f"{unit.serial} is being judged by {unit.claimed_by.get_username()}")
+    # Its row was locked by another claim at this very moment (skipped, not waited for).
+    raise UnitUnavailable(f"{unit.serial} was just taken by another inspector")
+
+
 def unit_claim_release(*, unit: Unit, user) -> bool:
     """Give a claimed unit back to the queue (skip). Only its claimant can; True if released."""
     return claims.release(unit, user=user, status=UnitStatus.PENDING)

@@ -1,7 +1,8 @@
 // The station page: claim a unit, show it large with the model's regions, decide with one key.
 // The next unit is claimed and its image decoded while the inspector looks at the current one
 // (lib/claim_ahead.js), so a decision swaps it in at once; the decision itself is sent in the
-// background.
+// background. Its keys are lib/keymap.js's (one map for the station, labeling and review pages);
+// units skipped are listed (Skipped) to go back to while they are still pending.
 
 import { api } from "./lib/api.js";
 import { classFinder } from "./lib/class_finder.js";
@@ -9,6 +10,7 @@ import { ClaimAhead } from "./lib/claim_ahead.js";
 import { $ } from "./lib/dom.js";
 import { age, say } from "./lib/format.js";
 import { RegionEditor } from "./lib/edit.js";
+import { bindKeys, keyCap, labelButtons, renderHelp } from "./lib/keymap.js";
 import { live, showOnBadge } from "./lib/live.js";
 import { caption, maskImage, svg } from "./lib/regions.js";
 import { Viewport } from "./lib/viewport.js";
@@ -27,7 +29,9 @@ function start(root) {
   const image = $("unit-image");
   const overlay = $("overlay");
   const stage = $("stage");
-  const view = new Viewport($("viewport"), stage, { maxZoom: 20 });
+  const view = new Viewport($("viewport"), stage, { maxZoom: 20, zoomLabel: $("zoom-level") });
+  // What the empty queue disables (undo stays: the last unit decided may be taken back).
+  const UNIT_CONTROLS = ["btn-pass", "btn-fail", "btn-draw", "btn-accept", "btn-skip"];
 
   // What the inspector is doing with the unit on screen.
   const desk = {
@@ -61,11 +65,14 @@ function start(root) {
     desk.drafts = [];
     desk.drawing = false;
     $("btn-draw").classList.remove("on");
+    for (const id of UNIT_CONTROLS) $(id).disabled = !entry;
+    $("classes").classList.toggle("disabled", !entry);
     renderDrafts();
     if (!entry) {
       image.removeAttribute("src");
       overlay.innerHTML = "";
       $("empty").hidden = false;
+      $("empty").textContent = emptyLine();
       stage.hidden = true;
       view.show(null);
       $("unit-serial").textContent = "–";
@@ -84,7 +91,7 @@ function start(root) {
     overlay.setAttribute("height", unit.height);
     view.show(unit.width, unit.height);
     $("unit-serial").textContent = unit.serial;
-    $("unit-reason").textContent = describeReason(unit);
+    $("unit-reason").textContent = unit.why;
     if (unit.blind) {
       $("unit-model").textContent = "blind: decide without the model";
     } else if (unit.model) {
@@ -97,6 +104,16 @@ function start(root) {
     drawOverlay();
   }
 
+  // Why nothing is on screen; the controls wait, disabled, for a unit to arrive over the socket.
+  function emptyLine() {
+    const waiting = skipped.units.length;
+    if (!waiting) return "The queue is empty: new units appear here live as the line posts them.";
+    const units = waiting === 1 ? "1 unit" : `${waiting} units`;
+    const are = waiting === 1 ? "is" : "are";
+    return `Nothing else waits for you: the ${units} you skipped ${are} under Skipped (${keyCap("skipped")}). ` +
+      "New units appear here live as the line posts them.";
+  }
+
   // The class the model names for the unit (its top class, else its best region's), as an index
   // into the station's classes; null at blind levels, without model output, or for "no defect".
   function modelClassIndex(unit) {
@@ -106,21 +123,6 @@ function start(root) {
     if (!named.length) return null;
     const best = named.reduce((top, region) => (region.score > top.score ? region : top));
     return classes.indexOf(best.label);
-  }
-
-  function describeReason(unit) {
-    const reasons = {
-      human: "human-only station",
-      shadow: "shadow mode (blind)",
-      assisted: "AI-assisted",
-      deferred: "the model was not sure",
-      audit: "random audit (blind)",
-      no_model: "no model could decide",
-    };
-    // A frame the model cannot judge says why ("frame check: uniform frame (...)"): a person
-    // decides it, and a run of them means the camera or its lighting needs looking at.
-    if (unit.queue_reason === "frame_check" && unit.frame_check) return unit.frame_check;
-    return reasons[unit.queue_reason] || unit.queue_reason || unit.status;
   }
 
   // A region's outline with its caption above it (inside its top when the box is at the image's
@@ -225,12 +227,110 @@ function start(root) {
   }
 
   function skip() {
-    queue.skip();
+    const entry = queue.current;
+    const released = queue.skip();
+    if (!released) return;
+    skipped.add(entry.unit, released);
+    say(`${entry.unit.serial} skipped: back in the queue (Skipped lists it)`);
   }
+
+  // --- skipped units -------------------------------------------------------------------------
+  // The units this inspector skipped here in this browser session, kept while still pending:
+  // going back to one claims it (the server says why not: decided meanwhile, or someone else's).
+  const skipped = {
+    storageKey: `loupe.skipped.${root.dataset.slug}`,
+    units: [], // {id, serial}, oldest first
+    releases: new Map(), // id -> the release on its way: a claim waits for it
+    load() {
+      try {
+        this.units = JSON.parse(sessionStorage.getItem(this.storageKey) || "[]");
+      } catch {
+        this.units = [];
+      }
+      this.render();
+    },
+    save() {
+      sessionStorage.setItem(this.storageKey, JSON.stringify(this.units));
+      this.render();
+    },
+    add(unit, released) {
+      this.units = this.units.filter((item) => item.id !== unit.id);
+      this.units.push({ id: unit.id, serial: unit.serial });
+      this.releases.set(unit.id, released);
+      this.save();
+    },
+    forget(id) {
+      if (!this.units.some((item) => item.id === id)) return;
+      this.units = this.units.filter((item) => item.id !== id);
+      this.save();
+    },
+    get open() {
+      return !$("skipped-list").hidden;
+    },
+    toggle(open = !this.open) {
+      $("skipped-list").hidden = !open;
+      $("btn-skipped").setAttribute("aria-expanded", String(open));
+      if (!open) return;
+      this.refresh();
+      const first = $("skipped-list").querySelector("button");
+      if (first) first.focus(); // Enter goes back to it, Tab to the next
+    },
+    // Drop those decided meanwhile (the live socket drops them as they are decided too).
+    async refresh() {
+      const checked = await Promise.all(
+        this.units.map((item) =>
+          api("GET", `/api/v1/units/${item.id}/`).then(
+            (unit) => (unit.status === "pending" ? null : item.id),
+            (error) => (error.status === 404 ? item.id : null)
+          )
+        )
+      );
+      const gone = new Set(checked.filter((id) => id !== null));
+      if (!gone.size) return;
+      this.units = this.units.filter((item) => !gone.has(item.id));
+      this.save();
+    },
+    render() {
+      $("skipped-count").textContent = this.units.length;
+      $("btn-skipped").disabled = !this.units.length;
+      const list = $("skipped-list");
+      list.replaceChildren(
+        ...this.units.map((item) => {
+          const row = document.createElement("li");
+          const button = document.createElement("button");
+          button.type = "button";
+          button.dataset.unit = item.id;
+          button.textContent = `${item.serial}: judge it now`;
+          button.addEventListener("click", () => this.goBack(item));
+          row.append(button);
+          return row;
+        })
+      );
+      if (!this.units.length) this.toggle(false);
+      if (!queue.current && !$("empty").hidden) $("empty").textContent = emptyLine();
+    },
+    async goBack(item) {
+      if (queue.current && queue.current.id === item.id) return;
+      await this.releases.get(item.id);
+      let body;
+      try {
+        body = await api("POST", `/api/v1/units/${item.id}/claim/`);
+      } catch (error) {
+        say(`Cannot go back to ${item.serial}: ${error.detail}`, true);
+        if (error.status === 409 || error.status === 404) this.refresh();
+        return;
+      }
+      this.forget(item.id);
+      this.releases.delete(item.id);
+      this.toggle(false);
+      queue.putBack(queue.preload(body));
+      say(`${item.serial}: back from the skipped units`);
+    },
+  };
 
   // --- drawing -------------------------------------------------------------------------------
   // Pointer events (mouse, pen, finger). A press on one of the inspector's regions selects it and
-  // drags it, its handles resize it (lib/edit.js, the labeling page's mechanism); elsewhere, D's
+  // drags it, its handles resize it (lib/edit.js, the labeling page's mechanism); elsewhere, B's
   // drawing mode draws a new region, else the drag pans.
   const regionEditor = wireRegionEditing();
   let drawFrom = null; // the image point a drawing drag started at
@@ -287,7 +387,7 @@ function start(root) {
   // The class of what is drawn next and of a fail. Regions keep the class they were drawn with;
   // those drawn before any class was chosen take this one. After F asked for a class, this fails.
   function chooseClass(index) {
-    if (index >= classes.length) return;
+    if (!queue.current || index >= classes.length) return;
     desk.classIndex = index;
     for (const region of desk.drafts) region.label = region.label || classes[index];
     renderDrafts();
@@ -305,58 +405,54 @@ function start(root) {
     say("Fail cancelled: choose a class, then F.");
   }
 
+  function toggleDrawing() {
+    if (!queue.current) return;
+    desk.drawing = !desk.drawing;
+    $("btn-draw").classList.toggle("on", desk.drawing);
+  }
+
+  function deleteLastRegion() {
+    desk.drafts.pop();
+    renderDrafts();
+    drawOverlay();
+  }
+
   // --- keys and buttons ----------------------------------------------------------------------
+  const PANS = { arrowleft: [PAN_STEP, 0], arrowright: [-PAN_STEP, 0], arrowup: [0, PAN_STEP], arrowdown: [0, -PAN_STEP] };
   const actions = {
-    p: () => decide("pass"),
-    f: () => decide("fail"),
-    d: () => {
-      desk.drawing = !desk.drawing;
-      $("btn-draw").classList.toggle("on", desk.drawing);
-    },
-    a: takeModelRegions,
-    s: skip,
-    z: undo,
-    escape: cancelAsking,
-    h: () => {
+    pass: () => decide("pass"),
+    fail: () => decide("fail"),
+    skip,
+    skipped: () => skipped.toggle(),
+    undo,
+    chooseClass: (key) => chooseClass(Number(key) - 1),
+    findClass: () => $("class-find")?.focus(), // the finder shows past nine classes
+    box: toggleDrawing,
+    takeModel: takeModelRegions,
+    delete: deleteLastRegion,
+    escape: () => (skipped.open ? skipped.toggle(false) : cancelAsking()),
+    toggleModel: () => {
       desk.showModel = !desk.showModel;
       drawOverlay();
     },
-    "+": () => view.zoomBy(1.25),
-    "=": () => view.zoomBy(1.25),
-    "-": () => view.zoomBy(0.8),
-    0: () => view.fit(),
-    backspace: () => {
-      desk.drafts.pop();
-      renderDrafts();
-      drawOverlay();
-    },
-    arrowleft: () => view.panBy(PAN_STEP, 0),
-    arrowright: () => view.panBy(-PAN_STEP, 0),
-    arrowup: () => view.panBy(0, PAN_STEP),
-    arrowdown: () => view.panBy(0, -PAN_STEP),
+    zoomIn: () => view.zoomBy(1.25),
+    zoomOut: () => view.zoomBy(0.8),
+    fit: () => view.fit(),
+    pan: (key) => view.panBy(...PANS[key]),
   };
-
-  document.addEventListener("keydown", (event) => {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (event.target && ["INPUT", "TEXTAREA"].includes(event.target.tagName)) return;
-    const key = event.key.toLowerCase();
-    if (/^[1-9]$/.test(key)) {
-      chooseClass(Number(key) - 1);
-      event.preventDefault();
-      return;
-    }
-    const action = actions[key];
-    if (action) {
-      event.preventDefault();
-      action();
-    }
-  });
-  document.querySelectorAll(".actions button").forEach((button) => {
-    button.addEventListener("click", () => actions[button.dataset.key]());
+  bindKeys("station", { handlers: actions, mode: () => "station" });
+  renderHelp($("keys-help"), "station", { undoSeconds: UNDO_SECONDS });
+  labelButtons(root);
+  document.querySelectorAll(".actions button[data-action], #btn-skipped").forEach((button) => {
+    button.addEventListener("click", () => {
+      button.blur(); // the page's keys, not the last button clicked, take the next key press
+      actions[button.dataset.action]();
+    });
   });
   document.querySelectorAll("#classes li").forEach((item, index) => {
     item.addEventListener("click", () => chooseClass(index));
   });
+  skipped.load();
   // Past nine classes (the number keys' reach), a finder picks the others by name.
   if ($("class-find")) classFinder($("class-find"), $("classes"), chooseClass);
 
@@ -394,6 +490,7 @@ function start(root) {
       },
       onMessage: (event) => {
         refreshQueue();
+        if (event.type === "unit.decided") skipped.forget(event.unit.id);
         if (event.type === "unit.received" && event.unit.status === "pending") {
           if (!queue.current) queue.advance();
           else if (!queue.next) queue.claimNext();

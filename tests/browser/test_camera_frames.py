@@ -77,7 +77,7 @@ def test_the_drawn_box_lies_on_the_defect_unit_after_unit_and_what_is_taken_is_r
     posted = post_frames(asgi_server, station)
     person("ines")
     person("lea", role="labeler")
-    # when an inspector works them in a row on the station page, taking the model's region (A)
+    # when an inspector works them in a row on the station page, taking the model's region (T)
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = sign_in(context, asgi_server, "ines")
     page.goto(f"{asgi_server.url}/stations/{station.slug}/")
@@ -90,7 +90,7 @@ def test_the_drawn_box_lies_on_the_defect_unit_after_unit_and_what_is_taken_is_r
         model = body["regions"][0]
         for key in ("x", "y", "width", "height"):
             assert abs(drawn[key] - model[key]) <= 2.0, (key, drawn, model)
-        page.keyboard.press("a")  # take the model's regions as the inspector's own
+        page.keyboard.press("t")  # take the model's regions as the inspector's own
         page.keyboard.press("f")  # the model's class is chosen already: fail at once
         page.wait_for_function(
             f"document.getElementById('status').textContent.includes('{body['serial']}: fail')"
@@ -116,5 +116,5 @@ def test_the_drawn_box_lies_on_the_defect_unit_after_unit_and_what_is_taken_is_r
         geometry, drawn = drawn_model_box(page, "#item-image")
         assert (geometry["width"], geometry["height"]) == (body["width"], body["height"])
         assert iou(drawn, stain) >= 0.5, (drawn, stain)
-        page.keyboard.press("k")  # skip to the next unit
+        page.keyboard.press("s")  # skip to the next unit
     context.close()

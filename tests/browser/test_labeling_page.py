@@ -9,6 +9,7 @@ through `decision_record` (which opens the labeling task and records the verdict
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -208,7 +209,7 @@ def test_a_polygon_and_a_brush_mask_are_sent_as_drawn(asgi_server, browser, stat
     (polygon,) = page.evaluate("window.loupeLabeling.shapes()")
     assert polygon["kind"] == "polygon" and len(polygon["geometry"]["points"]) == 4
     # a brush stroke in class 2, with a larger brush, then a box undone with Z
-    page.keyboard.press("r")
+    page.keyboard.press("m")
     page.keyboard.press("]")
     page.keyboard.press("2")
     assert page.inner_text("#brush-size") == "20"
@@ -218,7 +219,7 @@ def test_a_polygon_and_a_brush_mask_are_sent_as_drawn(asgi_server, browser, stat
     assert page.locator("#shapes li").count() == 3  # polygon, box, scratch mask
     page.keyboard.press("z")
     assert page.locator("#shapes li").count() == 2
-    page.keyboard.press("s")
+    page.keyboard.press("Enter")
     status_says(page, "2 regions sent for review")
     submission = LabelSubmission.objects.get(task=task)
     polygon_row, mask_row = submission.annotations.order_by("id")
@@ -257,18 +258,18 @@ def test_n_sends_no_defect_at_once_and_the_next_task_follows(asgi_server, browse
     context.close()
 
 
-def test_the_models_regions_are_taken_one_by_a_click_or_all_with_a(asgi_server, browser, station, inspector):
+def test_the_models_regions_are_taken_one_by_a_click_or_all_with_t(asgi_server, browser, station, inspector):
     task = decided_unit_task(station, inspector, "SN-MODEL")
     person("lena", "labeler")
     context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/")
     showing_task(page, task.id)
     assert page.locator(".region.model").count() == 2
     assert "2 regions" in page.inner_text("#task-model")
-    # a click on the second region takes just that one; A takes the rest
+    # a click on the second region takes just that one; T takes the rest
     click(page, 450, 225)
     assert page.locator(".region.model").count() == 1
     assert [shape["label"] for shape in page.evaluate("window.loupeLabeling.shapes()")] == ["scratch"]
-    page.keyboard.press("a")
+    page.keyboard.press("t")
     assert page.locator(".region.model").count() == 0
     assert page.locator(".shape.box").count() == 2
     page.keyboard.press("Enter")
@@ -340,7 +341,7 @@ def test_the_queue_serves_disagreements_first_then_deferred_then_uncertain(
     for expected in (disagreement, deferred, uncertain):
         showing_task(page, expected.id)
         seen.append(page.inner_text("#task-why"))
-        page.keyboard.press("k")
+        page.keyboard.press("s")
     assert seen[0].startswith("human and model disagree")
     assert seen[1].startswith("deferred or audited by a person")
     assert seen[2].startswith("model uncertain")
@@ -426,8 +427,8 @@ def test_a_reviewer_fixes_a_label_with_the_drawing_tools(asgi_server, browser, s
     context, page = open_page(browser, asgi_server, "rita", f"/labeling/{station.slug}/review/")
     page.wait_for_function(f"{READY} && window.loupeLabeling.current().id === {submission.id}")
     assert page.locator(".shape.submitted").count() == 2  # the box and the mask overlay
-    # F: the label's box and mask become editable; she deletes the box and draws a scratch box
-    page.keyboard.press("f")
+    # L: the label's box and mask become editable; she deletes the box and draws a scratch box
+    page.keyboard.press("l")
     page.wait_for_function("window.loupeLabeling.masks().length === 1")
     assert page.evaluate("window.loupeLabeling.shapes().length") == 1
     page.keyboard.press("Backspace")
@@ -535,7 +536,7 @@ def test_the_page_shows_the_task_with_its_context_and_every_key(asgi_server, bro
     page.keyboard.press("?")
     assert page.is_visible("#help")
     listed = set(page.locator("#help kbd").all_inner_texts())
-    every_key = {"1", "9", "B", "G", "R", "E", "V", "[", "]", "⌫", "Z", "A", "C", "Enter", "S", "N", "K"}
+    every_key = {"1", "9", "B", "G", "M", "E", "V", "[", "]", "⌫", "Z", "T", "C", "Enter", "S", "N"}
     assert every_key | {"+", "−", "0", "H", "?", "Esc", "Space"} <= listed
     page.keyboard.press("Escape")
     assert page.is_hidden("#help")
@@ -544,7 +545,7 @@ def test_the_page_shows_the_task_with_its_context_and_every_key(asgi_server, bro
     lx, ly, lw, lh = lower_left.box
     click(page, lx + lw / 2, ly + lh / 2)
     page.keyboard.press("2")
-    page.keyboard.press("r")
+    page.keyboard.press("m")
     page.keyboard.press("[")
     page.keyboard.press("[")
     stroke = trace(upper_left.mask)
@@ -601,7 +602,7 @@ def test_the_models_boxes_and_mask_lie_over_their_regions_on_a_1920x1080_image_a
             assert_mask_drawn_over_its_cells(MASKED_SCRATCH, geometry, shown, hidden)
             page.keyboard.press("h")
             assert page.locator(".region-mask").count() == 1
-        page.keyboard.press("k")
+        page.keyboard.press("s")
     assert set(seen) == {large.id, small.id}
     # and the captions are the same size on the screen, the image shown reduced or enlarged
     scales = {task: screen_scale(geometry) for task, geometry in seen.items()}
@@ -623,7 +624,7 @@ PAINTED_IN_CLASS_JS = """(label) => {
 }"""
 
 
-def test_a_takes_a_models_mask_as_a_brush_mask_of_its_class_and_z_gives_it_back(
+def test_t_takes_a_models_mask_as_a_brush_mask_of_its_class_and_z_gives_it_back(
     asgi_server, browser, station, inspector
 ):
     # given a 1920x1080 task whose model proposal is a masked scratch and a crack box
@@ -632,18 +633,18 @@ def test_a_takes_a_models_mask_as_a_brush_mask_of_its_class_and_z_gives_it_back(
     context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/")
     showing_task(page, task.id)
     # when she takes the model's regions: the scratch as brush paint, the crack as a box
-    page.keyboard.press("a")
+    page.keyboard.press("t")
     status_says(page, "Took 1 model region as a box and 1 model mask as brush paint")
     assert page.evaluate("window.loupeLabeling.masks()") == ["scratch"]
     assert [shape["label"] for shape in page.evaluate("window.loupeLabeling.shapes()")] == ["crack"]
     assert page.locator(".region.model").count() == 0
     assert page.evaluate(PAINTED_IN_CLASS_JS, "scratch") > 0
-    # Z gives both back in one step; A takes them again
+    # Z gives both back in one step; T takes them again
     page.keyboard.press("z")
     assert page.evaluate(PAINTED_IN_CLASS_JS, "scratch") == 0
     assert page.evaluate("window.loupeLabeling.shapes()") == []
     assert page.locator(".region.model").count() == 2
-    page.keyboard.press("a")
+    page.keyboard.press("t")
     page.keyboard.press("Enter")
     status_says(page, "2 regions sent for review")
     # then the submitted mask is the model's cells, scaled onto its box at the image's resolution
@@ -654,4 +655,50 @@ def test_a_takes_a_models_mask_as_a_brush_mask_of_its_class_and_z_gives_it_back(
     expected, either = expected_mask_pixels(MASKED_SCRATCH, HD_WIDTH, HD_HEIGHT)
     assert expected.sum() > 5000
     assert (pixels == expected)[~either].all()
+    context.close()
+
+
+def shown_keys(page) -> list[str]:
+    return sorted(set(page.locator("#help-keys kbd").all_inner_texts()))
+
+
+def test_the_help_shows_exactly_the_keys_each_mode_handles_and_the_zoom_is_in_image_pixels(
+    asgi_server, browser, station, inspector
+):
+    # given a 1920x1080 task waiting for a label and another's label waiting for review
+    task = hd_task(station, inspector, "SN-KEYS")
+    submission = _pending_label(decided_unit_task(station, inspector, "SN-KEYS-2"), person("lars", "labeler"))
+    person("lena", "labeler")
+    context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    showing_task(page, task.id)
+    # the labeling page's help lists what its keys do, and nothing it does not handle
+    assert shown_keys(page) == page.evaluate("window.loupeKeys.bound.label")
+    assert page.inner_text("#tool-brush kbd") == "M" and page.inner_text("#btn-accept-model kbd") == "T"
+    # the zoom in % of the image's own pixels: fitted, then one step in
+    rendered = page.locator("#item-image").bounding_box()["width"] / HD_WIDTH
+    assert page.inner_text("#zoom-level") == f"{math.floor(rendered * 100 + 0.5)} %"
+    page.keyboard.press("+")
+    zoomed = page.locator("#item-image").bounding_box()["width"] / HD_WIDTH
+    assert zoomed == pytest.approx(rendered * 1.25)
+    assert page.inner_text("#zoom-level") == f"{math.floor(zoomed * 100 + 0.5)} %"
+    context.close()
+    # the review page's help: both its modes' keys; and typing in the reject comment (A, L, S...)
+    # triggers none of them
+    context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/review/")
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.wait_for_function(f"{READY} && window.loupeLabeling.current().id === {submission.id}")
+    bound = page.evaluate("window.loupeKeys.bound")
+    assert shown_keys(page) == sorted(set(bound["review"]) | set(bound["fixing"]))
+    assert {"A", "R", "L", "S"} <= set(bound["review"]) and "M" not in bound["review"]
+    assert "A" not in bound["fixing"] and {"M", "T", "Enter"} <= set(bound["fixing"])
+    page.keyboard.press("r")
+    page.wait_for_selector("#reject-comment", state="visible")
+    page.fill("#reject-comment", "")
+    page.type("#reject-comment", "missing the scratch")
+    assert page.input_value("#reject-comment") == "missing the scratch"
+    assert page.evaluate("window.loupeLabeling.current().id") == submission.id
+    assert LabelSubmission.objects.get(pk=submission.pk).status == SubmissionStatus.PENDING
+    assert errors == []
     context.close()

@@ -78,6 +78,8 @@ def test_boxes_and_polygons_are_edited_over_several_tasks_and_sent_in_original_p
     context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/")
     try:
         first, second, third = sorted(tasks, key=lambda t: t.pk)  # same tier: oldest first
+        # the page claims its first task after it loads: wait for it before asking which it is
+        page.wait_for_function(READY, timeout=15_000)
         showing_task(page, page.evaluate("window.loupeLabeling.current().task"))
         order = []
         for _ in range(3):
@@ -188,7 +190,7 @@ def test_undo_and_redo_cover_every_edit_hidden_shapes_are_sent_and_the_eraser_ru
         page.keyboard.press("z")
         assert len(shapes(page)) == 2
         # brush paint in two classes, then one eraser stroke across both
-        page.keyboard.press("r")
+        page.keyboard.press("m")
         for _ in range(4):
             page.keyboard.press("]")  # 16 px: 39 px
         page.keyboard.press("1")
@@ -320,7 +322,7 @@ def test_a_finger_draws_a_box_and_paints_on_a_touch_screen(asgi_server, browser,
         assert page.evaluate("window.downs") == ["touch"]
         assert page.eval_on_selector("#stage", "s => s.style.transform") == stage  # drew, did not scroll
         assert_near(box_of(shapes(page)[0]["geometry"]), [300, 300, 400, 320])
-        page.keyboard.press("r")  # the tool from the keyboard: the finger is for the image
+        page.keyboard.press("m")  # the tool from the keyboard: the finger is for the image
         finger_drag(page, [labeling_on_screen(page, 1000 + 40 * t, 700) for t in range(9)])
         assert page.evaluate("window.loupeLabeling.masks()") == ["crack"]
         page.keyboard.press("Enter")
@@ -346,7 +348,7 @@ def test_the_models_class_is_taken_for_the_whole_image_and_a_reviewer_fixes_it(
     try:
         showing_task(page, task.pk)
         assert "fail scratch (whole image)" in page.inner_text("#task-model")
-        page.keyboard.press("a")
+        page.keyboard.press("t")
         assert [(s["kind"], s["label"]) for s in shapes(page)] == [("class", "scratch")]
         page.keyboard.press("w")  # the chosen class (the inspector's crack) beside it
         page.keyboard.press("w")
@@ -362,7 +364,7 @@ def test_the_models_class_is_taken_for_the_whole_image_and_a_reviewer_fixes_it(
     try:
         page.wait_for_function(READY, timeout=15_000)
         assert page.inner_text("#submission-summary") == "scratch (whole image), crack (whole image)"
-        page.keyboard.press("f")
+        page.keyboard.press("l")
         page.wait_for_function("window.loupeLabeling.shapes().length === 2")
         page.locator("#shapes li", has_text="crack (whole image)").locator(".remove").click()
         page.keyboard.press("Enter")

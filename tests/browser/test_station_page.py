@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import threading
 from pathlib import Path
@@ -12,6 +13,9 @@ import pytest
 import requests
 
 from inspection.models import DecisionEvent, Prediction, Station, Unit
+from inspection.selectors import unit_deciding_prediction, unit_why_shown
+from inspection.services.decisions import decision_record
+from inspection.services.queue import unit_claim, unit_claim_release
 from inspection.services.stations import device_key_create
 from inspection.services.units import unit_submit
 from models_registry.ml.synthetic.config import SyntheticConfig
@@ -132,10 +136,10 @@ def test_assisted_units_show_the_models_regions_and_h_hides_them(asgi_server, br
     assert f"crack {regions[0]['score']:.2f}" in page.text_content("#overlay")
     if os.environ.get("LOUPE_UPDATE_SCREENSHOTS") == "1":
         page.screenshot(path=str(SCREENSHOT))
-    # H hides the highlights; A takes them as the inspector's own regions
+    # H hides the highlights; T takes them as the inspector's own regions
     page.keyboard.press("h")
     assert page.locator(".region.model").count() == 0
-    page.keyboard.press("a")
+    page.keyboard.press("t")
     assert page.locator(".region.draft").count() == len(regions)
     context.close()
 
@@ -153,7 +157,7 @@ def test_blind_levels_show_nothing_of_the_model(asgi_server, browser, make_stati
     assert page.locator(".region.model").count() == 0
     assert "blind" in page.inner_text("#unit-model")
     # even pressing "take the model's regions" and toggling highlights shows nothing
-    page.keyboard.press("a")
+    page.keyboard.press("t")
     page.keyboard.press("h")
     page.keyboard.press("h")
     assert page.locator(".region").count() == 0
@@ -321,7 +325,7 @@ def test_each_unit_starts_from_the_models_class_and_a_fail_without_a_class_asks_
     # chosen after a second F labels the region and fails the unit
     showing(page, "SN-C4")
     assert chosen_classes(page) == [] and not page.is_visible("#classes.asking")
-    page.keyboard.press("d")
+    page.keyboard.press("b")
     image = page.locator("#unit-image").bounding_box()
     page.mouse.move(image["x"] + image["width"] * 0.2, image["y"] + image["height"] * 0.2)
     page.mouse.down()
@@ -430,6 +434,158 @@ def test_captions_and_outlines_keep_their_screen_size_on_small_and_large_units_a
         # (the text's box is the font's metrics rounded at its size before the zoom: within 10 %)
         assert seen["caption_height"] == pytest.approx(small["caption_height"], rel=0.1)
     context.close()
+
+
+HD = {"width": 1920, "height": 1080}
+UNIT_CONTROLS = ("#btn-pass", "#btn-fail", "#btn-draw", "#btn-accept", "#btn-skip")
+
+
+def shown_zoom_is_the_images_own(page) -> float:
+    """The zoom the page shows is the image's on-screen size over its 1920 pixels (100 %: one
+    image pixel per CSS pixel); the zoom, as a fraction."""
+    rendered = page.locator("#unit-image").bounding_box()["width"] / HD["width"]
+    assert page.inner_text("#zoom-level") == f"{math.floor(rendered * 100 + 0.5)} %"
+    return rendered
+
+
+def controls_enabled(page) -> list[bool]:
+    return [page.is_enabled(selector) for selector in UNIT_CONTROLS]
+
+
+def why_line(unit_id: int) -> str:
+    unit = Unit.objects.get(pk=unit_id)
+    prediction = None if unit.blind else unit_deciding_prediction(unit=unit)
+    return unit_why_shown(unit=unit, prediction=prediction)
+
+
+def test_an_inspector_skips_goes_back_and_empties_the_queue_and_a_new_unit_arrives_live(
+    asgi_server, browser, make_station, make_model_version
+):
+    # given a partial-automation station whose model is certified at nothing less than full
+    # confidence, so three 1920x1080 units the line posts are deferred to a person
+    station = make_station(level="partial", champion=make_model_version(threshold=1.0))
+    ines, omar = person("ines"), person("omar")
+    line = Line(asgi_server, station)
+    serials = ("SN-A", "SN-B", "SN-C")
+    posted = {serial: line.post(serial, seed=index, **HD) for index, serial in enumerate(serials)}
+    ids = {serial: unit["id"] for serial, unit in posted.items()}
+    assert all(unit["status"] == "pending" for unit in posted.values())
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = sign_in(context, asgi_server, "ines")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+    page.wait_for_selector("#live.ok")
+
+    def on_screen(serial: str) -> None:
+        showing(page, serial)
+        # the line says why, from the thresholds in force when it arrived; the zoom is in pixels
+        assert page.inner_text("#unit-reason") == why_line(ids[serial])
+        shown_zoom_is_the_images_own(page)
+        assert controls_enabled(page) == [True] * len(UNIT_CONTROLS)
+
+    # SN-A: deferred, its confidence below the station's 1.00, fitted to the viewport
+    on_screen("SN-A")
+    assert page.inner_text("#unit-reason").startswith("Deferred: confidence 0.")
+    assert page.inner_text("#unit-reason").endswith(" this station needs")
+    fitted = shown_zoom_is_the_images_own(page)
+    assert fitted < 1
+    page.keyboard.press("+")
+    assert shown_zoom_is_the_images_own(page) == pytest.approx(fitted * 1.25)
+    page.keyboard.press("0")
+    assert shown_zoom_is_the_images_own(page) == pytest.approx(fitted)
+    # when she skips SN-A and SN-B, each goes back to the queue and into Skipped
+    page.keyboard.press("s")
+    on_screen("SN-B")
+    page.keyboard.press("s")
+    on_screen("SN-C")
+    page.wait_for_function("document.getElementById('skipped-count').textContent === '2'")
+    assert Unit.objects.filter(pk__in=[ids["SN-A"], ids["SN-B"]], claimed_by__isnull=True).count() == 2
+    # meanwhile omar decides SN-B: it leaves her Skipped live; and he holds SN-A for now
+    taken = unit_claim(unit=Unit.objects.get(pk=ids["SN-B"]), user=omar)
+    decision_record(unit=taken, user=omar, verdict="pass")
+    page.wait_for_function("document.getElementById('skipped-count').textContent === '1'")
+    unit_claim(unit=Unit.objects.get(pk=ids["SN-A"]), user=omar)
+    page.keyboard.press("k")
+    assert page.is_visible("#skipped-list") and page.inner_text("#skipped-list") == "SN-A: judge it now"
+    page.keyboard.press("Enter")  # the first skipped unit has the focus: SN-A
+    status_says(page, "Cannot go back to SN-A: SN-A is being judged by omar")
+    assert page.inner_text("#unit-serial") == "SN-C"
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#skipped-list")
+    assert unit_claim_release(unit=Unit.objects.get(pk=ids["SN-A"]), user=omar)
+    # she decides SN-C: nothing else waits for her but the unit she skipped; the controls wait
+    page.keyboard.press("p")
+    page.wait_for_selector("#empty", state="visible")
+    assert "you skipped is under Skipped" in page.inner_text("#empty")
+    assert controls_enabled(page) == [False] * len(UNIT_CONTROLS)
+    assert page.inner_text("#zoom-level") == "–" and page.inner_text("#unit-reason") == "–"
+    # she goes back to SN-A (claimed for her again) and passes it
+    page.click("#btn-skipped")
+    page.click(f"#skipped-list button[data-unit='{ids['SN-A']}']")
+    on_screen("SN-A")
+    assert page.is_hidden("#skipped-list")
+    assert Unit.objects.get(pk=ids["SN-A"]).claimed_by == ines
+    assert page.inner_text("#skipped-count") == "0" and page.is_disabled("#btn-skipped")
+    page.keyboard.press("p")
+    # then the queue is empty: the controls are disabled, not just hidden, and keys do nothing
+    page.wait_for_function(
+        "!document.getElementById('empty').hidden"
+        " && document.getElementById('empty').textContent.startsWith('The queue is empty')"
+    )
+    assert "appear here live" in page.inner_text("#empty")
+    assert controls_enabled(page) == [False] * len(UNIT_CONTROLS)
+    assert page.is_visible("#btn-pass") and page.is_visible("#classes.disabled")
+    page.keyboard.press("f")
+    page.keyboard.press("s")
+    status_says(page, "SN-A: pass")
+    page.wait_for_function("document.getElementById('queue-pending').textContent === '0'")
+    # when the station moves to full automation with every unit audited, a new unit arrives live
+    Station.objects.filter(pk=station.pk).update(automation_level="full", audit_share=1.0)
+    station.refresh_from_db()
+    audited = unit_submit(station=station, serial="SN-D", image_data=jpeg_bytes(7, **HD), filename="unit.jpg")
+    ids["SN-D"] = audited.unit.id
+    # then it is on screen at once, the controls enabled, the line saying why without the model
+    on_screen("SN-D")
+    assert page.inner_text("#unit-reason") == (
+        "Random audit (100 % of full automation's units): judge it blind"
+    )
+    assert "blind" in page.inner_text("#unit-model") and page.locator(".region.model").count() == 0
+    page.keyboard.press("1")
+    page.keyboard.press("f")
+    status_says(page, "SN-D: fail")
+    events = DecisionEvent.objects.values_list("unit__serial", "verdict", "decided_by_user__username")
+    events = events.filter(unit_id__in=ids.values())
+    assert events.count() == len(ids)  # one decision each: the keys on an empty queue did nothing
+    decided = {serial: (verdict, who) for serial, verdict, who in events}
+    assert decided == {
+        "SN-A": ("pass", "ines"),
+        "SN-B": ("pass", "omar"),
+        "SN-C": ("pass", "ines"),
+        "SN-D": ("fail", "ines"),
+    }
+    assert errors == []
+    context.close()
+
+
+def test_the_keys_panel_shows_exactly_the_keys_the_page_handles(asgi_server, browser, make_station):
+    station = make_station(level="assisted")
+    person("ines")
+    context = browser.new_context()
+    page = sign_in(context, asgi_server, "ines")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+    page.wait_for_function("window.loupeKeys && window.loupeKeys.page === 'station'")
+    shown = sorted(set(page.locator("#keys-help kbd").all_inner_texts()))
+    assert shown == page.evaluate("window.loupeKeys.bound.station")
+    assert {"P", "F", "S", "K", "Z", "B", "T", "H", "1", "9", "+", "−", "0", "Esc"} <= set(shown)
+    # each button's key cap is its action's key, from the same keymap
+    buttons = ("btn-pass", "btn-fail", "btn-skip", "btn-draw")
+    caps = {button: page.inner_text(f"#{button} kbd") for button in buttons}
+    assert caps == {"btn-pass": "P", "btn-fail": "F", "btn-skip": "S", "btn-draw": "B"}
+    assert "within 10 s" in page.inner_text("#keys-help")
+    assert errors == []
 
 
 def test_a_station_with_twelve_classes_picks_each_by_key_name_or_click(asgi_server, browser, make_station):

@@ -123,6 +123,7 @@ RULES: dict[str, list[Rule]] = {
     "unit-detail": [Rule("GET", lambda w: f"/api/v1/units/{w.unit}/", {OWN_KEY} | ROLES)],
     "unit-decision": [Rule("POST", lambda w: f"/api/v1/units/{w.unit}/decision/", DECIDERS)],
     "unit-image": [Rule("GET", lambda w: f"/api/v1/units/{w.unit}/image", {OWN_KEY} | ROLES)],
+    "unit-claim": [Rule("POST", lambda w: f"/api/v1/units/{w.unit}/claim/", DECIDERS)],
     "unit-release": [Rule("POST", lambda w: f"/api/v1/units/{w.unit}/release/", DECIDERS)],
     "station-claim": [Rule("POST", lambda w: f"/api/v1/stations/{w.station}/claim/", DECIDERS)],
     "station-queue": [Rule("GET", lambda w: f"/api/v1/stations/{w.station}/queue/", {OWN_KEY} | ROLES)],

@@ -98,6 +98,27 @@ def test_pick_chooses_among_the_free_rows_only(station):
     assert claims.claim_next(queue(station), user=person("ali"), pick=newest) is None
 
 
+def test_claim_takes_the_given_row_only_while_it_is_free_and_in_the_queue(station, settings):
+    first, second = units(station, 2)
+    ines, omar = person("ines"), person("omar")
+    now = timezone.now()
+    assert claims.claim(queue(station), pk=second.pk, user=ines, now=now).pk == second.pk
+    stored = Unit.objects.get(pk=second.pk)
+    assert stored.claimed_by == ines
+    assert stored.claim_expires_at == now + timedelta(seconds=settings.LOUPE_CLAIM_SECONDS)
+    # another's live claim refuses it; the claimant's own is renewed; a run-out one is free
+    assert claims.claim(queue(station), pk=second.pk, user=omar, now=now) is None
+    later = now + timedelta(seconds=1)
+    renewed = claims.claim(queue(station), pk=second.pk, user=ines, now=later)
+    assert renewed.claim_expires_at > stored.claim_expires_at
+    expired = later + timedelta(seconds=settings.LOUPE_CLAIM_SECONDS + 1)
+    assert claims.claim(queue(station), pk=second.pk, user=omar, now=expired).claimed_by == omar
+    # a row that left the queue is not claimed
+    Unit.objects.filter(pk=first.pk).update(status=UnitStatus.DECIDED)
+    assert claims.claim(queue(station), pk=first.pk, user=ines, now=now) is None
+    assert Unit.objects.get(pk=first.pk).claimed_by is None
+
+
 def test_a_claim_runs_out_after_its_length_and_not_before(station, settings):
     (only,) = units(station, 1)
     ines, omar = person("ines"), person("omar")
@@ -288,3 +309,45 @@ def test_a_claim_skips_a_row_another_is_claiming_without_waiting(station):
     assert not failures
     assert got["ines"] == first.pk and got["omar"] == second.pk
     assert got["omar_done_while_locked"]  # SKIP LOCKED: omar did not wait for ines's commit
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_claiming_a_given_row_another_is_claiming_answers_none_without_waiting(station):
+    (only,) = units(station, 1)
+    ines, omar = person("ines"), person("omar")
+    locked, done = threading.Event(), threading.Event()
+    got: dict[str, object] = {}
+    failures: list[BaseException] = []
+
+    def slow_claimer() -> None:
+        try:
+            with transaction.atomic():
+                got["ines"] = claims.claim(queue(station), pk=only.pk, user=ines).pk
+                locked.set()
+                got["omar_done_while_locked"] = done.wait(timeout=60)
+        except BaseException as error:
+            failures.append(error)
+            locked.set()
+        finally:
+            connection.close()
+
+    def quick_claimer() -> None:
+        try:
+            locked.wait(timeout=60)
+            got["omar"] = claims.claim(queue(station), pk=only.pk, user=omar)
+            done.set()
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=slow_claimer), threading.Thread(target=quick_claimer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert got["ines"] == only.pk and got["omar"] is None
+    assert got["omar_done_while_locked"]  # SKIP LOCKED: omar did not wait for ines's commit
+    assert Unit.objects.get(pk=only.pk).claimed_by == ines

@@ -8,10 +8,17 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from inspection.models import Unit
+from inspection.models import Prediction, Unit
 from inspection.roles import LABELER
 from inspection.services.decisions import DecisionConflict, decision_record
-from inspection.services.queue import inspector_shift_stats, queue_stats, unit_claim_next, unit_claim_release
+from inspection.services.queue import (
+    UnitUnavailable,
+    inspector_shift_stats,
+    queue_stats,
+    unit_claim,
+    unit_claim_next,
+    unit_claim_release,
+)
 from tests.inspection.factories import jpeg_bytes, person, upload
 
 pytestmark = pytest.mark.django_db
@@ -160,7 +167,7 @@ def test_pages_need_a_sign_in_and_the_right_role(make_station, client):
     client.force_login(person("ines"))
     page = client.get(f"/stations/{station.slug}/")
     assert page.status_code == 200
-    assert b"js/station.js" in page.content and b"<kbd>P</kbd>" in page.content
+    assert b"js/station.js" in page.content and b'data-action="pass"' in page.content
 
 
 def test_signing_in_with_a_password_leads_to_the_stations(make_station, client):
@@ -169,3 +176,154 @@ def test_signing_in_with_a_password_leads_to_the_stations(make_station, client):
     response = client.post("/accounts/login/", {"username": "ines", "password": "pw"}, follow=True)
     assert response.redirect_chain == [("/", 302), ("/stations/", 302)]
     assert b"screens-1" in response.content
+
+
+# -- going back to a skipped unit ----------------------------------------------------------------------
+
+
+def test_an_inspector_goes_back_to_a_skipped_unit_unless_it_was_taken_or_decided(make_station, device_client):
+    station = make_station(level="assisted")
+    first, second = pending_units(station, device_client, 2)
+    ines, omar = person("ines"), person("omar")
+    # ines skips the first unit and takes it back while it is still free
+    unit_claim_release(unit=unit_claim_next(station=station, user=ines), user=ines)
+    assert unit_claim(unit=Unit.objects.get(pk=first), user=ines).claimed_by == ines
+    assert unit_claim(unit=Unit.objects.get(pk=first), user=ines).id == first  # her own: again
+    # once omar holds a unit, ines is told who does, and his claim stays
+    taken = unit_claim_next(station=station, user=omar)
+    assert taken.id == second
+    with pytest.raises(UnitUnavailable, match="SN-1 is being judged by omar"):
+        unit_claim(unit=Unit.objects.get(pk=second), user=ines)
+    assert Unit.objects.get(pk=second).claimed_by == omar
+    # a unit decided meanwhile is not claimed
+    decision_record(unit=Unit.objects.get(pk=second), user=omar, verdict="pass")
+    with pytest.raises(UnitUnavailable, match="SN-1 was decided meanwhile"):
+        unit_claim(unit=Unit.objects.get(pk=second), user=ines)
+    assert Unit.objects.get(pk=second).claimed_by is None
+
+
+def test_the_claim_unit_endpoint_answers_the_unit_or_why_not(make_station, device_client):
+    station = make_station(level="assisted")
+    first, second = pending_units(station, device_client, 2)
+    ines, omar = APIClient(), APIClient()
+    ines.force_authenticate(person("ines"))
+    omar.force_authenticate(person("omar"))
+    body = ines.post(f"/api/v1/units/{first}/claim/")
+    assert body.status_code == 200
+    assert body.json()["id"] == first
+    assert body.json()["why"] == "AI-assisted: the model's highlights are shown"
+    assert "model" in body.json() and body.json()["claim_expires_at"] is not None
+    refused = omar.post(f"/api/v1/units/{first}/claim/")
+    assert refused.status_code == 409 and refused.json() == {"detail": "SN-0 is being judged by ines"}
+    assert omar.post("/api/v1/units/999999/claim/").status_code == 404
+    labeler = APIClient()
+    labeler.force_authenticate(person("lena", LABELER))
+    assert labeler.post(f"/api/v1/units/{second}/claim/").status_code == 403
+    assert Unit.objects.get(pk=second).claimed_by is None
+
+
+def claim_at_once(unit_id: int, inspectors: list) -> list[str]:
+    """Each inspector claims the unit at the same moment: "claimed" or the refusal's words."""
+    barrier = threading.Barrier(len(inspectors))
+    outcomes = [""] * len(inspectors)
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            unit_claim(unit=Unit.objects.get(pk=unit_id), user=inspectors[index])
+            outcomes[index] = "claimed"
+        except UnitUnavailable as refusal:
+            outcomes[index] = str(refusal)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(len(inspectors))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_inspectors_going_back_to_the_same_unit_at_once_one_gets_it(make_station, device_client):
+    station = make_station(level="assisted")
+    (only,) = pending_units(station, device_client, 1)
+    inspectors = [person("ines"), person("omar")]
+    for _ in range(5):  # several rounds: each time exactly one of the two wins
+        Unit.objects.filter(pk=only).update(claimed_by=None, claim_expires_at=None)
+        outcomes = claim_at_once(only, inspectors)
+        assert outcomes.count("claimed") == 1, outcomes
+        winner = outcomes.index("claimed")
+        loser = inspectors[1 - winner]
+        assert outcomes[1 - winner] in {
+            f"SN-0 is being judged by {inspectors[winner].username}",
+            "SN-0 was just taken by another inspector",
+        }, outcomes
+        assert Unit.objects.get(pk=only).claimed_by == inspectors[winner] != loser
+
+
+# -- why a unit is shown -------------------------------------------------------------------------------
+
+ROUTED = {"level": "partial", "target_escape_rate": 0.005, "uncertainty_band": 0.02, "audit_share": 0.0}
+FRAME_PROBLEM = "frame check: uniform frame (spread 0.4, at least 3 needed)"
+WHY = [
+    # (queue reason, blind, the routing snapshot's own figures, the model's confidence, the words)
+    ("deferred", False, {"required_confidence": 0.97}, 0.91,
+     "Deferred: confidence 0.91 below the 0.97 this station needs"),
+    ("deferred", False, {"required_confidence": 1.0}, 0.996,
+     "Deferred: confidence 0.996 below the 1.000 this station needs"),
+    ("deferred", False, {"required_confidence": None}, 0.91,
+     "Deferred: no confidence threshold is certified for this station's target (0.5 % escapes), "
+     "so the model decides nothing alone"),
+    ("audit", True, {"level": "full", "audit_share": 0.02}, 0.99,
+     "Random audit (2 % of full automation's units): judge it blind"),
+    ("audit", True, {"level": "full", "audit_share": 0.005}, 0.99,
+     "Random audit (0.5 % of full automation's units): judge it blind"),
+    ("audit", True, {"level": "partial", "audit_share": 0.05}, 0.99,
+     "Random audit (5 % of partial automation's units): judge it blind"),
+    ("shadow", True, {"level": "shadow"}, 0.99, "Shadow level: the model's verdict is hidden"),
+    ("assisted", False, {"level": "assisted"}, 0.99, "AI-assisted: the model's highlights are shown"),
+    ("human", True, {"level": "human"}, None, "Human-only level"),
+    ("no_model", True, {"level": "partial"}, None, "No model could decide"),
+    ("frame_check", True, {"frame_check": {"problem": "uniform", "message": FRAME_PROBLEM}}, 0.99,
+     "Frame check: uniform frame (spread 0.4, at least 3 needed)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("reason", "blind", "routing", "confidence", "words"), WHY)
+def test_the_claim_says_in_words_why_the_unit_is_shown(
+    make_station, make_model_version, reason, blind, routing, confidence, words
+):
+    # given a pending unit routed for `reason`, with the thresholds in force when it arrived
+    station = make_station(level=routing.get("level", "partial"))
+    unit = Unit.objects.create(
+        station=station,
+        serial="SN-WHY",
+        image="units/why.jpg",
+        image_sha256="0" * 64,
+        image_width=1920,
+        image_height=1080,
+        image_format="JPEG",
+        received_at=timezone.now(),
+        status="pending",
+        automation_level=routing.get("level", "partial"),
+        queue_reason=reason,
+        blind=blind,
+        deciding_model=station.champion if confidence is not None else None,
+        routing={**ROUTED, **routing, "queue_reason": reason},
+    )
+    if confidence is not None:
+        Prediction.objects.create(
+            unit=unit, model_version=station.champion, role="champion", defect_probability=1 - confidence,
+            label="ok", confidence=confidence, verdict="pass", latency_ms=1.0,
+        )  # fmt: skip
+    # when an inspector claims it
+    client = APIClient()
+    client.force_authenticate(person("ines"))
+    body = client.post(f"/api/v1/stations/{station.slug}/claim/", {}, format="json").json()
+    # then the claim says why in words; a blind unit's words carry nothing of the model's output
+    assert body["why"] == words
+    if blind:
+        assert "model" not in body and f"{confidence}" not in body["why"]

@@ -13,6 +13,7 @@
 
 import { $ } from "../lib/dom.js";
 import { say } from "../lib/format.js";
+import { bindKeys, labelButtons, renderHelp } from "../lib/keymap.js";
 import { boxBegin, boxCancel, boxEnd, boxMove } from "./box.js";
 import { strokeBegin, strokeEnd, strokeMove } from "./brush.js";
 import { refreshFigures, refreshFiguresEvery } from "./figures.js";
@@ -61,7 +62,6 @@ function show(entry) {
       $("submission-time").textContent = "";
       $("submission-summary").textContent = "–";
     }
-    $("zoom-level").textContent = "–";
     renderShapes();
     return;
   }
@@ -115,10 +115,7 @@ function show(entry) {
 }
 
 queue.show = show;
-view.onChange = () => {
-  $("zoom-level").textContent = `${Math.round(view.zoom * 100)} %`;
-  renderLive();
-};
+view.onChange = () => renderLive();
 
 function skip() {
   const entry = current();
@@ -133,6 +130,7 @@ function toggleHelp(open) {
 }
 
 // --- keys and buttons ----------------------------------------------------------------------
+// The keys are lib/keymap.js's, one map for the station, labeling and review pages.
 function escape() {
   if (!$("help").hidden) toggleHelp(false);
   else if (state.polygon) cancelPolygon();
@@ -142,7 +140,10 @@ function escape() {
   else if (REVIEW && state.editing) cancelFix();
 }
 
-const actions = {
+const PANS = { arrowleft: [PAN_STEP, 0], arrowright: [-PAN_STEP, 0], arrowup: [0, PAN_STEP], arrowdown: [0, -PAN_STEP] };
+const send = () => (REVIEW ? saveFix(false) : submitLabel(false));
+
+const drawing = {
   help: () => toggleHelp(),
   escape,
   skip,
@@ -153,18 +154,14 @@ const actions = {
   redo,
   wholeImage: addWholeImage,
   delete: deleteSelectedOrLast,
-  acceptModel: acceptAllModelRegions,
+  takeModel: acceptAllModelRegions,
   copyCurrent: copyCurrentLabel,
-  submit: () => (REVIEW ? saveFix(false) : submitLabel(false)),
-  noDefect: () => (REVIEW ? saveFix(true) : submitLabel(true)),
-  enter: () => {
+  submit: () => {
     if (state.polygon) closePolygon();
-    else actions.submit();
+    else send();
   },
-  accept: () => review("accept"),
-  reject: openReject,
-  fix: startFix,
-  toggleReference: () => {
+  noDefect: () => (REVIEW ? saveFix(true) : submitLabel(true)),
+  toggleModel: () => {
     state.showReference = !state.showReference;
     say(state.showReference ? "Showing the model's proposal and the current label." : "Reference hidden (H shows it).");
     render();
@@ -172,10 +169,13 @@ const actions = {
   zoomIn: () => view.zoomBy(1.25),
   zoomOut: () => view.zoomBy(0.8),
   fit: () => view.fit(),
-  left: () => view.panBy(PAN_STEP, 0),
-  right: () => view.panBy(-PAN_STEP, 0),
-  up: () => view.panBy(0, PAN_STEP),
-  down: () => view.panBy(0, -PAN_STEP),
+  pan: (key) => view.panBy(...PANS[key]),
+  panHold: (down) => {
+    state.spaceDown = down;
+    viewport.classList.toggle("panning", down);
+    if (!down) renderLive();
+  },
+  chooseClass: (key) => chooseClass(Number(key) - 1),
   box: () => setTool("box"),
   polygon: () => setTool("polygon"),
   brush: () => setTool("brush"),
@@ -184,72 +184,21 @@ const actions = {
   smallerBrush: () => resizeBrush(1 / 1.25),
   largerBrush: () => resizeBrush(1.25),
 };
+const actions = REVIEW ? { ...drawing, accept: () => review("accept"), reject: openReject, fix: startFix } : drawing;
 
-const seeingKeys = {
-  "?": "help", escape: "escape", h: "toggleReference",
-  "+": "zoomIn", "=": "zoomIn", "-": "zoomOut", 0: "fit",
-  arrowleft: "left", arrowright: "right", arrowup: "up", arrowdown: "down",
-};
-const drawingKeys = {
-  ...seeingKeys,
-  b: "box", g: "polygon", r: "brush", e: "eraser", v: "select",
-  "[": "smallerBrush", "]": "largerBrush",
-  z: "undo", backspace: "delete", delete: "delete",
-  a: "acceptModel", c: "copyCurrent", w: "wholeImage",
-  enter: "enter", s: "submit", n: "noDefect",
-};
-const keymaps = {
-  label: { ...drawingKeys, k: "skip" },
-  fixing: drawingKeys,
-  reviewing: { ...seeingKeys, a: "accept", r: "reject", f: "fix", k: "skip" },
-};
-
-function keymap() {
-  if (!REVIEW) return keymaps.label;
-  return state.editing ? keymaps.fixing : keymaps.reviewing;
-}
-
-document.addEventListener("keydown", (event) => {
-  const target = event.target;
-  if (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
-  const key = event.key.toLowerCase();
-  if (key === " ") {
-    state.spaceDown = true;
-    viewport.classList.add("panning");
-    event.preventDefault();
-    return;
-  }
-  if ((event.ctrlKey || event.metaKey) && !event.altKey && (key === "z" || key === "y")) {
-    event.preventDefault();
-    if (key === "y" || event.shiftKey) actions.redo();
-    else actions.undo();
-    return;
-  }
-  if (event.ctrlKey || event.metaKey || event.altKey) return;
-  if (!$("help").hidden && key !== "?" && key !== "escape") return;
-  if (/^[1-9]$/.test(key) && state.editing) {
-    event.preventDefault();
-    chooseClass(Number(key) - 1);
-    return;
-  }
-  const name = keymap()[key];
-  if (name) {
-    event.preventDefault();
-    actions[name]();
-  }
+bindKeys(REVIEW ? "review" : "label", {
+  handlers: actions,
+  mode: () => (!REVIEW ? "label" : state.editing ? "fixing" : "review"),
+  allow: (action) => $("help").hidden || action === "help" || action === "escape",
 });
-document.addEventListener("keyup", (event) => {
-  if (event.key === " ") {
-    state.spaceDown = false;
-    viewport.classList.remove("panning");
-    renderLive();
-  }
-});
+renderHelp($("help-keys"), REVIEW ? "review" : "label");
+labelButtons();
 
 document.querySelectorAll("button[data-action]").forEach((button) => {
   button.addEventListener("click", () => {
     button.blur(); // Enter and Space belong to the page's keys, not to the last button clicked
-    actions[button.dataset.action]();
+    if (button.dataset.action === "submit") send(); // the button submits, an open polygon or not
+    else actions[button.dataset.action]();
   });
 });
 document.querySelectorAll("button[data-tool]").forEach((button) => {

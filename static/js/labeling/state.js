@@ -68,8 +68,11 @@ export const queue = new ClaimAhead({
   releaseOnLeave: true,
 });
 
-// The zoom and pan; `onChange` is the page's.
-export const view = new Viewport(elements.viewport, elements.stage, { maxZoom: 40 });
+// The zoom and pan, its percentage in the corner; `onChange` is the page's.
+export const view = new Viewport(elements.viewport, elements.stage, {
+  maxZoom: 40,
+  zoomLabel: document.getElementById("zoom-level"),
+});
 
 // The page's drawing (render.js) registers its painters here, so that the tools and the rest ask
 // for a redraw without importing it (the modules' imports stay a tree: no cycles, which hashed

@@ -118,14 +118,15 @@ export class ClaimAhead {
     return this.advance();
   }
 
-  // Give the current item back for someone else and move on; false when there was none (or a
-  // claim is on its way).
+  // Give the current item back for someone else and move on: the release on its way (a
+  // promise, settled once the server has it); false when there was none (or a claim is on its
+  // way).
   skip() {
     const entry = this.current;
     if (!entry || this.advancing) return false;
-    this.release(entry);
+    const released = this.release(entry);
     this.finish(entry);
-    return true;
+    return released;
   }
 
   // Show `entry` again now (an undone decision); the current item comes right after it, and the
@@ -141,6 +142,6 @@ export class ClaimAhead {
   }
 
   release(entry) {
-    api("POST", this.releaseUrl(entry.id)).catch(() => {});
+    return api("POST", this.releaseUrl(entry.id)).catch(() => {});
   }
 }

@@ -1,7 +1,7 @@
 // A finder over a list of defect classes longer than the number keys reach (templates/inspection/
 // station.html shows it past nine): typing narrows the list, Enter picks the first class shown,
-// Esc clears it, "/" from anywhere on the page puts the cursor in it. `choose(index)` is the
-// page's own way of choosing the class at that place in the full list.
+// Esc clears it; the page's "/" (lib/keymap.js, findClass) puts the cursor in it. `choose(index)`
+// is the page's own way of choosing the class at that place in the full list.
 
 export function classFinder(input, list, choose) {
   const items = [...list.querySelectorAll("li[data-class]")];
@@ -29,10 +29,5 @@ export function classFinder(input, list, choose) {
       event.preventDefault();
       clear();
     }
-  });
-  document.addEventListener("keydown", (event) => {
-    if (event.key !== "/" || ["INPUT", "TEXTAREA", "SELECT"].includes(event.target?.tagName)) return;
-    event.preventDefault();
-    input.focus();
   });
 }

@@ -4,19 +4,22 @@
 //
 // The wheel zooms about the pointer, a window resize fits the image again, and a pan started
 // with startPan(event) follows the pointer (mouse, pen or finger: pointer events) until it is
-// released. The viewport takes no touch gestures of the browser's own (touch-action: none).
+// released. The viewport takes no touch gestures of the browser's own (touch-action: none). The
+// zoom is one image pixel per CSS pixel at 1 (100 %); `zoomLabel`, when given, shows it as a
+// percentage.
 
 const WHEEL_STEP = 1.15;
 const PIXELATED_FROM_ZOOM = 3; // from here on the image's pixels are shown as squares
 
 export class Viewport {
   // `onChange()` runs after every change of zoom or pan.
-  constructor(viewport, stage, { maxZoom = 40, minZoom = 0.05, onChange } = {}) {
+  constructor(viewport, stage, { maxZoom = 40, minZoom = 0.05, onChange, zoomLabel } = {}) {
     this.viewport = viewport;
     this.stage = stage;
     this.maxZoom = maxZoom;
     this.minZoom = minZoom;
     this.onChange = onChange;
+    this.zoomLabel = zoomLabel;
     this.size = null; // {width, height} of the image shown, in its pixels
     this.zoom = 1;
     this.panX = 0;
@@ -52,6 +55,7 @@ export class Viewport {
   // A new image of width x height pixels on the stage (null: none), fitted to the viewport.
   show(width, height) {
     this.size = width ? { width, height } : null;
+    if (!this.size && this.zoomLabel) this.zoomLabel.textContent = "–";
     this.fit();
   }
 
@@ -128,6 +132,7 @@ export class Viewport {
     stage.style.transform = `translate(${this.panX}px, ${this.panY}px) scale(${this.zoom})`;
     stage.style.setProperty("--zoom", this.zoom);
     stage.classList.toggle("pixelated", this.zoom >= PIXELATED_FROM_ZOOM);
+    if (this.zoomLabel) this.zoomLabel.textContent = `${Math.round(this.zoom * 100)} %`;
     if (this.onChange) this.onChange(this);
   }
 }
