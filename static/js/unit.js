@@ -1,8 +1,9 @@
 // The unit page: the unit's image with its layers of regions (each model's, with masks, and the
 // person's), each shown or hidden by its checkbox, zoomed and panned with the station page's
-// viewport. The layers come from the server in the image's own pixels (json_script).
+// viewport and the keys of the one keymap (lib/keymap.js). The layers come from the server in the image's own pixels (json_script).
 
 import { $ } from "./lib/dom.js";
+import { bindKeys, renderHelp } from "./lib/keymap.js";
 import { outlined } from "./lib/regions.js";
 import { Viewport } from "./lib/viewport.js";
 
@@ -69,10 +70,15 @@ $("zoom-actual").addEventListener("click", () => view.zoomBy(1 / view.zoom));
 $("viewport").addEventListener("pointerdown", (event) => {
   if (event.button === 0) view.startPan(event); // a mouse, a pen or a finger
 });
-$("viewport").addEventListener("keydown", (event) => {
-  const keys = { "+": ZOOM_STEP, "=": ZOOM_STEP, "-": 1 / ZOOM_STEP };
-  if (keys[event.key]) view.zoomBy(keys[event.key]);
-  else if (event.key === "0") view.fit();
-  else return;
-  event.preventDefault();
+const PAN_STEP = 60;
+const PAN_BY_KEY = { arrowleft: [PAN_STEP, 0], arrowright: [-PAN_STEP, 0], arrowup: [0, PAN_STEP], arrowdown: [0, -PAN_STEP] };
+bindKeys("unit", {
+  mode: () => "unit",
+  handlers: {
+    zoomIn: () => view.zoomBy(ZOOM_STEP),
+    zoomOut: () => view.zoomBy(1 / ZOOM_STEP),
+    fit: () => view.fit(),
+    pan: (key) => view.panBy(...PAN_BY_KEY[key]),
+  },
 });
+renderHelp($("unit-keys"), "unit");

@@ -67,7 +67,7 @@ def test_the_pages_keys_are_the_ones_the_issue_names():
     assert keys["takeModel"] != keys["accept"]
 
 
-@pytest.mark.parametrize("page", ["station", "label", "review"])
+@pytest.mark.parametrize("page", ["station", "label", "review", "unit"])
 def test_each_pages_help_shows_every_action_it_has_with_its_words_filled_in(page):
     facts = in_node(
         f"const sections = keymap.helpSections({json.dumps(page)}, {{undoSeconds: 10}});"

@@ -1,4 +1,5 @@
-// One keymap for the station, labeling and review pages: every action's keys, defined once.
+// One keymap for the station, labeling and review pages (and the unit page's few): every
+// action's keys, defined once.
 //
 // A key means one thing on every page (S skips everywhere, A accepts a label under review and
 // nothing else, T takes the model's regions wherever they can be taken). Each entry says, per
@@ -9,7 +10,7 @@
 // two actions, or an action without a key, stops every page at once.
 
 // The modes: a page is in one at a time (the review page switches to "fixing" and back).
-export const MODES = ["station", "label", "review", "fixing"];
+export const MODES = ["station", "label", "review", "fixing", "unit"];
 
 const DIGITS = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
 const ARROWS = ["arrowleft", "arrowright", "arrowup", "arrowdown"];
@@ -201,6 +202,10 @@ export const PAGES = {
       { title: "Labeling", mode: "label", groups: ["decide", "draw"] },
       { title: "Seeing", mode: "label", groups: ["see"] },
     ],
+  },
+  unit: {
+    modes: ["unit"],
+    sections: [{ title: "Seeing", mode: "unit", groups: ["see"] }],
   },
   review: {
     modes: ["review", "fixing"],
