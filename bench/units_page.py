@@ -168,7 +168,8 @@ def searches() -> dict[str, str]:
         "disagreements": "disagreement=yes",
         "pending": "verdict=pending",
         "oldest model version": f"model={oldest_model}",
-        "serial prefix": "serial=SN0042",
+        "one serial": "serial=SN00421337",
+        "serial prefix (10,000 units)": "serial=SN0042",
         "one hour, 12 days ago": (
             f"received_from={day:%Y-%m-%dT%H:%M}&received_to={day + timedelta(hours=1):%Y-%m-%dT%H:%M}"
         ),

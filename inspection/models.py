@@ -264,8 +264,13 @@ class Unit(Claimable):
             # the units page's order (newest first, by cursor) across stations and per station.
             models.Index(fields=["received_at", "id"], name="unit_by_arrival"),
             models.Index(fields=["station", "received_at", "id"], name="unit_station_arrival"),
-            # The units page's searches that a scan by arrival would read far for.
-            models.Index(fields=["serial"], name="unit_by_serial", opclasses=["varchar_pattern_ops"]),
+            # The units page's searches that a scan by arrival would read far for. A serial's
+            # prefix reads the arrival from the index alone, to sort before it fetches a page.
+            models.Index(
+                fields=["serial", "received_at", "id"],
+                name="unit_by_serial",
+                opclasses=["varchar_pattern_ops", "timestamptz_ops", "int8_ops"],
+            ),
             models.Index(fields=["deciding_model", "received_at", "id"], name="unit_model_arrival"),
             # The human queue: pending units oldest first; small however many units are decided.
             models.Index(

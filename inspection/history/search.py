@@ -14,10 +14,10 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet, Value
 from django.utils import timezone
 
 from inspection.enums import DecisionReason, DecisionSource, UnitStatus, Verdict
@@ -128,6 +128,11 @@ def units_search(*, filters: dict, station: Station | None = None) -> QuerySet[U
         units = units.filter(station_id=alarm.station_id, received_at__gte=start)
         if end is not None:
             units = units.filter(received_at__lte=end)
+    if filters.get("serial"):
+        # A serial's units sit together in arrival order, which the planner cannot know: ordered
+        # by arrival it would walk the arrival index hoping to meet them soon. Ordered by an
+        # expression, it reads the few matches from the serial index (arrival included) and sorts.
+        return units.order_by((F("received_at") + Value(timedelta(0))).desc(), F("id").desc())
     return units.order_by("-received_at", "-id")
 
 

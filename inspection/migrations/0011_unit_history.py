@@ -85,7 +85,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='unit',
-            index=models.Index(fields=['serial'], name='unit_by_serial', opclasses=['varchar_pattern_ops']),
+            index=models.Index(fields=['serial', 'received_at', 'id'], name='unit_by_serial', opclasses=['varchar_pattern_ops', 'timestamptz_ops', 'int8_ops']),
         ),
         migrations.AddIndex(
             model_name='unit',

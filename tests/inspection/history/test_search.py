@@ -204,3 +204,21 @@ def test_cursor_pages_walk_every_unit_once_both_ways_while_units_keep_arriving(l
 def test_a_cursor_not_made_here_is_refused(cursor):
     with pytest.raises(CursorInvalid):
         units_page(Unit.objects.order_by("-received_at", "-id"), cursor=cursor)
+
+
+def test_a_serial_search_pages_both_ways_like_any_other(line):
+    a, _, client_a, _ = line
+    for index in range(7):
+        posted_unit(client_a, f"LOT7-{index}", seed=index)
+    posted_unit(client_a, "LOT8-0", seed=9)
+    units = units_search(filters={"serial": "LOT7-"})
+    first = units_page(units, cursor=None, size=3)
+    second = units_page(units, cursor=first.older, size=3)
+    third = units_page(units, cursor=second.older, size=3)
+    assert [serials(page.units) for page in (first, second, third)] == [
+        ["LOT7-6", "LOT7-5", "LOT7-4"],
+        ["LOT7-3", "LOT7-2", "LOT7-1"],
+        ["LOT7-0"],
+    ]
+    assert third.older is None
+    assert serials(units_page(units, cursor=third.newer, size=3).units) == ["LOT7-3", "LOT7-2", "LOT7-1"]
