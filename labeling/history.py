@@ -39,7 +39,7 @@ def unit_label_entries(unit: Unit, model_visible: bool) -> Iterator[TimelineEntr
                 yield TimelineEntry(
                     at=submission.reviewed_at,
                     kind="review",
-                    title=f"Review: submission {submission.pk} {submission.get_status_display()}",
+                    title=f"Review: submission {submission.pk} {submission.get_status_display().lower()}",
                     lines=(submission.review_comment,) if submission.review_comment else (),
                     actor=submission.reviewer.get_username() if submission.reviewer else "",
                     order=7,
