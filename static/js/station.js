@@ -37,6 +37,9 @@ function start(root) {
   const desk = {
     lastDecided: null, // {entry, verdict, at}: what Z undoes
     drafts: [], // the inspector's regions: {x, y, width, height, label} (label null: no class yet)
+    // The regions' edit history on this unit: earlier and undone states of `drafts` (copies).
+    past: [],
+    future: [],
     classIndex: null, // the chosen defect class; per unit: the model's class, none when blind
     askingClass: false, // F was pressed with no class chosen: the next class chosen fails the unit
     drawing: false,
@@ -63,6 +66,8 @@ function start(root) {
     desk.classIndex = entry ? modelClassIndex(entry.unit) : null;
     desk.askingClass = false;
     desk.drafts = [];
+    desk.past = [];
+    desk.future = [];
     desk.drawing = false;
     $("btn-draw").classList.remove("on");
     for (const id of UNIT_CONTROLS) $(id).disabled = !entry;
@@ -211,7 +216,29 @@ function start(root) {
       .catch((error) => say(`${entry.unit.serial} NOT saved: ${error.message}`, true));
   }
 
+  // --- the regions' history on this unit: every change can be undone and redone --------------
+  function regionsCopy() {
+    return desk.drafts.map((region) => ({ ...region }));
+  }
+  // Call before changing the regions: the state to go back to.
+  function remember(state = regionsCopy()) {
+    desk.past.push(state);
+    desk.future = [];
+  }
+  function restore(from, to) {
+    to.push(regionsCopy());
+    desk.drafts = from.pop();
+    regionEditor.selected = null;
+    renderDrafts();
+    drawOverlay();
+  }
+  function redo() {
+    if (!desk.future.length) return say("nothing to redo", true);
+    restore(desk.future, desk.past);
+  }
+
   function undo() {
+    if (desk.past.length) return restore(desk.past, desk.future);
     const last = desk.lastDecided;
     if (!last || Date.now() - last.at > UNDO_SECONDS * 1000) {
       say(`nothing to undo (only within ${UNDO_SECONDS} s)`, true);
@@ -334,10 +361,20 @@ function start(root) {
   // drawing mode draws a new region, else the drag pans.
   const regionEditor = wireRegionEditing();
   let drawFrom = null; // the image point a drawing drag started at
+  let editFrom = null; // the regions before a move or resize in progress
+  window.addEventListener("pointerup", () => {
+    if (!editFrom) return;
+    if (JSON.stringify(editFrom) !== JSON.stringify(desk.drafts)) remember(editFrom);
+    editFrom = null;
+  });
   $("viewport").addEventListener("pointerdown", (event) => {
     if (!queue.current || (event.button !== 0 && event.button !== 1)) return;
     event.preventDefault();
-    if (event.button === 0 && regionEditor.press(event)) return;
+    const before = regionsCopy();
+    if (event.button === 0 && regionEditor.press(event)) {
+      editFrom = before; // kept when the drag changes the region (pointerup)
+      return;
+    }
     if (desk.drawing && event.button === 0) drawFrom = view.imagePoint(event);
     else view.startPan(event);
   });
@@ -351,6 +388,7 @@ function start(root) {
     const region = view.box(drawFrom, view.imagePoint(event));
     drawFrom = null;
     if (region.width >= 2 && region.height >= 2) {
+      remember();
       desk.drafts.push({ ...region, label: chosenLabel() });
       renderDrafts();
     }
@@ -371,7 +409,8 @@ function start(root) {
 
   function takeModelRegions() {
     const unit = currentUnit();
-    if (!unit || unit.blind || !unit.model) return;
+    if (!unit || unit.blind || !unit.model || !unit.model.regions.length) return;
+    remember();
     for (const region of unit.model.regions) {
       const label = classes.includes(region.label) ? region.label : chosenLabel();
       desk.drafts.push({ x: region.x, y: region.y, width: region.width, height: region.height, label });
@@ -389,6 +428,7 @@ function start(root) {
   function chooseClass(index) {
     if (!queue.current || index >= classes.length) return;
     desk.classIndex = index;
+    if (desk.drafts.some((region) => !region.label)) remember();
     for (const region of desk.drafts) region.label = region.label || classes[index];
     renderDrafts();
     drawOverlay();
@@ -411,8 +451,12 @@ function start(root) {
     $("btn-draw").classList.toggle("on", desk.drawing);
   }
 
-  function deleteLastRegion() {
-    desk.drafts.pop();
+  function deleteRegion() {
+    if (!desk.drafts.length) return;
+    remember();
+    const selected = desk.drafts.indexOf(regionEditor.selected);
+    desk.drafts.splice(selected >= 0 ? selected : desk.drafts.length - 1, 1);
+    regionEditor.selected = null;
     renderDrafts();
     drawOverlay();
   }
@@ -425,11 +469,12 @@ function start(root) {
     skip,
     skipped: () => skipped.toggle(),
     undo,
+    redo,
     chooseClass: (key) => chooseClass(Number(key) - 1),
     findClass: () => $("class-find")?.focus(), // the finder shows past nine classes
     box: toggleDrawing,
     takeModel: takeModelRegions,
-    delete: deleteLastRegion,
+    delete: deleteRegion,
     escape: () => (skipped.open ? skipped.toggle(false) : cancelAsking()),
     toggleModel: () => {
       desk.showModel = !desk.showModel;

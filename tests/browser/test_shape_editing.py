@@ -8,6 +8,8 @@ what reached the database.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from PIL import Image
 
@@ -422,6 +424,70 @@ def test_the_inspectors_own_regions_are_moved_and_resized_and_a_drag_elsewhere_p
         (region,) = DecisionEvent.objects.get(unit_id=unit["id"]).regions
         assert region["label"] == "scratch"
         assert_near([region["x"], region["y"], region["width"], region["height"]], [500, 350, 500, 400])
+
+
+def drafts_listed(page) -> int:
+    return page.locator("#drafts li").count()
+
+
+def draft_corners(page) -> list[list[float]]:
+    """The top-left corners of the inspector's regions, as the page lists them."""
+    return [
+        [float(value) for value in re.search(r"at (-?\d+),(-?\d+)", text).groups()]
+        for text in page.locator("#drafts li").all_text_contents()
+    ]
+
+
+def test_the_inspectors_region_changes_undo_and_redo_one_by_one_and_start_afresh_per_unit(
+    asgi_server, browser, make_station
+):
+    station = make_station(level="assisted")
+    person("ines")
+    line = Line(asgi_server, station)
+    serials = ["SN-U0", "SN-U1"]
+    units = [line.post(serial, seed=20 + n, **HD) for n, serial in enumerate(serials)]
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = sign_in(context, asgi_server, "ines")
+    try:
+        page.goto(f"{asgi_server.url}/stations/{station.slug}/")
+        for serial in serials:
+            showing(page, serial)
+            page.click("#classes li[data-class='scratch']")
+            page.click("#btn-draw")
+            station_drag(page, (200, 200), (400, 300))  # the first region
+            station_drag(page, (1200, 600), (1500, 800))  # the second
+            page.click("#btn-draw")
+            assert drafts_listed(page) == 2
+            station_drag(page, (300, 250), (400, 350))  # the first moved by +100, +100
+            page.keyboard.press("Control+z")  # the move undone
+            page.keyboard.press("Control+z")  # the second region undone
+            (corner,) = draft_corners(page)
+            assert_near(corner, [200, 200])
+            page.keyboard.press("Control+y")  # the second region again
+            page.keyboard.press("Control+Shift+z")  # and the move again
+            first, second = draft_corners(page)
+            assert_near(first, [300, 300])
+            assert_near(second, [1200, 600])
+            station_drag(page, (1350, 700), (1350, 700))  # a press on the second selects it
+            page.keyboard.press("Backspace")  # the selected one goes, not the last drawn
+            (corner,) = draft_corners(page)
+            assert_near(corner, [300, 300])
+            page.keyboard.press("z")  # and comes back
+            assert drafts_listed(page) == 2
+            page.click("#btn-fail")
+            status_says(page, f"{serial}: fail")
+    finally:
+        context.close()
+    for unit in units:
+        regions = sorted(DecisionEvent.objects.get(unit_id=unit["id"]).regions, key=lambda r: r["x"])
+        assert_near(
+            [regions[0]["x"], regions[0]["y"], regions[0]["width"], regions[0]["height"]],
+            [300, 300, 200, 100],
+        )
+        assert_near(
+            [regions[1]["x"], regions[1]["y"], regions[1]["width"], regions[1]["height"]],
+            [1200, 600, 300, 200],
+        )
 
 
 NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"

@@ -175,6 +175,8 @@ def test_a_supervisor_searches_pages_and_reads_several_units_in_a_row(browser, a
             )
         else:
             assert person_regions == []
+        if serial == "HD-1" and os.environ.get("LOUPE_UPDATE_SCREENSHOTS") == "1":
+            page.screenshot(path=str(DOCS / "unit-page.png"), full_page=True)
         # the toggles hide and show a layer, and its masks alone
         model_toggle = page.locator("#layers input[data-layer^=model]")
         model_toggle.uncheck()
@@ -201,9 +203,6 @@ def test_a_supervisor_searches_pages_and_reads_several_units_in_a_row(browser, a
         assert kinds[:3] == ["received", "prediction", "decision"]
         if serial == "HD-1":
             assert "override" in kinds
-            if os.environ.get("LOUPE_UPDATE_SCREENSHOTS") == "1":
-                page.click("#zoom-fit")
-                page.screenshot(path=str(DOCS / "unit-page.png"), full_page=True)
         # a comment, then back to the search
         page.fill("#comment-body", f"Checked {serial} at the bench.")
         page.click("#comment-form button[type=submit]")

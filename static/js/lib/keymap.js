@@ -61,9 +61,16 @@ export const KEYMAP = [
   },
   {
     action: "undo", keys: ["z", "ctrl+z"], group: "decide",
-    help: { station: "undo your last decision (within {undoSeconds} s)", label: "undo", fixing: "undo" },
+    help: {
+      station: "undo your last change to this unit's regions; with none left, your last decision (within {undoSeconds} s)",
+      label: "undo",
+      fixing: "undo",
+    },
   },
-  { action: "redo", keys: ["ctrl+y", "ctrl+shift+z"], group: "decide", help: { label: "redo", fixing: "redo" } },
+  {
+    action: "redo", keys: ["ctrl+y", "ctrl+shift+z"], group: "decide",
+    help: { station: "redo a change to the regions you undid", label: "redo", fixing: "redo" },
+  },
   {
     action: "chooseClass", keys: DIGITS, group: "draw", takesKey: true,
     help: {
@@ -140,7 +147,7 @@ export const KEYMAP = [
   {
     action: "delete", keys: ["backspace", "delete"], group: "draw",
     help: {
-      station: "delete your last region",
+      station: "delete the selected region, else your last one",
       label: "delete the chosen vertex, the selected shape, else the last one",
       fixing: "delete the chosen vertex, the selected shape, else the last one",
     },
