@@ -267,48 +267,57 @@ def test_concurrent_claimers_get_different_rows(station):
     assert all(holders[pk] == user for user, mine in claimed.items() for pk in mine)
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_claim_skips_a_row_another_is_claiming_without_waiting(station):
-    first, second = units(station, 2)
-    ines, omar = person("ines"), person("omar")
+def while_another_holds(hold, meanwhile) -> tuple[object, object, bool]:
+    """Run `hold()` in a transaction of its own thread that stays open until `meanwhile()`, in
+    another thread, has answered: (what hold returned, what meanwhile returned, whether meanwhile
+    answered while the first transaction still held its row locks)."""
     locked, done = threading.Event(), threading.Event()
-    got: dict[str, int | None] = {}
+    got: dict[str, object] = {}
     failures: list[BaseException] = []
 
-    def slow_claimer() -> None:
-        # Claims inside a longer transaction: the row lock stays until it commits.
+    def holder() -> None:
         try:
             with transaction.atomic():
-                got["ines"] = claims.claim_next(queue(station), user=ines).pk
+                got["held"] = hold()
                 locked.set()
-                got["omar_done_while_locked"] = done.wait(timeout=60)
+                got["answered_while_locked"] = done.wait(timeout=60)
         except BaseException as error:
             failures.append(error)
             locked.set()
         finally:
             connection.close()
 
-    def quick_claimer() -> None:
+    def other() -> None:
         try:
             locked.wait(timeout=60)
-            # ines's claim is not committed: the first unit still looks free, but is locked
-            row = claims.claim_next(queue(station), user=omar)
-            got["omar"] = row.pk if row else None
+            got["meanwhile"] = meanwhile()
             done.set()
         except BaseException as error:
             failures.append(error)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=slow_claimer), threading.Thread(target=quick_claimer)]
+    threads = [threading.Thread(target=holder), threading.Thread(target=other)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert not failures
-    assert got["ines"] == first.pk and got["omar"] == second.pk
-    assert got["omar_done_while_locked"]  # SKIP LOCKED: omar did not wait for ines's commit
+    return got["held"], got["meanwhile"], got["answered_while_locked"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_skips_a_row_another_is_claiming_without_waiting(station):
+    first, second = units(station, 2)
+    ines, omar = person("ines"), person("omar")
+    # ines's claim is not committed: the first unit still looks free, but is locked
+    held, meanwhile, answered_while_locked = while_another_holds(
+        lambda: claims.claim_next(queue(station), user=ines),
+        lambda: claims.claim_next(queue(station), user=omar),
+    )
+    assert held.pk == first.pk and meanwhile.pk == second.pk
+    assert answered_while_locked  # SKIP LOCKED: omar did not wait for ines's commit
 
 
 @pytest.mark.postgres
@@ -316,38 +325,10 @@ def test_a_claim_skips_a_row_another_is_claiming_without_waiting(station):
 def test_claiming_a_given_row_another_is_claiming_answers_none_without_waiting(station):
     (only,) = units(station, 1)
     ines, omar = person("ines"), person("omar")
-    locked, done = threading.Event(), threading.Event()
-    got: dict[str, object] = {}
-    failures: list[BaseException] = []
-
-    def slow_claimer() -> None:
-        try:
-            with transaction.atomic():
-                got["ines"] = claims.claim(queue(station), pk=only.pk, user=ines).pk
-                locked.set()
-                got["omar_done_while_locked"] = done.wait(timeout=60)
-        except BaseException as error:
-            failures.append(error)
-            locked.set()
-        finally:
-            connection.close()
-
-    def quick_claimer() -> None:
-        try:
-            locked.wait(timeout=60)
-            got["omar"] = claims.claim(queue(station), pk=only.pk, user=omar)
-            done.set()
-        except BaseException as error:
-            failures.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=slow_claimer), threading.Thread(target=quick_claimer)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures
-    assert got["ines"] == only.pk and got["omar"] is None
-    assert got["omar_done_while_locked"]  # SKIP LOCKED: omar did not wait for ines's commit
+    held, meanwhile, answered_while_locked = while_another_holds(
+        lambda: claims.claim(queue(station), pk=only.pk, user=ines),
+        lambda: claims.claim(queue(station), pk=only.pk, user=omar),
+    )
+    assert held.pk == only.pk and meanwhile is None
+    assert answered_while_locked  # SKIP LOCKED: omar did not wait for ines's commit
     assert Unit.objects.get(pk=only.pk).claimed_by == ines
