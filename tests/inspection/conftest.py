@@ -105,11 +105,25 @@ def make_model_version(tiny_bundle: Path, settings) -> Callable[..., ModelVersio
     return make
 
 
+REGISTERED_NAME = "loupe-screens"
+
+
 @pytest.fixture
 def registered(tiny_bundle):
-    """Register the tiny bundle in MLflow as the next version of `name`, mirrored as a row."""
+    """Register the tiny bundle in MLflow as the next version of `name`, mirrored as a row.
 
-    def register(name: str = "loupe-screens") -> ModelVersion:
+    The test run's MLflow store is shared by its tests and by the servers they start, so the
+    names used here start empty: versions and aliases an earlier test left would otherwise show
+    in this test's (the aliases are compared whole)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow_registry._client().delete_registered_model(REGISTERED_NAME)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+
+    def register(name: str = REGISTERED_NAME) -> ModelVersion:
         with mlflow_registry.training_run(run_name=f"{name}-test") as run:
             run.log_artifacts(tiny_bundle, mlflow_registry.MODEL_ARTIFACT_PATH)
         version = mlflow_registry.register_model(run_id=run.run_id, name=name)
