@@ -12,7 +12,7 @@ import { age, say } from "./lib/format.js";
 import { RegionEditor } from "./lib/edit.js";
 import { bindKeys, keyCap, labelButtons, renderHelp } from "./lib/keymap.js";
 import { live, showOnBadge } from "./lib/live.js";
-import { caption, maskImage, svg } from "./lib/regions.js";
+import { outlined } from "./lib/regions.js";
 import { Viewport } from "./lib/viewport.js";
 
 const root = $("station");
@@ -23,7 +23,6 @@ function start(root) {
   const EXCLUDE_LIMIT = 100;
   const MODEL_COLOUR = "#ff3b30"; // the model's outlines (loupe.css: .region.model)
   const DRAFT_COLOUR = "#2fd3ff"; // the inspector's regions (loupe.css: .region.draft)
-  const CAPTION_SCREEN_PIXELS = 16; // room a caption needs above its box, on the screen
   const PAN_STEP = 60;
   const classes = root.dataset.classes ? root.dataset.classes.split(",") : [];
   const image = $("unit-image");
@@ -130,16 +129,10 @@ function start(root) {
     return classes.indexOf(best.label);
   }
 
-  // A region's outline with its caption above it (inside its top when the box is at the image's
-  // top edge); a model region's mask, when it has one, fills its cells under the outline.
+  // A region's outline and caption (lib/regions.js); a model region's mask, when it has one,
+  // fills its cells under the outline.
   function box(region, kind, label) {
-    const group = svg("g", { class: `region ${kind}` });
-    const mask = kind === "model" ? maskImage(region, MODEL_COLOUR) : null;
-    if (mask) group.append(mask);
-    group.append(svg("rect", { x: region.x, y: region.y, width: region.width, height: region.height }));
-    const roomAbove = region.y * view.zoom >= CAPTION_SCREEN_PIXELS;
-    group.append(caption(region.x, region.y, label, roomAbove ? "above" : "inside"));
-    return group;
+    return outlined(region, { kind, label, zoom: view.zoom, maskColour: kind === "model" ? MODEL_COLOUR : null });
   }
 
   function drawOverlay() {
