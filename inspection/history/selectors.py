@@ -59,14 +59,7 @@ def unit_layers(*, unit: Unit, predictions: Sequence[Prediction], visible: bool)
                     "regions": prediction.regions,
                 }
             )
-    human = next(
-        (
-            event
-            for event in reversed(list(unit.decisions.order_by("created_at", "id")))
-            if event.decided_by_user_id
-        ),
-        None,
-    )
+    human = unit.decisions.filter(decided_by_user__isnull=False).order_by("-created_at", "-id").first()
     if human is not None and human.regions:
         layers.append(
             {"id": "person", "kind": "person", "name": "person's regions", "regions": human.regions}
