@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from config.embedded import EmbeddedRedis, die_with_parent, start_embedded_redis
+from config.processes import ProcessOptions, process_command
 
 STOP_GRACE_SECONDS = 10.0
 _POLL_SECONDS = 0.2
@@ -54,51 +55,17 @@ class StackStopRequested(Exception):
 
 
 def child_specs(options: StackOptions, *, python: str = sys.executable) -> list[ChildSpec]:
-    from django.conf import settings
-
-    default_queue, training_queue = settings.CELERY_TASK_DEFAULT_QUEUE, settings.LOUPE_TRAINING_QUEUE
+    process_options = ProcessOptions(
+        data_dir=options.data_dir,
+        host=options.host,
+        port=options.port,
+        concurrency=options.worker_concurrency,
+        python=python,
+    )
     return [
-        ChildSpec(
-            "web",
-            [
-                python, "-m", "uvicorn", "config.asgi:application",
-                "--host", options.host,
-                "--port", str(options.port),
-                "--lifespan", "off",
-                "--timeout-graceful-shutdown", "5",
-            ],
-        ),
-        ChildSpec(
-            "worker",
-            [
-                python, "-m", "celery", "-A", "config", "worker",
-                "--loglevel", "INFO",
-                "--queues", default_queue,
-                "--hostname", f"{default_queue}@%h",
-                "--concurrency", str(options.worker_concurrency),
-            ],
-        ),
-        # Trainings take minutes: their own worker, so webhooks and shadow predictions never
-        # wait behind one.
-        ChildSpec(
-            "trainer",
-            [
-                python, "-m", "celery", "-A", "config", "worker",
-                "--loglevel", "INFO",
-                "--queues", training_queue,
-                "--hostname", f"{training_queue}@%h",
-                "--pool", "solo",
-            ],
-        ),
-        ChildSpec(
-            "beat",
-            [
-                python, "-m", "celery", "-A", "config", "beat",
-                "--loglevel", "INFO",
-                "--schedule", str(options.data_dir / "celerybeat-schedule"),
-            ],
-        ),
-    ]  # fmt: skip
+        ChildSpec(role, process_command(role, process_options))
+        for role in ("web", "worker", "trainer", "beat")
+    ]
 
 
 def run_stack(

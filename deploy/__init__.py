@@ -1,0 +1,1 @@
+"""Deployment: the service files, the proxy configuration and the local production topology."""
