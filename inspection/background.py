@@ -16,6 +16,7 @@ class Task:
     beat entries carry them)."""
 
     CHALLENGER_PREDICT = "workers.tasks.challenger_predict"
+    CHALLENGER_PREDICTIONS_RESEND = "workers.tasks.challenger_predictions_resend"
     CAMERA_FAULT_CHECK = "workers.tasks.camera_fault_check"
     ESCAPE_RATE_CHECK = "workers.tasks.escape_rate_check"
     WEBHOOK_DELIVER = "workers.tasks.webhook_deliver"

@@ -9,6 +9,7 @@ SWEEP_SECONDS = 60.0
 
 BEAT_SCHEDULE = {
     "webhook-deliveries-resend": {"task": Task.WEBHOOK_DELIVERIES_RESEND, "schedule": SWEEP_SECONDS},
+    "challenger-predictions-resend": {"task": Task.CHALLENGER_PREDICTIONS_RESEND, "schedule": SWEEP_SECONDS},
     "training-triggers-sweep": {"task": Task.TRAINING_TRIGGERS_SWEEP, "schedule": SWEEP_SECONDS},
     "training-jobs-stale-requeue": {"task": Task.TRAINING_JOBS_STALE_REQUEUE, "schedule": SWEEP_SECONDS},
     "drift-checks-sweep": {"task": Task.DRIFT_CHECKS_SWEEP, "schedule": SWEEP_SECONDS},

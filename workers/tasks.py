@@ -8,7 +8,7 @@ from celery import shared_task
 
 from inspection.background import Task
 from inspection.models import Station, Unit
-from inspection.services.predictions import challenger_prediction_make
+from inspection.services.predictions import challenger_prediction_make, challenger_predictions_resend
 from inspection.supervision.notifications import NotificationFailed, alarm_notify
 from inspection.supervision.services import camera_fault_check
 from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
@@ -37,6 +37,12 @@ def challenger_predict(unit_id: int, model_version_id: int) -> int:
     unit = Unit.objects.select_related("station").get(pk=unit_id)
     model_version = ModelVersion.objects.get(pk=model_version_id)
     return challenger_prediction_make(unit=unit, model_version=model_version).id
+
+
+@shared_task(name=Task.CHALLENGER_PREDICTIONS_RESEND, acks_late=True)
+def challenger_predictions_resend_task() -> int:
+    """Beat: requeue the shadow predictions a broker outage or a dead worker lost."""
+    return challenger_predictions_resend()
 
 
 @shared_task(name=Task.CAMERA_FAULT_CHECK, acks_late=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from inspection.enums import PredictionRole
+from inspection.enums import AutomationLevel, PredictionRole, RolloutMode
 from inspection.models import Prediction, Unit
 from inspection.services.decisions import disagreements_record
 from models_registry.models import ModelVersion
@@ -41,3 +43,45 @@ def challenger_prediction_make(*, unit: Unit, model_version: ModelVersion) -> Pr
             return made
     except IntegrityError:
         return Prediction.objects.get(unit=unit, model_version=model_version)
+
+
+def challenger_predictions_resend(
+    *, older_than: timedelta = timedelta(minutes=2), within: timedelta = timedelta(hours=1)
+) -> int:
+    """Requeue the shadow predictions a broker outage or a dead worker lost: units that reached a
+    station while its challenger was in shadow (the unit's routing says so), at least `older_than`
+    ago and within `within`, with no prediction of the challenger yet. The worker's task is safe to
+    repeat, so a prediction still on its way is at worst made once and found the second time."""
+    from inspection.background import Task, task_enqueue
+    from inspection.models import Station, StationChange
+
+    now = timezone.now()
+    count = 0
+    stations = Station.objects.filter(challenger__isnull=False, rollout_mode=RolloutMode.SHADOW)
+    for station in stations:
+        challenger_since = (
+            StationChange.objects.filter(station=station, field="challenger")
+            .order_by("-changed_at")
+            .values_list("changed_at", flat=True)
+            .first()
+        )
+        since = max(filter(None, (now - within, challenger_since)))
+        missing = (
+            Unit.objects.filter(
+                station=station,
+                received_at__gte=since,
+                received_at__lt=now - older_than,
+                routing__rollout_mode=RolloutMode.SHADOW,
+            )
+            .exclude(automation_level=AutomationLevel.HUMAN)
+            .exclude(routing__has_key="frame_check")
+            .exclude(predictions__model_version_id=station.challenger_id)
+            .values_list("id", flat=True)
+        )
+        for unit_id in missing:
+            count += task_enqueue(
+                Task.CHALLENGER_PREDICT, unit_id, station.challenger_id, what="challenger prediction"
+            )
+    if count:
+        logger.warning("Requeued %s lost challenger predictions", count)
+    return count
