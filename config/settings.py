@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config import production
+from models_registry.ml.device import DEVICE_PATTERN
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -172,6 +174,13 @@ MLFLOW_EXPERIMENT_NAME = os.environ.get("MLFLOW_EXPERIMENT_NAME", "loupe")
 LOUPE_MODEL_CACHE = LOUPE_DATA_DIR / "model-cache"
 # Torch and ONNX Runtime threads; the machine's cores by default.
 LOUPE_INFERENCE_THREADS = int(os.environ.get("LOUPE_INFERENCE_THREADS", "0")) or None
+# The torch device trainings run on (models_registry.ml.device): auto (CUDA when there, else the
+# CPU), cpu, cuda or cuda:N; a GPU named but missing fails the training at its start.
+LOUPE_TORCH_DEVICE = os.environ.get("LOUPE_TORCH_DEVICE", "auto").strip()
+if not DEVICE_PATTERN.match(LOUPE_TORCH_DEVICE):
+    raise ImproperlyConfigured(
+        f"LOUPE_TORCH_DEVICE={LOUPE_TORCH_DEVICE!r}: expected auto, cpu, cuda or cuda:N"
+    )
 # The model served when no station names one: NAME, NAME:VERSION or models:/NAME/VERSION.
 LOUPE_ACTIVE_MODEL = os.environ.get("LOUPE_ACTIVE_MODEL", "")
 

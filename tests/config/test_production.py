@@ -219,3 +219,10 @@ def test_the_health_endpoint_answers_plain_http_with_the_ssl_redirect_on(setting
     assert Client().get("/api/v1/health").status_code in (200, 503)
     assert Client().get("/metrics").status_code != 301
     assert Client().get("/accounts/login/").status_code == 301
+
+
+def test_an_unknown_torch_device_stops_the_start_naming_the_variable(tmp_path):
+    completed = _run(["manage.py", "check"], {"LOUPE_TORCH_DEVICE": "gpu"}, tmp_path)
+
+    assert completed.returncode != 0
+    assert "LOUPE_TORCH_DEVICE='gpu': expected auto, cpu" in completed.stderr, completed.stderr
