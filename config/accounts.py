@@ -1,4 +1,5 @@
-"""The first account: a one-time sign-up link while the installation has no account at all.
+"""The first account: a one-time sign-up link while the installation has no account at all; the
+password reset, whose emailed link points at LOUPE_PUBLIC_URL.
 
 `make run` (and `manage.py first_run_link`) prints the link; it carries a token signed with the
 secret key, so only someone who sees the server's output can use it, and it stops working the
@@ -8,10 +9,14 @@ superuser in the supervisor role, who then adds the team in the admin.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model, login, password_validation
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import Group
-from django.contrib.auth.views import LoginView
 from django.core import signing
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
@@ -91,8 +96,23 @@ def first_run(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "registration/first_run.html", {"form": form})
 
 
-class SignInView(LoginView):
+class SignInView(auth_views.LoginView):
     """Django's sign-in, saying how to make the first account while there is none."""
 
     def get_context_data(self, **kwargs) -> dict:
         return {**super().get_context_data(**kwargs), "first_run": first_run_pending()}
+
+
+class PublicUrlPasswordResetForm(PasswordResetForm):
+    """Django's reset form, its emailed link on LOUPE_PUBLIC_URL: never the request's Host header,
+    which whoever asks for the reset chooses (and would receive the victim's reset token)."""
+
+    def save(self, **options) -> None:
+        public = urlsplit(settings.LOUPE_PUBLIC_URL)
+        options["domain_override"] = public.netloc + public.path.rstrip("/")
+        options["use_https"] = public.scheme == "https"
+        super().save(**options)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    form_class = PublicUrlPasswordResetForm

@@ -12,6 +12,10 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config import production
+from models_registry.ml.device import DEVICE_PATTERN
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -26,9 +30,16 @@ def _env_bool(name: str, default: bool) -> bool:
 LOUPE_DATA_DIR = Path(os.environ.get("LOUPE_DATA_DIR", BASE_DIR / "var")).resolve()
 LOUPE_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "loupe-embedded-development-key-change-me")
-DEBUG = _env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()]
+# --- Security: secret key, hosts, HTTPS, cookies (config.production) --------------------------
+# DEBUG, SECRET_KEY, ALLOWED_HOSTS, LOUPE_PUBLIC_URL (where people reach Loupe: the links in
+# password-reset and alarm emails), CSRF_TRUSTED_ORIGINS, SECURE_* and the cookie flags. With
+# LOUPE_PRODUCTION=1 an unsafe or missing one stops the start with ImproperlyConfigured naming it.
+globals().update(production.security_settings(os.environ))
+# The `preload` HSTS directive asks browsers to hard-code HTTPS for a whole registered domain, and
+# only that domain's owner can submit it (hstspreload.org): Loupe runs on a host name of the
+# factory's domain and must not claim it for every other host there. DJANGO_SECURE_HSTS_PRELOAD=1
+# sends it where the owner wants it.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -137,6 +148,8 @@ CHANNEL_LAYERS = {
 }
 
 # --- Files ----------------------------------------------------------------------------------
+# Media files are never served by URL: each image goes through a view that checks who asks
+# (inspection.api.UnitImage, labeling.api.ItemImage and AnnotationMask).
 MEDIA_ROOT = Path(os.environ.get("LOUPE_MEDIA_ROOT", LOUPE_DATA_DIR / "media"))
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
@@ -161,6 +174,13 @@ MLFLOW_EXPERIMENT_NAME = os.environ.get("MLFLOW_EXPERIMENT_NAME", "loupe")
 LOUPE_MODEL_CACHE = LOUPE_DATA_DIR / "model-cache"
 # Torch and ONNX Runtime threads; the machine's cores by default.
 LOUPE_INFERENCE_THREADS = int(os.environ.get("LOUPE_INFERENCE_THREADS", "0")) or None
+# The torch device trainings run on (models_registry.ml.device): auto (CUDA when there, else the
+# CPU), cpu, cuda or cuda:N; a GPU named but missing fails the training at its start.
+LOUPE_TORCH_DEVICE = os.environ.get("LOUPE_TORCH_DEVICE", "auto").strip()
+if not DEVICE_PATTERN.match(LOUPE_TORCH_DEVICE):
+    raise ImproperlyConfigured(
+        f"LOUPE_TORCH_DEVICE={LOUPE_TORCH_DEVICE!r}: expected auto, cpu, cuda or cuda:N"
+    )
 # The model served when no station names one: NAME, NAME:VERSION or models:/NAME/VERSION.
 LOUPE_ACTIVE_MODEL = os.environ.get("LOUPE_ACTIVE_MODEL", "")
 
@@ -210,8 +230,6 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"  # config.views.home sends each role where it works
 LOGOUT_REDIRECT_URL = "/accounts/login/"
-# Where people reach this Loupe: links in alarm emails and chat messages.
-LOUPE_PUBLIC_URL = os.environ.get("LOUPE_PUBLIC_URL", "http://localhost:8000")
 # Alarm emails (inspection.supervision.notifications) through an SMTP server.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))

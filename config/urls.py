@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
@@ -16,6 +15,7 @@ urlpatterns = [
     path("system/", views.system, name="system"),
     path("accounts/first-run/<str:token>/", accounts.first_run, name="first-run"),
     path("accounts/login/", accounts.SignInView.as_view(), name="login"),
+    path("accounts/password_reset/", accounts.PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("stations/", pages.station_list, name="station-list"),
     path("stations/<slug:slug>/", pages.station_page, name="station-page"),
@@ -43,8 +43,3 @@ urlpatterns = [
     path("api/v1/docs/", views.ApiReference.as_view(url_name="openapi-schema"), name="api-docs"),
     path("metrics", metrics_view, name="metrics"),
 ]
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -144,6 +144,7 @@ def model_version_train(
                 geometry=choice,
                 config=config,
                 threads=settings.LOUPE_INFERENCE_THREADS,
+                device=settings.LOUPE_TORCH_DEVICE,
                 on_epoch=epoch_logged,
                 on_step=on_step,
             )

@@ -244,16 +244,21 @@ def train_bundle(
     threads: int | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
     on_step: StepCallback | None = None,
+    device: str = "cpu",
 ) -> TrainOutcome:
     """Train on `train`, calibrate and certify on `validation`, report on `test`, at `geometry`
-    (or what a `GeometryRequest` leaves open chosen from the training data: `choose_geometry`)."""
+    (or what a `GeometryRequest` leaves open chosen from the training data: `choose_geometry`).
+    The network trains on the torch `device` (`ml.device.torch_device`: an unavailable GPU is an
+    error here, before any work); calibration and evaluation run the exported graph on the CPU."""
     import torch
 
+    from models_registry.ml.device import torch_device
     from models_registry.ml.models.defectnet.training import train_network
     from models_registry.ml.serving.export import export_onnx
     from models_registry.ml.serving.graph import save_weights
 
     config = config or TrainConfig()
+    training_device = torch_device(device)
     if threads:
         torch.set_num_threads(threads)
     seconds: dict[str, float] = {}
@@ -279,10 +284,18 @@ def train_bundle(
             config=config,
             on_epoch=on_epoch,
             on_step=on_step,
+            device=training_device,
         )
     else:
         network, network_config, classes = _fit_cold_start(
-            train_items, validation_items, geometry, backbone, pretrained, preprocess, config.seed
+            train_items,
+            validation_items,
+            geometry,
+            backbone,
+            pretrained,
+            preprocess,
+            config.seed,
+            training_device,
         )
     seconds["train"] = time.monotonic() - clock
 
@@ -360,6 +373,7 @@ def _fit_cold_start(
     pretrained: bool,
     preprocess: PreprocessConfig,
     seed: int,
+    device,
 ):
     """No defective example yet: a PatchCore anomaly model from the normal images."""
     import torch
@@ -375,7 +389,9 @@ def _fit_cold_start(
         ]
 
     network_config = NetworkConfig(backbone=backbone, num_classes=1, pretrained=pretrained, kind="anomaly")
-    network = fit_anomaly_network(network_config, batches(train_items), batches(validation_items), seed=seed)
+    network = fit_anomaly_network(
+        network_config, batches(train_items), batches(validation_items), seed=seed, device=device
+    )
     return network, network_config, ("anomaly",)
 
 

@@ -103,6 +103,9 @@ def _scores_of(network: AnomalyNet, batches: Sequence[torch.Tensor]) -> tuple[np
     return np.concatenate(image_scores), np.concatenate(pixel_scores)
 
 
+CPU = torch.device("cpu")
+
+
 def fit_anomaly_network(
     config: NetworkConfig,
     train_batches: Sequence[torch.Tensor],
@@ -111,14 +114,18 @@ def fit_anomaly_network(
     memory_size: int = 2048,
     candidate_limit: int = 40_000,
     seed: int = 0,
+    device: torch.device = CPU,
 ) -> AnomalyNet:
-    """Build the memory from normal training images; normalise on normal validation images."""
+    """Build the memory from normal training images; normalise on normal validation images.
+    The training images' features are computed on `device` (the CPU by default), the rest on the CPU."""
     network = AnomalyNet(config).eval()
     with torch.inference_mode():
+        network.features.to(device)
         collected = []
         for batch in train_batches:
-            patches, _ = network.features(batch)
-            collected.append(patches.permute(0, 2, 3, 1).reshape(-1, patches.shape[1]))
+            patches, _ = network.features(batch.to(device))
+            collected.append(patches.permute(0, 2, 3, 1).reshape(-1, patches.shape[1]).cpu())
+        network.features.cpu()
         features = torch.cat(collected)
     generator = torch.Generator().manual_seed(seed)
     if len(features) > candidate_limit:
