@@ -90,6 +90,7 @@ class LocalProduction:
         web_processes: int = 2,
         workers: int = 2,
         media_limit_bytes: int | None = None,
+        environment: dict[str, str] | None = None,
         keep: bool = False,
     ) -> None:
         self._own_root = root is None
@@ -117,7 +118,8 @@ class LocalProduction:
         self.data_dir = self.root / "data"
         self.database_url = f"postgres://postgres@127.0.0.1:{self.ports['postgres']}/loupe"
         self.redis_url = f"redis://127.0.0.1:{self.ports['redis']}/0"
-        self.environment = self._loupe_environment()
+        # `environment` adds to (or overrides) the settings every process of the topology reads.
+        self.environment = {**self._loupe_environment(), **(environment or {})}
 
     # --- the whole ------------------------------------------------------------------------
 
