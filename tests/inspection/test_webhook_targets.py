@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -18,6 +20,7 @@ from inspection.roles import SUPERVISOR
 from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
 from inspection.webhooks.services import DeliveryFailed, DeliveryRefused, webhook_attempt
 from tests.inspection.factories import posted_unit, station_admin_form
+from tests.inspection.webhook_receiver import webhook_receiver_serving
 
 pytestmark = pytest.mark.django_db
 
@@ -215,3 +218,42 @@ def test_the_receivers_answer_is_never_stored(delivery, webhook_receiver, settin
     assert not any("hunter2" in str(value) for value in row.values())
     assert (row["last_status_code"], row["last_error"]) == (500, "HTTP 500")
     assert row["last_duration_ms"] is not None
+
+
+def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` and its key (openssl)."""
+    certificate, key = folder / "receiver.pem", folder / "receiver.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return certificate, key
+
+
+def test_https_is_checked_against_the_name_while_connecting_to_the_address(
+    delivery, monkeypatch, settings, tmp_path
+):
+    import requests.certs
+
+    certificate = _certificate(tmp_path, "hooks.line.test")
+    monkeypatch.setattr(requests.certs, "where", lambda: str(certificate[0]))  # trust it
+    settings.LOUPE_WEBHOOK_ALLOWED_HOSTS = frozenset({"hooks.line.test", "other.line.test"})
+    _resolving(monkeypatch, "hooks.line.test", ["127.0.0.1"])
+    with webhook_receiver_serving(tls=certificate) as receiver:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(url=f"https://hooks.line.test:{receiver.port}/")
+        delivery.refresh_from_db()
+        webhook_attempt(delivery=delivery)
+        (post,) = receiver.received()
+
+        _resolving(monkeypatch, "other.line.test", ["127.0.0.1"])  # same address, another name
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            url=f"https://other.line.test:{receiver.port}/", status=DeliveryStatus.PENDING
+        )
+        delivery.refresh_from_db()
+        with pytest.raises(DeliveryFailed):
+            webhook_attempt(delivery=delivery)
+
+    assert post.headers["Host"] == f"hooks.line.test:{receiver.port}"
+    assert "SSLError" in delivery.last_error and "other.line.test" in delivery.last_error
+    assert len(receiver.received()) == 1

@@ -3,11 +3,13 @@ thread, recording every request it gets (`webhook_receiver` in conftest.py serve
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class WebhookReceiver:
 
 
 @contextmanager
-def webhook_receiver_serving() -> Iterator[WebhookReceiver]:
+def webhook_receiver_serving(*, tls: tuple[Path, Path] | None = None) -> Iterator[WebhookReceiver]:
+    """Serve one receiver; with `tls` (certificate, key) it speaks HTTPS."""
     receiver: WebhookReceiver
 
     class Handler(BaseHTTPRequestHandler):
@@ -63,8 +66,13 @@ def webhook_receiver_serving() -> Iterator[WebhookReceiver]:
             pass  # keep the test output clean
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
-    receiver = WebhookReceiver(url=f"http://127.0.0.1:{port}/loupe/decisions", port=port)
+    scheme = "https" if tls else "http"
+    receiver = WebhookReceiver(url=f"{scheme}://127.0.0.1:{port}/loupe/decisions", port=port)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
