@@ -8,6 +8,7 @@ to PostgreSQL, an external Redis and an MLflow server without code changes.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -240,6 +241,18 @@ EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "loupe@localhost")
 LOUPE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("LOUPE_WEBHOOK_TIMEOUT_SECONDS", "5"))
 LOUPE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LOUPE_WEBHOOK_MAX_ATTEMPTS", "8"))
+# Webhooks go to public addresses only (inspection.webhooks.targets); these let an operator allow
+# internal receivers: host names (comma-separated, exact) and networks (CIDRs, e.g. 10.20.0.0/16).
+LOUPE_WEBHOOK_ALLOWED_HOSTS = frozenset(
+    name.strip().lower().rstrip(".")
+    for name in os.environ.get("LOUPE_WEBHOOK_ALLOWED_HOSTS", "").split(",")
+    if name.strip()
+)
+LOUPE_WEBHOOK_ALLOWED_NETWORKS = tuple(
+    ipaddress.ip_network(network.strip(), strict=False)
+    for network in os.environ.get("LOUPE_WEBHOOK_ALLOWED_NETWORKS", "").split(",")
+    if network.strip()
+)
 
 # --- Monitoring (config.metrics) ------------------------------------------------------------
 # Prometheus scrapes /metrics. With a token set, a scrape must send `Authorization: Bearer <token>`

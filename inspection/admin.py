@@ -16,7 +16,12 @@ from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from inspection.admin_views import station_rollout, station_rollout_context, station_thresholds
+from inspection.admin_views import (
+    station_rollout,
+    station_rollout_context,
+    station_thresholds,
+    station_webhook_secret,
+)
 from inspection.background import Task, task_enqueue
 from inspection.models import (
     DEFECT_CLASS_LENGTH,
@@ -116,6 +121,19 @@ class DefectClassesField(forms.Field):
         return self.to_python(initial) != self.to_python(data)
 
 
+class WriteOnlySecretField(forms.CharField):
+    """A secret typed in to replace the saved one, never sent back to the page: the input is
+    always empty, and left empty it keeps the saved secret (the form's `clean`)."""
+
+    widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+
+    def prepare_value(self, value) -> str:
+        return ""
+
+    def has_changed(self, initial, data) -> bool:
+        return bool(data)
+
+
 def _station_form() -> type[forms.ModelForm]:
     """The station's form, with the fields of every settings row (labeling, training, drift), so
     that one page and one save change them all, with one audit trail; and the confirmation a
@@ -131,6 +149,8 @@ def _station_form() -> type[forms.ModelForm]:
 
     def clean(self):
         cleaned = forms.ModelForm.clean(self)
+        if not cleaned.get("webhook_secret"):
+            cleaned["webhook_secret"] = self.instance.webhook_secret
         if any(name not in cleaned for name in POLICY_FIELDS):
             return cleaned  # a policy field is invalid: its own error says so
         saved = self.instance.pk is not None
@@ -153,6 +173,13 @@ def _station_form() -> type[forms.ModelForm]:
         return cleaned
 
     declared = {
+        "webhook_secret": WriteOnlySecretField(
+            required=False,
+            max_length=Station._meta.get_field("webhook_secret").max_length,
+            label="New webhook secret",
+            help_text="Write-only: type a secret to replace the one saved (or use Rotate for a random "
+            "one); leave it empty to keep it. The receiver checks each body's HMAC-SHA256 under it.",
+        ),
         "defect_classes": DefectClassesField(
             required=False,
             help_text="In the order of the station page (keys 1-9 pick the first nine, the others are "
@@ -183,7 +210,7 @@ class StationAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "line", "automation_level", "champion", "challenger", "rollout_mode")
     list_filter = ("automation_level", "rollout_mode")
     search_fields = ("slug", "name", "line")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("webhook_secret_state", "webhook_secret_rotate", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("slug", "name", "line", "defect_classes")}),
         (
@@ -258,7 +285,12 @@ class StationAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(station_rollout),
             name="inspection_station_rollout",
         )
-        return [threshold_tool, rollout, *super().get_urls()]
+        webhook_secret = path(
+            "<int:station_id>/webhook-secret/",
+            self.admin_site.admin_view(station_webhook_secret),
+            name="inspection_station_webhook_secret",
+        )
+        return [threshold_tool, rollout, webhook_secret, *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         stations = Station.objects.select_related("champion", "challenger")
@@ -266,6 +298,29 @@ class StationAdmin(admin.ModelAdmin):
         if station is not None and self.has_change_permission(request, station):
             extra_context = {**(extra_context or {}), "rollout": station_rollout_context(station=station)}
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_fieldsets(self, request, obj=None):
+        # The secret is write-only: the page says whether one is set, and whoever may change the
+        # station types a new one or rotates it.
+        if obj is None:
+            webhook = ("webhook_url", "webhook_secret")
+        elif self.has_change_permission(request, obj):
+            webhook = ("webhook_url", "webhook_secret_state", "webhook_secret_rotate", "webhook_secret")
+        else:
+            webhook = ("webhook_url", "webhook_secret_state")
+        return [
+            (name, {**options, "fields": webhook}) if name == "Webhook" else (name, options)
+            for name, options in super().get_fieldsets(request, obj)
+        ]
+
+    @admin.display(description="Webhook secret")
+    def webhook_secret_state(self, station: Station) -> str:
+        return "set" if station.webhook_secret else "not set"
+
+    @admin.display(description="Rotate the secret")
+    def webhook_secret_rotate(self, station: Station) -> str:
+        rotate = reverse("admin:inspection_station_webhook_secret", args=[station.pk])
+        return format_html('<a href="{}">A new random secret, shown once</a>', rotate)
 
     def get_readonly_fields(self, request, obj=None):
         # The slug is in device integrations' URLs and WebSocket paths: fixed once created. The
@@ -369,6 +424,8 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         "status",
         "attempts",
         "last_status_code",
+        "last_duration_ms",
+        "last_error",
         "created_at",
         "delivered_at",
     )

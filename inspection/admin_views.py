@@ -1,8 +1,8 @@
 """The station admin page's own views: the threshold tool, a JSON endpoint that measures settings
 the supervisor is still editing (target escape rate, level, band, audit share) on the champion's
-and challenger's validation units; and the rollout buttons (challenger in shadow, canary share,
-promote after seeing the figures, roll back). `StationAdmin.get_urls` routes them, behind the
-admin's login.
+and challenger's validation units; the rollout buttons (challenger in shadow, canary share,
+promote after seeing the figures, roll back); and the rotation of the webhook secret.
+`StationAdmin.get_urls` routes them, behind the admin's login.
 
 Whoever may change the station's settings may use them (supervisors).
 """
@@ -35,6 +35,7 @@ from inspection.services.rollout import (
     champion_history,
     champion_rollback,
 )
+from inspection.services.stations import station_webhook_secret_rotate
 from models_registry.models import ModelVersion
 
 THRESHOLD_TOOL_PERMISSION = "inspection.change_station"
@@ -207,3 +208,24 @@ def _promote_context(request: HttpRequest, station: Station) -> dict:
         "opts": Station._meta,
         "figures": _figures(station),
     }
+
+
+@never_cache
+def station_webhook_secret(request: HttpRequest, station_id: int) -> HttpResponse:
+    """`GET …/station/<id>/webhook-secret/` asks to confirm; `POST` gives the station a new random
+    webhook secret and shows it on this page only, to the supervisor who rotated it: it is never
+    shown again (not cached either), so the receiver must be given it now."""
+    if not request.user.has_perm(THRESHOLD_TOOL_PERMISSION):
+        raise PermissionDenied("only those who may change station settings rotate its webhook secret")
+    station = get_object_or_404(Station, pk=station_id)
+    secret = None
+    if request.method == "POST":
+        secret = station_webhook_secret_rotate(station=station, user=request.user)
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Webhook secret of {station.slug}",
+        "station": station,
+        "opts": Station._meta,
+        "secret": secret,
+    }
+    return render(request, "admin/inspection/station/webhook_secret.html", context)

@@ -31,6 +31,7 @@ from inspection.enums import (
     UnitStatus,
     Verdict,
 )
+from inspection.webhooks.targets import webhook_url_problem
 from models_registry.ml.types import NO_DEFECT
 from models_registry.models import ModelVersion
 
@@ -130,6 +131,9 @@ class Station(models.Model):
         problems = defect_classes_problems(self.defect_classes)
         if problems:
             errors["defect_classes"] = problems
+        webhook_problem = webhook_url_problem(self.webhook_url) if self.webhook_url else None
+        if webhook_problem:
+            errors["webhook_url"] = webhook_problem
         if self.webhook_url and not self.webhook_secret:
             errors["webhook_secret"] = "a webhook needs a secret to sign its deliveries"
         if errors:

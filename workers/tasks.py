@@ -14,6 +14,7 @@ from inspection.supervision.services import camera_fault_check
 from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
 from inspection.webhooks.services import (
     DeliveryFailed,
+    DeliveryRefused,
     webhook_attempt,
     webhook_deliveries_resend,
     webhook_delivery_give_up,
@@ -74,7 +75,7 @@ def webhook_deliver(self, delivery_id: int) -> str:
     try:
         webhook_attempt(delivery=delivery)
     except DeliveryFailed as error:
-        if delivery.attempts >= settings.LOUPE_WEBHOOK_MAX_ATTEMPTS:
+        if isinstance(error, DeliveryRefused) or delivery.attempts >= settings.LOUPE_WEBHOOK_MAX_ATTEMPTS:
             webhook_delivery_give_up(delivery=delivery)
             return DeliveryStatus.FAILED
         countdown = _backoff_seconds(delivery.attempts)

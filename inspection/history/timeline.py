@@ -198,7 +198,10 @@ def _disagreement(disagreement: Disagreement) -> TimelineEntry:
 def _delivery(delivery: WebhookDelivery) -> TimelineEntry:
     lines = [f"to {delivery.url}", f"{delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}"]
     if delivery.last_status_code:
-        lines.append(f"last answer HTTP {delivery.last_status_code}")
+        took = f" in {delivery.last_duration_ms} ms" if delivery.last_duration_ms is not None else ""
+        lines.append(f"last answer HTTP {delivery.last_status_code}{took}")
+    if delivery.last_error:
+        lines.append(f"last attempt: {delivery.last_error}")
     if delivery.delivered_at:
         lines.append(f"delivered at {delivery.delivered_at:%Y-%m-%d %H:%M:%S}")
     return TimelineEntry(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,6 +128,16 @@ def station_update(
         for row in rows:
             row.save()
         return station_changes_record(station=locked, before=before, user=user, note=note)
+
+
+def station_webhook_secret_rotate(*, station: Station, user) -> str:
+    """Give the station a new random webhook secret (audited as "(set)", like any change of it)
+    and return it: the caller shows it once, to the one who rotated it; it is never shown again."""
+    secret = secrets.token_urlsafe(32)
+    station_update(
+        station=station, changes={"webhook_secret": secret}, user=user, note="webhook secret rotated"
+    )
+    return secret
 
 
 def station_policy_risk(*, station: Station) -> EscapeRisk | None:

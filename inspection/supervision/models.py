@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, validat
 from django.db import models
 
 from inspection.models import Station, StationSettings
+from inspection.webhooks.targets import webhook_url_problem
 from models_registry.models import ModelVersion
 
 
@@ -67,8 +68,14 @@ class DriftSettings(StationSettings):
                 validate_email(address)
             except ValidationError:
                 wrong.append(address)
+        errors = {}
         if wrong:
-            raise ValidationError({"alarm_emails": f"not an email address: {', '.join(wrong)}"})
+            errors["alarm_emails"] = f"not an email address: {', '.join(wrong)}"
+        chat_problem = webhook_url_problem(self.alarm_chat_url) if self.alarm_chat_url else None
+        if chat_problem:
+            errors["alarm_chat_url"] = chat_problem
+        if errors:
+            raise ValidationError(errors)
 
 
 class DriftCheck(models.Model):

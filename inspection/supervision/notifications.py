@@ -8,6 +8,7 @@ so a retry after one channel failed sends only what is still missing.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inspection.supervision.models import Alarm, DriftSettings
+from inspection.webhooks.targets import WebhookTargetRefused, webhook_target_check, webhook_target_post
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,10 @@ def alarm_message(alarm: Alarm) -> tuple[str, str]:
 
 def alarm_notify(*, alarm_id: int) -> list[str]:
     """Send what this alarm's station asks for and has not been sent yet; the channels sent now.
-    Raises `NotificationFailed` (after recording what did go out) when a channel failed."""
-    import requests
+    Raises `NotificationFailed` (after recording what did go out) when a channel failed. The chat
+    message goes where a webhook may (`inspection.webhooks.targets`): a public address, or one
+    the operator allowed."""
+    import urllib3
 
     alarm = Alarm.objects.select_related("station").get(pk=alarm_id)
     row = DriftSettings.of(alarm.station)
@@ -68,15 +72,15 @@ def alarm_notify(*, alarm_id: int) -> list[str]:
             if channel == EMAIL:
                 send_mail(subject, text, None, row.alarm_recipients())
             else:
-                response = requests.post(
-                    row.alarm_chat_url,
-                    json={"text": f"*{subject}*\n{text}"},  # both Slack and Teams read "text"
+                status_code = webhook_target_post(
+                    webhook_target_check(row.alarm_chat_url),
+                    body=json.dumps({"text": f"*{subject}*\n{text}"}).encode(),  # Slack and Teams read "text"
+                    headers={"Content-Type": "application/json"},
                     timeout=settings.LOUPE_WEBHOOK_TIMEOUT_SECONDS,
-                    allow_redirects=False,
                 )
-                if not 200 <= response.status_code < 300:
-                    raise NotificationFailed(f"chat webhook answered HTTP {response.status_code}")
-        except (OSError, requests.RequestException, NotificationFailed) as error:
+                if not 200 <= status_code < 300:
+                    raise NotificationFailed(f"chat webhook answered HTTP {status_code}")
+        except (OSError, urllib3.exceptions.HTTPError, WebhookTargetRefused, NotificationFailed) as error:
             failures.append(f"{channel}: {error}")
             continue
         _record(alarm, channel)

@@ -23,7 +23,16 @@ class WebhookDelivery(models.Model):
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    last_error = models.TextField(
+        blank=True,
+        help_text="What went wrong on the last attempt, in Loupe's words (the status code, a redirect "
+        "not followed, a refused address, a network error): never the receiver's answer.",
+    )
+    last_duration_ms = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="How long the last attempt took, from the address check to the answer.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)

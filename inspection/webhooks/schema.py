@@ -18,7 +18,8 @@ unit_decided = OpenApiWebhook(
             f"`{SIGNATURE_HEADER}: sha256=<hex>`, the HMAC-SHA256 of the raw body under the "
             "station's webhook secret; `X-Loupe-Delivery`, the delivery's id, the same on every "
             "retry (drop one you have seen). Any 2xx answer ends the delivery; anything else, or no "
-            "answer, is retried with exponential backoff (LOUPE_WEBHOOK_MAX_ATTEMPTS times)."
+            "answer, is retried with exponential backoff (LOUPE_WEBHOOK_MAX_ATTEMPTS times). A "
+            "redirect is not followed (it is a failed attempt), and the answer's body is not read."
         ),
         request=inline_serializer(
             name="UnitDecidedEvent",

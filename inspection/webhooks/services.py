@@ -2,7 +2,9 @@
 
 The delivery row is written in the decision's own transaction, so a decision never exists
 without its delivery; the Celery task `workers.tasks.webhook_deliver` makes the attempts (with
-backoff), and `webhook_deliveries_resend` requeues deliveries a broker outage left unsent.
+backoff), and `webhook_deliveries_resend` requeues deliveries a broker outage left unsent. Each
+attempt posts only to a public address (or one the operator allow-listed), checked as it connects:
+`inspection.webhooks.targets`.
 
 The receiver checks `X-Loupe-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body under the
 station's webhook secret, and uses `X-Loupe-Delivery` to ignore a delivery it has already seen.
@@ -14,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,6 +26,12 @@ from django.utils import timezone
 from inspection.background import Task, task_enqueue
 from inspection.models import DecisionEvent
 from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
+from inspection.webhooks.targets import (
+    WebhookHostUnresolved,
+    WebhookTargetRefused,
+    webhook_target_check,
+    webhook_target_post,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +62,19 @@ def webhook_delivery_create(*, decision: DecisionEvent, unit_body: dict) -> Webh
 
 
 class DeliveryFailed(Exception):
-    """An attempt failed in a way worth retrying (network error, 5xx, 429...)."""
+    """An attempt failed in a way worth retrying (network error, 5xx, 429, a redirect...)."""
+
+
+class DeliveryRefused(DeliveryFailed):
+    """The URL's host resolves to an address webhooks are not sent to: not worth retrying."""
 
 
 def webhook_attempt(*, delivery: WebhookDelivery) -> None:
-    """POST the delivery once. Returns when delivered (or already delivered); raises
-    `DeliveryFailed` when the receiver did not take it, after recording the attempt."""
-    import requests
+    """POST the delivery once, to an address checked just before (`targets`). Returns when
+    delivered (or already delivered); raises `DeliveryFailed` when the receiver did not take it,
+    after recording the attempt: its status code, how long it took and what went wrong, never
+    the receiver's answer (whatever the URL reached, its words stay out of the admin)."""
+    import urllib3
 
     if delivery.status == DeliveryStatus.DELIVERED:
         return
@@ -71,27 +86,36 @@ def webhook_attempt(*, delivery: WebhookDelivery) -> None:
         "X-Loupe-Delivery": str(delivery.id),
         SIGNATURE_HEADER: webhook_signature(secret=delivery.station.webhook_secret, body=body),
     }
-    status_code, error = None, ""
+    status_code, error, refused = None, "", False
+    started = time.monotonic()
     try:
-        response = requests.post(
-            delivery.url, data=body, headers=headers, timeout=settings.LOUPE_WEBHOOK_TIMEOUT_SECONDS
+        target = webhook_target_check(delivery.url)
+        status_code = webhook_target_post(
+            target, body=body, headers=headers, timeout=settings.LOUPE_WEBHOOK_TIMEOUT_SECONDS
         )
-        status_code = response.status_code
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}: {response.text[:300]}"
-    except requests.RequestException as exception:
+    except WebhookTargetRefused as refusal:
+        error, refused = f"refused: {refusal}", not isinstance(refusal, WebhookHostUnresolved)
+    except urllib3.exceptions.HTTPError as exception:
         error = f"{type(exception).__name__}: {exception}"
+    if status_code is not None and 300 <= status_code < 400:
+        error = f"HTTP {status_code}: a redirect, not followed"
+    elif status_code is not None and not 200 <= status_code < 300:
+        error = f"HTTP {status_code}"
+    duration_ms = round((time.monotonic() - started) * 1000)
     now = timezone.now()
     delivered = not error
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         attempts=delivery.attempts + 1,
         last_status_code=status_code,
-        last_error=error,
+        last_error=error[:300],
+        last_duration_ms=duration_ms,
         last_attempt_at=now,
         delivered_at=now if delivered else None,
         status=DeliveryStatus.DELIVERED if delivered else DeliveryStatus.PENDING,
     )
     delivery.refresh_from_db()
+    if refused:
+        raise DeliveryRefused(error)
     if not delivered:
         raise DeliveryFailed(error)
 

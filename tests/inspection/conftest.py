@@ -8,8 +8,9 @@ served from the model cache like any registered version; tests set its
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from models_registry.ml.types import NO_DEFECT, Sample
 from models_registry.models import ModelVersion
 from tests.inspection.camera import train_stain_model
 from tests.inspection.factories import certain_risk_control
+from tests.inspection.webhook_receiver import WebhookReceiver, webhook_receiver_serving
 
 TINY_CLASSES = ("crack", "scratch")
 
@@ -163,3 +165,21 @@ def device_client() -> Callable[[Station], APIClient]:
         return client
 
     return make
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A station's webhook endpoint on 127.0.0.1, recording every request (webhook_receiver.py)."""
+    with webhook_receiver_serving() as receiver:
+        yield receiver
+
+
+LOOPBACK = "127.0.0.0/8"
+
+
+@pytest.fixture
+def allow_loopback_webhooks(settings, monkeypatch) -> None:
+    """Let webhooks go to 127.0.0.0/8 (the test receiver), as an operator would allow an internal
+    receiver: in this process and in the worker processes a test starts after it (environment)."""
+    settings.LOUPE_WEBHOOK_ALLOWED_NETWORKS = (ipaddress.ip_network(LOOPBACK),)
+    monkeypatch.setenv("LOUPE_WEBHOOK_ALLOWED_NETWORKS", LOOPBACK)

@@ -57,3 +57,28 @@ def posted_unit(client, serial: str = "SN-1", seed: int = 0, *, width: int = 320
     response = client.post("/api/v1/units/", {"serial": serial, "image": image}, format="multipart")
     assert response.status_code == 201, response.content
     return response.json()
+
+
+def station_admin_form(station, **changes) -> dict:
+    """What the station's admin page posts when nothing is edited but `changes` (and the webhook
+    secret left empty: kept)."""
+    from inspection.services.stations import audited_fields, station_snapshot
+
+    snapshot = station_snapshot(station=station)
+    form = {name: value for name, value in snapshot.items() if name not in ("champion", "challenger")}
+    form.update(
+        {
+            "defect_classes": "\n".join(station.defect_classes),
+            "line": station.line or "",
+            "champion": station.champion_id or "",
+            "challenger": station.challenger_id or "",
+            "webhook_secret": "",
+            "device_keys-TOTAL_FORMS": "0",
+            "device_keys-INITIAL_FORMS": "0",
+            "changes-TOTAL_FORMS": "0",
+            "changes-INITIAL_FORMS": "0",
+        }
+    )
+    form.update(changes)
+    assert set(audited_fields()) <= set(form)
+    return {name: value for name, value in form.items() if value is not False and value is not None}

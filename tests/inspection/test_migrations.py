@@ -152,3 +152,47 @@ def test_units_decided_before_the_copy_get_their_latest_decision():
         assert User.objects.filter(username="ines").exists()
     finally:
         _migrate(latest)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_receivers_answers_kept_in_webhook_deliveries_are_dropped():
+    from django.utils import timezone
+
+    from inspection.webhooks.models import WebhookDelivery
+
+    before = [("inspection", "0012_partial_automation_audits")]
+    latest = _latest()
+    try:
+        state = _migrate(before).loader.project_state(before).apps
+        station = state.get_model("inspection", "Station").objects.create(slug="old-line", name="Old line")
+        unit = state.get_model("inspection", "Unit").objects.create(
+            station=station,
+            serial="S",
+            image="x.jpg",
+            image_sha256="0" * 64,
+            image_width=1920,
+            image_height=1080,
+            image_format="JPEG",
+            received_at=timezone.now(),
+            status="decided",
+            automation_level="assisted",
+        )
+        user = state.get_model("auth", "User").objects.create(username="ines")
+        events = state.get_model("inspection", "DecisionEvent").objects
+        deliveries = state.get_model("inspection", "WebhookDelivery").objects
+        errors = {
+            "HTTP 500: -ERR NOAUTH the broker's own words": 500,
+            "ConnectionError: connection refused": None,
+            "": 200,
+        }
+        for error, code in errors.items():
+            decision = events.create(unit=unit, verdict="pass", decided_by_user=user, reason="human")
+            sent = {"url": "http://x/", "body": "{}", "last_error": error, "last_status_code": code}
+            deliveries.create(station=station, decision=decision, **sent)
+
+        _migrate(latest)
+
+        kept = sorted(WebhookDelivery.objects.values_list("last_error", flat=True))
+        assert kept == ["", "ConnectionError: connection refused", "HTTP 500"]
+    finally:
+        _migrate(latest)

@@ -1,8 +1,9 @@
 """Final decisions pushed to a station's webhook, and the challenger's shadow predictions: the work
 the line's request leaves to Celery.
 
-The delivery tests run a real worker (`live_celery_worker`) against a small HTTP server started
-here, and check what actually arrived: one signed POST per decision, retried after a failure.
+The delivery tests run a real worker (`live_celery_worker`) against a small HTTP server
+(`webhook_receiver.py`), and check what actually arrived: one signed POST per decision, retried
+after a failure.
 The sweeper and the delivery's creation are tested as plain functions, with the broker's queue
 read back from Redis.
 """
@@ -13,12 +14,9 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
 import pytest
@@ -34,61 +32,12 @@ from inspection.webhooks.services import webhook_deliveries_resend
 from tests.inspection.factories import posted_unit
 from tests.openapi import openapi_document, schema_errors
 
+# The test receiver listens on 127.0.0.1, which webhooks reach only when an operator allows it.
+pytestmark = pytest.mark.usefixtures("allow_loopback_webhooks")
+
 SECRET = "receiver-shared-secret"
 DELIVER_TASK = Task.WEBHOOK_DELIVER
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ReceivedPost:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class WebhookReceiver:
-    """What a station's webhook endpoint got. It answers `statuses` in turn, then the last one."""
-
-    url: str
-    statuses: list[int] = field(default_factory=lambda: [200])
-    posts: list[ReceivedPost] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(self, post: ReceivedPost) -> int:
-        with self.lock:
-            self.posts.append(post)
-            return self.statuses[min(len(self.posts), len(self.statuses)) - 1]
-
-    def received(self) -> list[ReceivedPost]:
-        with self.lock:
-            return list(self.posts)
-
-
-@pytest.fixture
-def webhook_receiver() -> Iterator[WebhookReceiver]:
-    """An HTTP server on 127.0.0.1 (a free port), in a thread, recording every POST."""
-    receiver: WebhookReceiver
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            status = receiver.record(ReceivedPost(self.path, dict(self.headers.items()), body))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args) -> None:
-            pass  # keep the test output clean
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver = WebhookReceiver(url=f"http://127.0.0.1:{server.server_address[1]}/loupe/decisions")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def wait_for(condition: Callable[[], T], *, timeout: float, what: str) -> T:

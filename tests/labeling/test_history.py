@@ -52,3 +52,11 @@ def test_a_units_timeline_tells_its_label_task_submissions_reviews_and_webhook(m
     webhook = next(entry for entry in entries if entry.kind == "webhook")
     assert webhook.title == f"Webhook {delivery.status}" and "to https://mes.example/loupe" in webhook.lines
     assert kinds.index("decision") < kinds.index("webhook")
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        attempts=1, last_status_code=302, last_duration_ms=41, last_error="HTTP 302: a redirect, not followed"
+    )
+    webhook = next(entry for entry in unit_timeline(unit=unit, model_visible=True) if entry.kind == "webhook")
+    assert webhook.lines[-2:] == (
+        "last answer HTTP 302 in 41 ms",
+        "last attempt: HTTP 302: a redirect, not followed",
+    )

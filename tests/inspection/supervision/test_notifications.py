@@ -20,11 +20,10 @@ from inspection.supervision.models import Alarm, AlarmKind, DriftSettings
 from inspection.supervision.notifications import NotificationFailed, alarm_notify
 from inspection.supervision.services import AlarmFinding, alarms_raise
 from tests.inspection.factories import person
-from tests.inspection.test_webhooks import (
-    queued_tasks,
-    wait_for,
-    webhook_receiver,  # noqa: F401  (a fixture)
-)
+from tests.inspection.test_webhooks import queued_tasks, wait_for
+
+# The test receiver listens on 127.0.0.1, which chat messages reach only when an operator allows it.
+pytestmark = pytest.mark.usefixtures("allow_loopback_webhooks")
 
 FINDING = AlarmFinding(AlarmKind.INPUT, "brightness fell from 120 to 74 (p = 1e-9)")
 
@@ -72,10 +71,10 @@ def _told(station, receiver) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_new_alarm_is_emailed_and_posted_once_and_a_window_seeing_it_again_tells_nobody(
     smtp_server,
-    webhook_receiver,  # noqa: F811
+    webhook_receiver,
     live_celery_worker,
     redis_client,
-    make_station,  # noqa: F811
+    make_station,
 ):
     station = make_station(slug="line-a", level=AutomationLevel.FULL)
     _told(station, webhook_receiver)
@@ -106,8 +105,8 @@ def test_a_new_alarm_is_emailed_and_posted_once_and_a_window_seeing_it_again_tel
 @pytest.mark.django_db
 def test_a_failed_channel_is_retried_without_repeating_the_one_that_went_out(
     smtp_server,
-    webhook_receiver,  # noqa: F811
-    make_station,  # noqa: F811
+    webhook_receiver,
+    make_station,
 ):
     station = make_station(slug="line-a", level=AutomationLevel.FULL)
     _told(station, webhook_receiver)
@@ -141,3 +140,26 @@ def test_a_wrong_address_is_refused_and_saves_nothing(make_station):
         station_update(station=station, changes=changes, user=person("sam", role="supervisor"))
     stored = DriftSettings.objects.get(station=station)
     assert (stored.alarm_emails, stored.alarm_step_down) == ("", True)
+
+
+@pytest.mark.django_db
+def test_an_internal_chat_url_is_refused_when_saved_and_when_sent(make_station, webhook_receiver, settings):
+    station = make_station(slug="line-a", level=AutomationLevel.FULL)
+    supervisor = person("sam", role="supervisor")
+    settings.LOUPE_WEBHOOK_ALLOWED_NETWORKS = ()
+    metadata = {"alarm_chat_url": "http://169.254.169.254/latest/meta-data/"}
+    with pytest.raises(ValidationError) as refused:
+        station_update(station=station, changes=metadata, user=supervisor)
+    assert "169.254.169.254 is a link-local address" in refused.value.message_dict["alarm_chat_url"][0]
+    # a URL saved before the check, or a name that resolves elsewhere now
+    DriftSettings.objects.update_or_create(
+        station=station, defaults={"alarm_chat_url": f"http://localhost:{webhook_receiver.port}/chat"}
+    )
+    alarm = Alarm.objects.create(
+        station=station, kind=AlarmKind.SCORE, summary="scores moved", last_seen_at=station.created_at
+    )
+
+    with pytest.raises(NotificationFailed, match="chat: localhost \\(127.0.0.1\\) is a loopback address"):
+        alarm_notify(alarm_id=alarm.pk)
+
+    assert webhook_receiver.received() == []
