@@ -153,6 +153,11 @@ CHANNEL_LAYERS = {
 # (inspection.api.UnitImage, labeling.api.ItemImage and AnnotationMask).
 MEDIA_ROOT = Path(os.environ.get("LOUPE_MEDIA_ROOT", LOUPE_DATA_DIR / "media"))
 MEDIA_URL = "/media/"
+# Unit images synced to disk before their row commits; nothing partial left on a full disk.
+STORAGES = {
+    "default": {"BACKEND": "config.storage.DurableFileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = LOUPE_DATA_DIR / "staticfiles"

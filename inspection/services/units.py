@@ -11,6 +11,7 @@ prediction go out only after the commit.
 
 from __future__ import annotations
 
+import errno
 import logging
 import uuid
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ logger = logging.getLogger(__name__)
 
 class IdempotencyConflict(ValueError):
     """An Idempotency-Key was reused for a different request."""
+
+
+class StorageFull(OSError):
+    """The media disk has no room for the image: the unit is refused whole (the line retries)."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,13 @@ def unit_submit(
         unit.decision_source = DecisionSource.MODEL
         unit.decision_reason = DecisionReason.AUTOMATIC
         unit.decided_at = unit.received_at
-    unit.image.save(f"{uuid.uuid4().hex}.{checked.extension}", ContentFile(checked.data), save=False)
+    try:
+        unit.image.save(f"{uuid.uuid4().hex}.{checked.extension}", ContentFile(checked.data), save=False)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            logger.error("Media disk full: unit %s of station %s refused (%s)", serial, station.slug, error)
+            raise StorageFull(errno.ENOSPC, "the media disk is full: the unit was not stored") from error
+        raise
     try:
         with transaction.atomic():
             unit.save()

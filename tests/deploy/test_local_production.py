@@ -66,7 +66,8 @@ class Line:
     def __init__(self, topology: LocalProduction) -> None:
         self.topology = topology
         self.session = requests.Session()
-        self.session.verify = str(topology.certificate)
+        # Per request, not the session's: requests lets REQUESTS_CA_BUNDLE override a session's.
+        self.verify = str(topology.certificate)
         self.session.headers["Authorization"] = f"Api-Key {topology.device_key}"
 
     def post(self, serial: str, seed: int) -> dict:
@@ -75,6 +76,7 @@ class Line:
             files={"image": ("unit.jpg", frame(seed), "image/jpeg")},
             data={"serial": serial},
             headers={"Idempotency-Key": f"key-{serial}"},
+            verify=self.verify,
             timeout=30,
         )
         assert response.status_code == 201, response.text
@@ -82,7 +84,10 @@ class Line:
 
     def wait(self, unit: dict, seconds: float = 15) -> dict:
         response = self.session.get(
-            f"{self.topology.url}{unit['url']}", params={"wait": seconds}, timeout=seconds + 5
+            f"{self.topology.url}{unit['url']}",
+            params={"wait": seconds},
+            verify=self.verify,
+            timeout=seconds + 5,
         )
         assert response.status_code == 200, response.text
         return response.json()
