@@ -193,6 +193,11 @@ LOUPE_MAX_IMAGE_BYTES = int(os.environ.get("LOUPE_MAX_IMAGE_BYTES", str(25 * 102
 LOUPE_MAX_IMAGE_PIXELS = int(os.environ.get("LOUPE_MAX_IMAGE_PIXELS", str(40_000_000)))
 # Uploads up to the image limit stay in memory: no temporary file on the request path.
 FILE_UPLOAD_MAX_MEMORY_SIZE = LOUPE_MAX_IMAGE_BYTES
+# Any request's whole body: refused with a JSON 413 before it is read (config.request_limits). The
+# default leaves an image at its limit 1 MiB for the form's other fields.
+LOUPE_MAX_REQUEST_BYTES = int(
+    os.environ.get("LOUPE_MAX_REQUEST_BYTES", str(LOUPE_MAX_IMAGE_BYTES + 1024 * 1024))
+)
 LOUPE_LONG_POLL_MAX_SECONDS = 30
 # An inspector's claim on a unit; unfinished after this, the unit returns to the queue.
 LOUPE_CLAIM_SECONDS = int(os.environ.get("LOUPE_CLAIM_SECONDS", "120"))
