@@ -54,6 +54,8 @@ MIDDLEWARE = [
     # also hands the line's POST /api/v1/units/ times to the dashboard
     # (inspection.supervision.dashboard.latency).
     "config.metrics.RequestMetricsMiddleware",
+    # Any error answer under /api/ is JSON (config.api_errors).
+    "config.api_errors.ApiErrorsAsJson",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -198,6 +200,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = LOUPE_MAX_IMAGE_BYTES
 LOUPE_MAX_REQUEST_BYTES = int(
     os.environ.get("LOUPE_MAX_REQUEST_BYTES", str(LOUPE_MAX_IMAGE_BYTES + 1024 * 1024))
 )
+# A unit's metadata (a JSON object): its size as sent and how deep it may nest; past either, or
+# holding NaN or Infinity, it is a 400 naming `metadata`.
+LOUPE_MAX_METADATA_BYTES = int(os.environ.get("LOUPE_MAX_METADATA_BYTES", str(64 * 1024)))
+LOUPE_MAX_METADATA_DEPTH = int(os.environ.get("LOUPE_MAX_METADATA_DEPTH", "32"))
 LOUPE_LONG_POLL_MAX_SECONDS = 30
 # An inspector's claim on a unit; unfinished after this, the unit returns to the queue.
 LOUPE_CLAIM_SECONDS = int(os.environ.get("LOUPE_CLAIM_SECONDS", "120"))
@@ -243,6 +249,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "inspection.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "config.api_errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loupe API",

@@ -18,7 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +31,7 @@ from inspection.history.search import CursorInvalid, UnitFilter, units_page, uni
 from inspection.history.selectors import units_for_cards
 from inspection.images import THUMBNAIL_WIDTH, ImageRejected, image_display, image_thumbnail
 from inspection.models import Station
+from inspection.parsers import JSONParser
 from inspection.selectors import UnitNotFound, unit_get, unit_representation
 from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
 from inspection.services.units import IdempotencyConflict, unit_submit
@@ -79,25 +80,75 @@ class ConstantFieldSchema(OpenApiSerializerFieldExtension):
 
 @extend_schema_field(OpenApiTypes.STR)
 class MetadataField(serializers.Field):
-    """A JSON object, sent as a JSON string in a multipart form."""
+    """A JSON object, sent as a JSON string in a multipart form: at most
+    `LOUPE_MAX_METADATA_BYTES` as sent, nested at most `LOUPE_MAX_METADATA_DEPTH` deep (checked
+    before it is parsed), and no NaN or Infinity (JSON has no such numbers; PostgreSQL refuses them)."""
 
     default_error_messages = {
         "invalid_json": "metadata is not valid JSON: {error}",
         "not_object": "metadata must be a JSON object, not {kind}",
+        "too_large": "metadata is {size:,} bytes; the limit is {limit:,} bytes",
+        "too_deep": "metadata is nested more than {limit} levels deep",
+        "not_a_number": "metadata holds {constant}, which is not a JSON number",
     }
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
+        if not isinstance(data, str):
             try:
-                data = json.loads(data)
-            except json.JSONDecodeError as error:
-                self.fail("invalid_json", error=str(error))
-        if not isinstance(data, dict):
-            self.fail("not_object", kind=type(data).__name__)
-        return data
+                data = json.dumps(data, allow_nan=False)
+            except ValueError:
+                self.fail("not_a_number", constant="NaN or Infinity")
+            except RecursionError:
+                self.fail("too_deep", limit=settings.LOUPE_MAX_METADATA_DEPTH)
+        size = len(data.encode())
+        if size > settings.LOUPE_MAX_METADATA_BYTES:
+            self.fail("too_large", size=size, limit=settings.LOUPE_MAX_METADATA_BYTES)
+        if json_nesting_exceeds(data, settings.LOUPE_MAX_METADATA_DEPTH):
+            self.fail("too_deep", limit=settings.LOUPE_MAX_METADATA_DEPTH)
+        try:
+            value = json.loads(data, parse_constant=_refuse_constant)
+        except _NotANumber as constant:
+            self.fail("not_a_number", constant=str(constant))
+        except json.JSONDecodeError as error:
+            self.fail("invalid_json", error=str(error))
+        if not isinstance(value, dict):
+            self.fail("not_object", kind=type(value).__name__)
+        return value
 
     def to_representation(self, value):
         return value
+
+
+class _NotANumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    raise _NotANumber(name)
+
+
+def json_nesting_exceeds(text: str, limit: int) -> bool:
+    """Whether the JSON `text` opens more than `limit` arrays or objects inside one another,
+    found without parsing it (Python's parser would recurse once a level)."""
+    depth = 0
+    in_string = escaped = False
+    for character in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+        elif character == '"':
+            in_string = True
+        elif character in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif character in "]}":
+            depth -= 1
+    return False
 
 
 class UnitSubmitSerializer(serializers.Serializer):

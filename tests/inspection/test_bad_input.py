@@ -1,6 +1,7 @@
 """Bad input on the line API: a clear 4xx naming the problem, and no row or file left behind."""
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,65 @@ def test_a_key_revoked_after_use_is_refused_at_once(make_station, media_root):
     response = client.post(UNITS, {"image": upload(jpeg_bytes()), "serial": "S2"}, format="multipart")
     assert response.status_code == 401 and "revoked" in response.json()["detail"]
     assert Unit.objects.count() == 1
+
+
+METADATA_REFUSALS = [
+    # the issue's probes: 100,000 levels deep, NaN, Infinity (HTML 500s before), and too large
+    ("100,000 deep", "[" * 100_000 + "]" * 100_000, "the limit is 65,536 bytes"),
+    ("33 deep", '{"a": ' * 33 + "1" + "}" * 33, "nested more than 32 levels deep"),
+    ("NaN", '{"lot": NaN}', "holds NaN, which is not a JSON number"),
+    ("Infinity", '{"lot": -Infinity}', "holds -Infinity"),
+    ("1 MB", json.dumps({"notes": "x" * 1_000_000}), "metadata is 1,000,013 bytes; the limit is 65,536"),
+]
+
+
+@pytest.mark.parametrize(
+    "case, metadata, message", METADATA_REFUSALS, ids=[case[0] for case in METADATA_REFUSALS]
+)
+def test_bad_metadata_is_a_json_400_naming_it(line, media_root, case, metadata, message):
+    data = {"image": upload(jpeg_bytes(width=1280, height=720)), "serial": "SN-1", "metadata": metadata}
+    response = line.post(UNITS, data, format="multipart")
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert message in " ".join(response.json()["metadata"])
+    assert nothing_stored(media_root)
+
+
+def test_metadata_at_the_depth_limit_with_brackets_in_strings_is_kept(line, media_root):
+    metadata = '{"a": ' * 31 + '"[[[[{{{{ \\" [[["' + "}" * 31
+    data = {"image": upload(jpeg_bytes()), "serial": "SN-1", "metadata": metadata}
+    response = line.post(UNITS, data, format="multipart")
+    assert response.status_code == 201, response.content
+    assert Unit.objects.get().metadata == json.loads(metadata)
+
+
+def test_form_fields_over_djangos_limit_are_a_json_413(line, media_root):
+    # 5 MB of metadata passes DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB): Django refuses the form (an HTML
+    # 400 before), the API answers JSON naming the limits
+    data = {"image": upload(jpeg_bytes()), "serial": "SN-1", "metadata": json.dumps({"x": "x" * 5_000_000})}
+    response = line.post(UNITS, data, format="multipart")
+    assert response.status_code == 413 and response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == "fields_too_large" and body["limit"] == 2_621_440
+    assert "metadata is at most 65,536 bytes" in body["detail"]
+    assert nothing_stored(media_root)
+
+
+def test_a_decision_nested_too_deep_is_a_json_400(make_station, device_client):
+    from tests.inspection.factories import person, posted_unit
+
+    unit = posted_unit(device_client(make_station(level="assisted")))
+    client = APIClient()
+    client.force_authenticate(person())
+    response = client.post(
+        f"/api/v1/units/{unit['id']}/decision/",
+        "[" * 100_000 + "]" * 100_000,
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "nested too deep" in response.json()["detail"]
+
+
+def test_a_url_with_no_endpoint_under_api_is_a_json_404(line):
+    response = line.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "no API endpoint at /api/v1/no-such-thing/"}
