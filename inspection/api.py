@@ -15,7 +15,13 @@ from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -34,7 +40,7 @@ from inspection.models import Station
 from inspection.parsers import JSONParser
 from inspection.selectors import UnitNotFound, unit_get, unit_representation
 from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
-from inspection.services.units import IdempotencyConflict, unit_submit
+from inspection.services.units import IdempotencyConflict, IdempotencyMismatch, unit_submit
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +235,43 @@ UNIT_PAGE_SCHEMA = inline_serializer(
 )
 
 
+REFUSAL_SCHEMA = inline_serializer(name="Refusal", fields={"detail": serializers.CharField()})
+TOO_LARGE_SCHEMA = inline_serializer(
+    name="TooLarge",
+    fields={
+        "detail": serializers.CharField(help_text="what was too large, and the limit in bytes"),
+        "code": serializers.ChoiceField(choices=["request_too_large", "fields_too_large"]),
+        "limit": serializers.IntegerField(),
+    },
+)
+UNIT_SUBMIT_REFUSALS = {
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description="A field is invalid (the image, the serial, captured_at, metadata too large, "
+        "too deep or holding NaN): each field's name -> its problems",
+    ),
+    409: OpenApiResponse(REFUSAL_SCHEMA, description="The Idempotency-Key was first used for another serial"),
+    413: OpenApiResponse(
+        TOO_LARGE_SCHEMA,
+        description="The body is over LOUPE_MAX_REQUEST_BYTES (refused before it is read), or the "
+        "form's text fields over DATA_UPLOAD_MAX_MEMORY_SIZE",
+    ),
+    422: OpenApiResponse(
+        inline_serializer(
+            name="IdempotencyMismatch",
+            fields={
+                "detail": serializers.CharField(),
+                "differs": serializers.ListField(
+                    child=serializers.ChoiceField(choices=["image", "metadata"])
+                ),
+            },
+        ),
+        description="The Idempotency-Key and serial were first sent with another image or other "
+        "metadata: nothing is replayed or kept",
+    ),
+}
+
+
 class UnitListCreate(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser]
@@ -240,10 +283,11 @@ class UnitListCreate(APIView):
                 "Idempotency-Key",
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
-                description="A retry with the same key returns the first response; no second unit",
+                description="A retry with the same key (same serial, image and metadata) returns the first "
+                "response; no second unit",
             )
         ],
-        responses={201: UnitSerializer},
+        responses={201: UnitSerializer, **UNIT_SUBMIT_REFUSALS},
         summary="Submit a unit's image",
         operation_id="units_create",
     )
@@ -274,6 +318,10 @@ class UnitListCreate(APIView):
             raise ValidationError({"image": [str(error)]}, code=error.code) from error
         except IdempotencyConflict as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        except IdempotencyMismatch as error:
+            return Response(
+                {"detail": str(error), "differs": error.differs}, status=status.HTTP_422_UNPROCESSABLE_ENTITY
+            )
         headers = {"Location": submission.body["url"]}
         if submission.replayed:
             headers["Idempotent-Replayed"] = "true"

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from inspection.models import Prediction, Unit
 from inspection.services.stations import device_key_create
 from tests.inspection.factories import jpeg_bytes, upload
+from tests.openapi import openapi_document, response_schema, schema_errors
 
 pytestmark = pytest.mark.django_db
 
@@ -215,6 +216,9 @@ def test_form_fields_over_djangos_limit_are_a_json_413(line, media_root):
     assert body["code"] == "fields_too_large" and body["limit"] == 2_621_440
     assert "metadata is at most 65,536 bytes" in body["detail"]
     assert nothing_stored(media_root)
+    # and the answer is the one the OpenAPI document describes
+    document = openapi_document()
+    assert schema_errors(document, response_schema(document, UNITS, "post", "413"), body) == []
 
 
 def test_a_decision_nested_too_deep_is_a_json_400(make_station, device_client):
