@@ -191,8 +191,12 @@ LOUPE_TRAINING_PROGRESS_SECONDS = float(os.environ.get("LOUPE_TRAINING_PROGRESS_
 
 # --- Line API -------------------------------------------------------------------------------
 # Largest accepted unit image, in bytes and in pixels (a decompression bomb is refused from its header).
+# The pixel limit is the ceiling of each station's own `max_image_pixels` (its camera's frames).
 LOUPE_MAX_IMAGE_BYTES = int(os.environ.get("LOUPE_MAX_IMAGE_BYTES", str(25 * 1024 * 1024)))
 LOUPE_MAX_IMAGE_PIXELS = int(os.environ.get("LOUPE_MAX_IMAGE_PIXELS", str(40_000_000)))
+# The most memory one image may take once decoded (after a JPEG's reduced-scale decode), from its
+# size, mode and bit depth in the header: 16 MP at 4 bytes a pixel. Larger is refused undecoded.
+LOUPE_MAX_DECODE_BYTES = int(os.environ.get("LOUPE_MAX_DECODE_BYTES", str(64 * 1024 * 1024)))
 # Uploads up to the image limit stay in memory: no temporary file on the request path.
 FILE_UPLOAD_MAX_MEMORY_SIZE = LOUPE_MAX_IMAGE_BYTES
 # Any request's whole body: refused with a JSON 413 before it is read (config.request_limits). The

@@ -99,7 +99,8 @@ def unit_submit(
         image_data,
         filename=filename,
         max_bytes=settings.LOUPE_MAX_IMAGE_BYTES,
-        max_pixels=settings.LOUPE_MAX_IMAGE_PIXELS,
+        max_pixels=min(station.max_image_pixels, settings.LOUPE_MAX_IMAGE_PIXELS),
+        max_decode_bytes=settings.LOUPE_MAX_DECODE_BYTES,
         decode_size=predictor.decode_size if predictor is not None else None,
     )
     problem, result = _predict(predictor, checked, model_version) if predictor is not None else (None, None)

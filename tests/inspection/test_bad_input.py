@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 from rest_framework.test import APIClient
 
 from inspection.models import Prediction, Unit
@@ -73,6 +73,71 @@ def test_an_image_over_the_pixel_limit_is_refused(line, media_root, settings):
     assert response.status_code == 400
     assert "320x180" in response.json()["image"][0] and "limit is 10,000" in response.json()["image"][0]
     assert nothing_stored(media_root)
+
+
+def test_a_frame_over_the_stations_camera_limit_is_refused_from_its_header(
+    make_station, device_client, media_root
+):
+    # given a station whose camera sends 1280x720 frames
+    station = make_station(level="full", max_image_pixels=1280 * 720)
+    line = device_client(station)
+    # a 1280x720 frame is accepted, a 1920x1080 one refused naming the limit
+    frame = upload(jpeg_bytes(width=1280, height=720))
+    assert line.post(UNITS, {"image": frame, "serial": "SN-1"}, format="multipart").status_code == 201
+    frame = upload(jpeg_bytes(width=1920, height=1080))
+    response = line.post(UNITS, {"image": frame, "serial": "SN-2"}, format="multipart")
+    assert response.status_code == 400
+    assert "1920x1080 = 2,073,600 pixels; the limit is 921,600" in response.json()["image"][0]
+    assert Unit.objects.count() == 1
+
+
+def _transparent_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (width, height), (0, 0, 0, 0)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_the_issues_transparent_png_is_refused_undecoded(
+    make_station, make_model_version, device_client, media_root, monkeypatch
+):
+    # given the 152 kB PNG of 6324x6324 RGBA pixels (40 MP, under LOUPE_MAX_IMAGE_PIXELS)
+    data = _transparent_png(6324, 6324)
+    assert len(data) < 200_000
+    decoded = []
+    load = ImageFile.ImageFile.load
+
+    def recorded_load(image):
+        decoded.append(image.size)
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", recorded_load)
+    # a station at the default camera limit refuses it from its header
+    line = device_client(make_station(level="full"))
+    response = line.post(UNITS, {"image": upload(data, "big.png"), "serial": "SN-1"}, format="multipart")
+    assert response.status_code == 400
+    assert "the limit is 16,000,000" in response.json()["image"][0]
+    # a station allowed 40 MP frames refuses it by the decode budget: 160 MB decoded
+    wide = make_station(slug="wide", champion=make_model_version(version=2), max_image_pixels=40_000_000)
+    line = device_client(wide)
+    response = line.post(UNITS, {"image": upload(data, "big.png"), "serial": "SN-1"}, format="multipart")
+    assert response.status_code == 400
+    message = response.json()["image"][0]
+    assert "too large to decode safely" in message and "6324x6324 RGBA" in message
+    assert "159,971,904 bytes; the limit is 67,108,864 bytes" in message
+    assert decoded == [] and nothing_stored(media_root)
+
+
+def test_a_jpeg_is_held_to_the_decode_budget_at_its_reduced_scale(line, media_root, settings):
+    # a 1920x1080 JPEG decoded at full size takes 6.2 MB; the check decodes it at 1/8
+    settings.LOUPE_MAX_DECODE_BYTES = 1920 * 1080 * 3 // 2
+    frame = upload(jpeg_bytes(width=1920, height=1080))
+    response = line.post(UNITS, {"image": frame, "serial": "SN-1"}, format="multipart")
+    assert response.status_code == 201, response.content
+    # a PNG of that size cannot be decoded smaller
+    frame = upload(png_bytes((1920, 1080)), "unit.png")
+    response = line.post(UNITS, {"image": frame, "serial": "SN-2"}, format="multipart")
+    assert response.status_code == 400
+    assert "1920x1080 RGB) would take 6,220,800 bytes" in response.json()["image"][0]
 
 
 @pytest.mark.parametrize(
