@@ -305,3 +305,15 @@ def test_a_url_with_no_endpoint_under_api_is_a_json_404(line):
     response = line.get("/api/v1/no-such-thing/")
     assert response.status_code == 404 and response["Content-Type"] == "application/json"
     assert response.json() == {"detail": "no API endpoint at /api/v1/no-such-thing/"}
+
+
+def test_a_server_error_under_api_is_json(line, monkeypatch):
+    # given a fault no view expects (the database gone, say)
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("inspection.api.unit_get", broken)
+    line.raise_request_exception = False
+    response = line.get("/api/v1/units/1/")
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "internal server error"}
