@@ -66,6 +66,8 @@ MIDDLEWARE = [
     # also hands the line's POST /api/v1/units/ times to the dashboard
     # (inspection.supervision.dashboard.latency).
     "config.metrics.RequestMetricsMiddleware",
+    # Any error answer under /api/ is JSON (config.api_errors).
+    "config.api_errors.ApiErrorsAsJson",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -215,10 +217,23 @@ LOUPE_TRAINING_PROGRESS_SECONDS = float(os.environ.get("LOUPE_TRAINING_PROGRESS_
 
 # --- Line API -------------------------------------------------------------------------------
 # Largest accepted unit image, in bytes and in pixels (a decompression bomb is refused from its header).
+# The pixel limit is the ceiling of each station's own `max_image_pixels` (its camera's frames).
 LOUPE_MAX_IMAGE_BYTES = int(os.environ.get("LOUPE_MAX_IMAGE_BYTES", str(25 * 1024 * 1024)))
 LOUPE_MAX_IMAGE_PIXELS = int(os.environ.get("LOUPE_MAX_IMAGE_PIXELS", str(40_000_000)))
+# The most memory one image may take once decoded (after a JPEG's reduced-scale decode), from its
+# size, mode and bit depth in the header: 16 MP at 4 bytes a pixel. Larger is refused undecoded.
+LOUPE_MAX_DECODE_BYTES = int(os.environ.get("LOUPE_MAX_DECODE_BYTES", str(64 * 1024 * 1024)))
 # Uploads up to the image limit stay in memory: no temporary file on the request path.
 FILE_UPLOAD_MAX_MEMORY_SIZE = LOUPE_MAX_IMAGE_BYTES
+# Any request's whole body: refused with a JSON 413 before it is read (config.request_limits). The
+# default leaves an image at its limit 1 MiB for the form's other fields.
+LOUPE_MAX_REQUEST_BYTES = int(
+    os.environ.get("LOUPE_MAX_REQUEST_BYTES", str(LOUPE_MAX_IMAGE_BYTES + 1024 * 1024))
+)
+# A unit's metadata (a JSON object): its size as sent and how deep it may nest; past either, or
+# holding NaN or Infinity, it is a 400 naming `metadata`.
+LOUPE_MAX_METADATA_BYTES = int(os.environ.get("LOUPE_MAX_METADATA_BYTES", str(64 * 1024)))
+LOUPE_MAX_METADATA_DEPTH = int(os.environ.get("LOUPE_MAX_METADATA_DEPTH", "32"))
 LOUPE_LONG_POLL_MAX_SECONDS = 30
 # An inspector's claim on a unit; unfinished after this, the unit returns to the queue.
 LOUPE_CLAIM_SECONDS = int(os.environ.get("LOUPE_CLAIM_SECONDS", "120"))
@@ -274,6 +289,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "inspection.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "config.api_errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loupe API",

@@ -238,6 +238,7 @@ class StationAdmin(admin.ModelAdmin):
         ),
         # The sections of the other parts' settings rows (labeling, training, drift) follow.
         *((kind.section, {"fields": kind.setting_names()}) for kind in StationSettings.kinds()),
+        ("Camera", {"fields": ("max_image_pixels",)}),
         ("Webhook", {"fields": ("webhook_url", "webhook_secret")}),
         (None, {"fields": ("created_at", "updated_at")}),
     )

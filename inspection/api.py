@@ -15,10 +15,16 @@ from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,9 +37,10 @@ from inspection.history.search import CursorInvalid, UnitFilter, units_page, uni
 from inspection.history.selectors import units_for_cards
 from inspection.images import THUMBNAIL_WIDTH, ImageRejected, image_display, image_thumbnail
 from inspection.models import Station
+from inspection.parsers import JSONParser
 from inspection.selectors import UnitNotFound, unit_get, unit_representation
 from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
-from inspection.services.units import IdempotencyConflict, unit_submit
+from inspection.services.units import IdempotencyConflict, IdempotencyMismatch, StorageFull, unit_submit
 
 logger = logging.getLogger(__name__)
 
@@ -79,25 +86,75 @@ class ConstantFieldSchema(OpenApiSerializerFieldExtension):
 
 @extend_schema_field(OpenApiTypes.STR)
 class MetadataField(serializers.Field):
-    """A JSON object, sent as a JSON string in a multipart form."""
+    """A JSON object, sent as a JSON string in a multipart form: at most
+    `LOUPE_MAX_METADATA_BYTES` as sent, nested at most `LOUPE_MAX_METADATA_DEPTH` deep (checked
+    before it is parsed), and no NaN or Infinity (JSON has no such numbers; PostgreSQL refuses them)."""
 
     default_error_messages = {
         "invalid_json": "metadata is not valid JSON: {error}",
         "not_object": "metadata must be a JSON object, not {kind}",
+        "too_large": "metadata is {size:,} bytes; the limit is {limit:,} bytes",
+        "too_deep": "metadata is nested more than {limit} levels deep",
+        "not_a_number": "metadata holds {constant}, which is not a JSON number",
     }
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
+        if not isinstance(data, str):
             try:
-                data = json.loads(data)
-            except json.JSONDecodeError as error:
-                self.fail("invalid_json", error=str(error))
-        if not isinstance(data, dict):
-            self.fail("not_object", kind=type(data).__name__)
-        return data
+                data = json.dumps(data, allow_nan=False)
+            except ValueError:
+                self.fail("not_a_number", constant="NaN or Infinity")
+            except RecursionError:
+                self.fail("too_deep", limit=settings.LOUPE_MAX_METADATA_DEPTH)
+        size = len(data.encode())
+        if size > settings.LOUPE_MAX_METADATA_BYTES:
+            self.fail("too_large", size=size, limit=settings.LOUPE_MAX_METADATA_BYTES)
+        if json_nesting_exceeds(data, settings.LOUPE_MAX_METADATA_DEPTH):
+            self.fail("too_deep", limit=settings.LOUPE_MAX_METADATA_DEPTH)
+        try:
+            value = json.loads(data, parse_constant=_refuse_constant)
+        except _NotANumber as constant:
+            self.fail("not_a_number", constant=str(constant))
+        except json.JSONDecodeError as error:
+            self.fail("invalid_json", error=str(error))
+        if not isinstance(value, dict):
+            self.fail("not_object", kind=type(value).__name__)
+        return value
 
     def to_representation(self, value):
         return value
+
+
+class _NotANumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    raise _NotANumber(name)
+
+
+def json_nesting_exceeds(text: str, limit: int) -> bool:
+    """Whether the JSON `text` opens more than `limit` arrays or objects inside one another,
+    found without parsing it (Python's parser would recurse once a level)."""
+    depth = 0
+    in_string = escaped = False
+    for character in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+        elif character == '"':
+            in_string = True
+        elif character in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif character in "]}":
+            depth -= 1
+    return False
 
 
 class UnitSubmitSerializer(serializers.Serializer):
@@ -178,6 +235,56 @@ UNIT_PAGE_SCHEMA = inline_serializer(
 )
 
 
+# When a line should try again after a full disk (an operator must free space) or a database outage.
+STORAGE_RETRY_AFTER_SECONDS = 30
+REFUSAL_SCHEMA = inline_serializer(name="Refusal", fields={"detail": serializers.CharField()})
+TOO_LARGE_SCHEMA = inline_serializer(
+    name="TooLarge",
+    fields={
+        "detail": serializers.CharField(help_text="what was too large, and the limit in bytes"),
+        "code": serializers.ChoiceField(choices=["request_too_large", "fields_too_large"]),
+        "limit": serializers.IntegerField(),
+    },
+)
+UNIT_SUBMIT_REFUSALS = {
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description="A field is invalid (the image, the serial, captured_at, metadata too large, "
+        "too deep or holding NaN): each field's name -> its problems",
+    ),
+    409: OpenApiResponse(REFUSAL_SCHEMA, description="The Idempotency-Key was first used for another serial"),
+    413: OpenApiResponse(
+        TOO_LARGE_SCHEMA,
+        description="The body is over LOUPE_MAX_REQUEST_BYTES (refused before it is read), or the "
+        "form's text fields over DATA_UPLOAD_MAX_MEMORY_SIZE",
+    ),
+    422: OpenApiResponse(
+        inline_serializer(
+            name="IdempotencyMismatch",
+            fields={
+                "detail": serializers.CharField(),
+                "differs": serializers.ListField(
+                    child=serializers.ChoiceField(choices=["image", "metadata"])
+                ),
+            },
+        ),
+        description="The Idempotency-Key and serial were first sent with another image or other "
+        "metadata: nothing is replayed or kept",
+    ),
+    503: OpenApiResponse(
+        inline_serializer(
+            name="Unavailable",
+            fields={
+                "detail": serializers.CharField(),
+                "code": serializers.ChoiceField(choices=["storage_full", "database_unavailable"]),
+            },
+        ),
+        description="Loupe cannot store the unit now (the media disk is full, the database is down): "
+        "nothing was kept; send the same request again after Retry-After seconds",
+    ),
+}
+
+
 class UnitListCreate(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser]
@@ -189,10 +296,11 @@ class UnitListCreate(APIView):
                 "Idempotency-Key",
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
-                description="A retry with the same key returns the first response; no second unit",
+                description="A retry with the same key (same serial, image and metadata) returns the first "
+                "response; no second unit",
             )
         ],
-        responses={201: UnitSerializer},
+        responses={201: UnitSerializer, **UNIT_SUBMIT_REFUSALS},
         summary="Submit a unit's image",
         operation_id="units_create",
     )
@@ -223,6 +331,16 @@ class UnitListCreate(APIView):
             raise ValidationError({"image": [str(error)]}, code=error.code) from error
         except IdempotencyConflict as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        except IdempotencyMismatch as error:
+            return Response(
+                {"detail": str(error), "differs": error.differs}, status=status.HTTP_422_UNPROCESSABLE_ENTITY
+            )
+        except StorageFull as error:
+            return Response(
+                {"detail": error.strerror, "code": "storage_full"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+            )
         headers = {"Location": submission.body["url"]}
         if submission.replayed:
             headers["Idempotent-Replayed"] = "true"

@@ -1,7 +1,8 @@
 """Checking an uploaded unit image before anything is stored.
 
-The header is read first (format, size, pixel count: a decompression bomb is refused before a
-single pixel is decoded), then the whole file is decoded once by `models_registry.ml.frames`,
+The header is read first (format, size, pixel count, and the memory its decode would take: a
+decompression bomb, or a frame larger than the station's camera sends, is refused before a single
+pixel is decoded), then the whole file is decoded once by `models_registry.ml.frames`,
 at the reduced JPEG scale the model needs, which also proves the file is not truncated. An
 image is accepted by what it holds, whatever its name says: it is stored under the extension of
 its real format, and the name the line sent is kept on the unit. The decoded frame is handed to
@@ -22,7 +23,15 @@ from django.core.files.storage import default_storage
 from django.db.models.fields.files import FieldFile
 from PIL import Image, UnidentifiedImageError
 
-from models_registry.ml.frames import Frame, FrameHeader, frame_decode, frame_header, header_of, rendition_png
+from models_registry.ml.frames import (
+    DecodeTooLarge,
+    Frame,
+    FrameHeader,
+    frame_decode,
+    frame_header,
+    header_of,
+    rendition_png,
+)
 
 # Formats a line camera produces, with the file extension each is stored under (and others it
 # may carry).
@@ -63,10 +72,18 @@ class CheckedImage:
 
 
 def image_check(
-    data: bytes, *, filename: str, max_bytes: int, max_pixels: int, decode_size: DecodeSize | None = None
+    data: bytes,
+    *,
+    filename: str,
+    max_bytes: int,
+    max_pixels: int,
+    max_decode_bytes: int,
+    decode_size: DecodeSize | None = None,
 ) -> CheckedImage:
     """Validate an upload and decode it once; raise `ImageRejected` naming the problem.
 
+    `max_pixels` is checked from the header; `max_decode_bytes` bounds the decoded picture (at
+    the reduced JPEG scale), from its size, mode and bit depth, before decoding.
     `decode_size(width, height)` is the least decoded size the model needs for a frame of that
     original size (its geometry's `decode_size`); without it the check decodes small.
     """
@@ -109,7 +126,11 @@ def image_check(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            frame = frame_decode(data, at_least=wanted, image=image)
+            frame = frame_decode(data, at_least=wanted, image=image, max_decoded_bytes=max_decode_bytes)
+    except DecodeTooLarge as error:
+        raise ImageRejected(
+            f"the {header.format} image is too large to decode safely: {error}", code="too_many_bytes_decoded"
+        ) from error
     except (OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombWarning) as error:
         raise ImageRejected(
             f"the {header.format} image cannot be decoded: {error} (a truncated or corrupt file?)",

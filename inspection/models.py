@@ -66,6 +66,10 @@ def defect_classes_problems(names: Any) -> list[str]:
     return problems
 
 
+# A 12 MP camera (4000 x 3000) with a third to spare.
+DEFAULT_MAX_IMAGE_PIXELS = 16_000_000
+
+
 class Station(models.Model):
     slug = models.SlugField(max_length=60, unique=True)
     name = models.CharField(max_length=200)
@@ -102,6 +106,13 @@ class Station(models.Model):
     canary_share = models.FloatField(
         default=0.1, validators=_SHARE, help_text="Share of units the challenger decides in canary mode."
     )
+    max_image_pixels = models.PositiveIntegerField(
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        validators=[MinValueValidator(64 * 64)],
+        help_text="Largest frame this station's camera sends, in pixels (width x height): a larger one "
+        "is refused from its header, before a pixel is decoded. The default is a 12 MP camera with a "
+        "third to spare; at most LOUPE_MAX_IMAGE_PIXELS.",
+    )
     webhook_url = models.URLField(blank=True, max_length=500)
     webhook_secret = models.CharField(
         max_length=200, blank=True, help_text="Key of the HMAC-SHA256 signature of each webhook body."
@@ -134,6 +145,9 @@ class Station(models.Model):
         webhook_problem = webhook_url_problem(self.webhook_url) if self.webhook_url else None
         if webhook_problem:
             errors["webhook_url"] = webhook_problem
+        if self.max_image_pixels is not None and self.max_image_pixels > settings.LOUPE_MAX_IMAGE_PIXELS:
+            ceiling = settings.LOUPE_MAX_IMAGE_PIXELS
+            errors["max_image_pixels"] = f"at most {ceiling:,} pixels (the server's LOUPE_MAX_IMAGE_PIXELS)"
         if self.webhook_url and not self.webhook_secret:
             errors["webhook_secret"] = "a webhook needs a secret to sign its deliveries"
         if errors:

@@ -29,6 +29,7 @@ STATION_FIELDS = (
     "challenger",
     "rollout_mode",
     "canary_share",
+    "max_image_pixels",
     "webhook_url",
     "webhook_secret",
 )

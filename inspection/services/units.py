@@ -12,6 +12,7 @@ prediction go out only after the commit.
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -46,7 +47,16 @@ logger = logging.getLogger(__name__)
 
 
 class IdempotencyConflict(ValueError):
-    """An Idempotency-Key was reused for a different request."""
+    """An Idempotency-Key was reused for another unit (another serial)."""
+
+
+class IdempotencyMismatch(ValueError):
+    """An Idempotency-Key was reused for the same serial with another image or other metadata: a
+    replay would silently drop the new body. `differs` names the fields ("image", "metadata")."""
+
+    def __init__(self, message: str, *, differs: list[str]):
+        super().__init__(message)
+        self.differs = differs
 
 
 class StorageFull(OSError):
@@ -70,11 +80,13 @@ def unit_submit(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
 ) -> Submission:
-    """Accept one unit. Raises `ImageRejected` or `IdempotencyConflict`, leaving nothing behind."""
+    """Accept one unit. Raises `ImageRejected`, `IdempotencyConflict` or `IdempotencyMismatch`,
+    leaving nothing behind."""
+    request = _Request(serial=serial, image_data=image_data, metadata=metadata or {})
     if idempotency_key:
         earlier = Unit.objects.filter(station=station, idempotency_key=idempotency_key).first()
         if earlier is not None:
-            return _replay(earlier, serial=serial)
+            return _replay(earlier, request)
 
     level = AutomationLevel(station.automation_level)
     role = policy.route(
@@ -92,7 +104,8 @@ def unit_submit(
         image_data,
         filename=filename,
         max_bytes=settings.LOUPE_MAX_IMAGE_BYTES,
-        max_pixels=settings.LOUPE_MAX_IMAGE_PIXELS,
+        max_pixels=min(station.max_image_pixels, settings.LOUPE_MAX_IMAGE_PIXELS),
+        max_decode_bytes=settings.LOUPE_MAX_DECODE_BYTES,
         decode_size=predictor.decode_size if predictor is not None else None,
     )
     problem, result = _predict(predictor, checked, model_version) if predictor is not None else (None, None)
@@ -200,7 +213,7 @@ def unit_submit(
             # Another request with the same key won the race: answer as it did.
             earlier = Unit.objects.filter(station=station, idempotency_key=idempotency_key).first()
             if earlier is not None:
-                return _replay(earlier, serial=serial)
+                return _replay(earlier, request)
         raise
     except BaseException:
         unit.image.delete(save=False)
@@ -208,10 +221,33 @@ def unit_submit(
     return Submission(unit=unit, body=body, replayed=False)
 
 
-def _replay(earlier: Unit, *, serial: str) -> Submission:
-    if earlier.serial != serial:
+@dataclass(frozen=True)
+class _Request:
+    """What a retry under the same Idempotency-Key must repeat to be answered as the first was."""
+
+    serial: str
+    image_data: bytes
+    metadata: dict
+
+
+def _replay(earlier: Unit, request: _Request) -> Submission:
+    if earlier.serial != request.serial:
         raise IdempotencyConflict(
-            f"this Idempotency-Key was first used for serial {earlier.serial!r}, not {serial!r}"
+            f"this Idempotency-Key was first used for serial {earlier.serial!r}, not {request.serial!r}"
+        )
+    differences = {}
+    image_sha256 = hashlib.sha256(request.image_data).hexdigest()
+    if image_sha256 != earlier.image_sha256:
+        differences["image"] = (
+            f"another image (sha256 {earlier.image_sha256[:12]}…, this one {image_sha256[:12]}…)"
+        )
+    if request.metadata != earlier.metadata:
+        differences["metadata"] = "other metadata"
+    if differences:
+        raise IdempotencyMismatch(
+            f"this Idempotency-Key was first used for serial {earlier.serial!r} with "
+            f"{' and '.join(differences.values())}: send a new key for a new request",
+            differs=list(differences),
         )
     return Submission(unit=earlier, body=earlier.first_response, replayed=True)
 

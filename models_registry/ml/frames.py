@@ -87,7 +87,12 @@ def open_image(source: FrameSource) -> Image.Image:
 
 def header_of(image: Image.Image) -> FrameHeader:
     """The header of an opened (not yet loaded) image."""
-    orientation = image.getexif().get(ORIENTATION_TAG, 1)
+    if image.format == "PNG" and "exif" not in image.info:
+        # Pillow finds an eXIf chunk after the pixels only by decoding them all: the header is
+        # what comes before them.
+        orientation = 1
+    else:
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
     if orientation not in range(1, 9):
         orientation = 1  # a malformed tag: the browser ignores it too
     return FrameHeader(
@@ -105,13 +110,36 @@ def frame_header(source: FrameSource) -> FrameHeader:
         return header_of(image)
 
 
+class DecodeTooLarge(ValueError):
+    """The frame would take more memory decoded than the caller allows; nothing was decoded."""
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """The memory an opened image takes once loaded, from its size and mode: its bands times
+    the bytes of a sample (16-bit samples 2, 32-bit integer and float ones 4, others 1)."""
+    mode = image.mode
+    if mode.startswith("I;16"):
+        per_pixel = 2
+    elif mode in ("I", "F"):
+        per_pixel = 4
+    else:
+        per_pixel = Image.getmodebands(mode)
+    return image.size[0] * image.size[1] * per_pixel
+
+
 def frame_decode(
-    source: FrameSource, *, at_least: tuple[int, int] | None = None, image: Image.Image | None = None
+    source: FrameSource,
+    *,
+    at_least: tuple[int, int] | None = None,
+    image: Image.Image | None = None,
+    max_decoded_bytes: int | None = None,
 ) -> Frame:
     """Decode a frame. With `at_least` (oriented width, height), a JPEG is decoded at the
     smallest DCT scale (1, 1/2, 1/4, 1/8) that still gives at least that many pixels a side,
     which is most of the cost saved on a large frame. `image` is the already opened `source`
-    (the line API opens it once to check its header)."""
+    (the line API opens it once to check its header). With `max_decoded_bytes`, a frame whose
+    decode (at that reduced scale) would take more raises `DecodeTooLarge` before any pixel is
+    decoded; converting it to RGB takes more at its peak (3.3 times for RGBA: bench/RESULTS.md)."""
     image = image if image is not None else open_image(source)
     header = header_of(image)
     if at_least is not None and header.format == "JPEG":
@@ -119,6 +147,12 @@ def frame_decode(
         if header.orientation in TRANSPOSING_ORIENTATIONS:
             wanted_width, wanted_height = wanted_height, wanted_width
         image.draft("RGB", (max(1, int(wanted_width)), max(1, int(wanted_height))))
+    if max_decoded_bytes is not None and decoded_bytes(image) > max_decoded_bytes:
+        width, height = image.size
+        raise DecodeTooLarge(
+            f"decoding it ({width}x{height} {image.mode}) would take {decoded_bytes(image):,} bytes; "
+            f"the limit is {max_decoded_bytes:,} bytes"
+        )
     image.load()
     if header.orientation != 1:
         image = ImageOps.exif_transpose(image)
@@ -145,10 +179,13 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
         scaled = gray * 255.0 if peak <= 1.0 else gray
         return _gray_to_rgb(np.clip(scaled + 0.5, 0, 255).astype(np.uint8))
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
-        # Transparent pixels over white, as a browser shows them on the page's white stage.
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(canvas, rgba).convert("RGB"), dtype=np.uint8)
+        # Transparent pixels over white, as a browser shows them on the page's white stage (pasted
+        # through their own alpha: the same pixels as compositing over an opaque white, in fewer
+        # copies of the frame).
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+        picture = Image.new("RGB", rgba.size, (255, 255, 255))
+        picture.paste(rgba, mask=rgba)
+        return np.asarray(picture, dtype=np.uint8)
     if mode == "RGB":
         return np.asarray(image, dtype=np.uint8)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)

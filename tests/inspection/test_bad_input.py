@@ -1,15 +1,17 @@
 """Bad input on the line API: a clear 4xx naming the problem, and no row or file left behind."""
 
 import io
+import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 from rest_framework.test import APIClient
 
 from inspection.models import Prediction, Unit
 from inspection.services.stations import device_key_create
 from tests.inspection.factories import jpeg_bytes, upload
+from tests.openapi import openapi_document, response_schema, schema_errors
 
 pytestmark = pytest.mark.django_db
 
@@ -71,6 +73,71 @@ def test_an_image_over_the_pixel_limit_is_refused(line, media_root, settings):
     assert response.status_code == 400
     assert "320x180" in response.json()["image"][0] and "limit is 10,000" in response.json()["image"][0]
     assert nothing_stored(media_root)
+
+
+def test_a_frame_over_the_stations_camera_limit_is_refused_from_its_header(
+    make_station, device_client, media_root
+):
+    # given a station whose camera sends 1280x720 frames
+    station = make_station(level="full", max_image_pixels=1280 * 720)
+    line = device_client(station)
+    # a 1280x720 frame is accepted, a 1920x1080 one refused naming the limit
+    frame = upload(jpeg_bytes(width=1280, height=720))
+    assert line.post(UNITS, {"image": frame, "serial": "SN-1"}, format="multipart").status_code == 201
+    frame = upload(jpeg_bytes(width=1920, height=1080))
+    response = line.post(UNITS, {"image": frame, "serial": "SN-2"}, format="multipart")
+    assert response.status_code == 400
+    assert "1920x1080 = 2,073,600 pixels; the limit is 921,600" in response.json()["image"][0]
+    assert Unit.objects.count() == 1
+
+
+def _transparent_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (width, height), (0, 0, 0, 0)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_the_issues_transparent_png_is_refused_undecoded(
+    make_station, make_model_version, device_client, media_root, monkeypatch
+):
+    # given the 152 kB PNG of 6324x6324 RGBA pixels (40 MP, under LOUPE_MAX_IMAGE_PIXELS)
+    data = _transparent_png(6324, 6324)
+    assert len(data) < 200_000
+    decoded = []
+    load = ImageFile.ImageFile.load
+
+    def recorded_load(image):
+        decoded.append(image.size)
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", recorded_load)
+    # a station at the default camera limit refuses it from its header
+    line = device_client(make_station(level="full"))
+    response = line.post(UNITS, {"image": upload(data, "big.png"), "serial": "SN-1"}, format="multipart")
+    assert response.status_code == 400
+    assert "the limit is 16,000,000" in response.json()["image"][0]
+    # a station allowed 40 MP frames refuses it by the decode budget: 160 MB decoded
+    wide = make_station(slug="wide", champion=make_model_version(version=2), max_image_pixels=40_000_000)
+    line = device_client(wide)
+    response = line.post(UNITS, {"image": upload(data, "big.png"), "serial": "SN-1"}, format="multipart")
+    assert response.status_code == 400
+    message = response.json()["image"][0]
+    assert "too large to decode safely" in message and "6324x6324 RGBA" in message
+    assert "159,971,904 bytes; the limit is 67,108,864 bytes" in message
+    assert decoded == [] and nothing_stored(media_root)
+
+
+def test_a_jpeg_is_held_to_the_decode_budget_at_its_reduced_scale(line, media_root, settings):
+    # a 1920x1080 JPEG decoded at full size takes 6.2 MB; the check decodes it at 1/8
+    settings.LOUPE_MAX_DECODE_BYTES = 1920 * 1080 * 3 // 2
+    frame = upload(jpeg_bytes(width=1920, height=1080))
+    response = line.post(UNITS, {"image": frame, "serial": "SN-1"}, format="multipart")
+    assert response.status_code == 201, response.content
+    # a PNG of that size cannot be decoded smaller
+    frame = upload(png_bytes((1920, 1080)), "unit.png")
+    response = line.post(UNITS, {"image": frame, "serial": "SN-2"}, format="multipart")
+    assert response.status_code == 400
+    assert "1920x1080 RGB) would take 6,220,800 bytes" in response.json()["image"][0]
 
 
 @pytest.mark.parametrize(
@@ -173,3 +240,80 @@ def test_a_key_revoked_after_use_is_refused_at_once(make_station, media_root):
     response = client.post(UNITS, {"image": upload(jpeg_bytes()), "serial": "S2"}, format="multipart")
     assert response.status_code == 401 and "revoked" in response.json()["detail"]
     assert Unit.objects.count() == 1
+
+
+METADATA_REFUSALS = [
+    # the issue's probes: 100,000 levels deep, NaN, Infinity (HTML 500s before), and too large
+    ("100,000 deep", "[" * 100_000 + "]" * 100_000, "the limit is 65,536 bytes"),
+    ("33 deep", '{"a": ' * 33 + "1" + "}" * 33, "nested more than 32 levels deep"),
+    ("NaN", '{"lot": NaN}', "holds NaN, which is not a JSON number"),
+    ("Infinity", '{"lot": -Infinity}', "holds -Infinity"),
+    ("1 MB", json.dumps({"notes": "x" * 1_000_000}), "metadata is 1,000,013 bytes; the limit is 65,536"),
+]
+
+
+@pytest.mark.parametrize(
+    "case, metadata, message", METADATA_REFUSALS, ids=[case[0] for case in METADATA_REFUSALS]
+)
+def test_bad_metadata_is_a_json_400_naming_it(line, media_root, case, metadata, message):
+    data = {"image": upload(jpeg_bytes(width=1280, height=720)), "serial": "SN-1", "metadata": metadata}
+    response = line.post(UNITS, data, format="multipart")
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert message in " ".join(response.json()["metadata"])
+    assert nothing_stored(media_root)
+
+
+def test_metadata_at_the_depth_limit_with_brackets_in_strings_is_kept(line, media_root):
+    metadata = '{"a": ' * 31 + '"[[[[{{{{ \\" [[["' + "}" * 31
+    data = {"image": upload(jpeg_bytes()), "serial": "SN-1", "metadata": metadata}
+    response = line.post(UNITS, data, format="multipart")
+    assert response.status_code == 201, response.content
+    assert Unit.objects.get().metadata == json.loads(metadata)
+
+
+def test_form_fields_over_djangos_limit_are_a_json_413(line, media_root):
+    # 5 MB of metadata passes DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB): Django refuses the form (an HTML
+    # 400 before), the API answers JSON naming the limits
+    data = {"image": upload(jpeg_bytes()), "serial": "SN-1", "metadata": json.dumps({"x": "x" * 5_000_000})}
+    response = line.post(UNITS, data, format="multipart")
+    assert response.status_code == 413 and response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == "fields_too_large" and body["limit"] == 2_621_440
+    assert "metadata is at most 65,536 bytes" in body["detail"]
+    assert nothing_stored(media_root)
+    # and the answer is the one the OpenAPI document describes
+    document = openapi_document()
+    assert schema_errors(document, response_schema(document, UNITS, "post", "413"), body) == []
+
+
+def test_a_decision_nested_too_deep_is_a_json_400(make_station, device_client):
+    from tests.inspection.factories import person, posted_unit
+
+    unit = posted_unit(device_client(make_station(level="assisted")))
+    client = APIClient()
+    client.force_authenticate(person())
+    response = client.post(
+        f"/api/v1/units/{unit['id']}/decision/",
+        "[" * 100_000 + "]" * 100_000,
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "nested too deep" in response.json()["detail"]
+
+
+def test_a_url_with_no_endpoint_under_api_is_a_json_404(line):
+    response = line.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "no API endpoint at /api/v1/no-such-thing/"}
+
+
+def test_a_server_error_under_api_is_json(line, monkeypatch):
+    # given a fault no view expects (the database gone, say)
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("inspection.api.unit_get", broken)
+    line.raise_request_exception = False
+    response = line.get("/api/v1/units/1/")
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "internal server error"}

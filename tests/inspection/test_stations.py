@@ -81,6 +81,30 @@ def test_an_invalid_update_saves_nothing(make_station, make_model_version):
     assert StationChange.objects.filter(station=station).exclude(field="created").count() == 0
 
 
+def test_the_camera_frame_limit_is_a_station_setting_under_the_servers_ceiling(
+    make_station, client, settings
+):
+    # given a station at the default (a 12 MP camera with a third to spare)
+    station = make_station(level="assisted")
+    assert station.max_image_pixels == 16_000_000
+    # a supervisor sees it where station settings are edited
+    client.force_login(_staff("sam", SUPERVISOR))
+    page = client.get(f"/admin/inspection/station/{station.pk}/change/").content.decode()
+    assert "Camera" in page and 'name="max_image_pixels"' in page
+    # a change is audited like the others
+    supervisor = User.objects.get(username="sam")
+    changes = station_update(station=station, changes={"max_image_pixels": 1920 * 1080}, user=supervisor)
+    assert [(c.field, c.old_value, c.new_value) for c in changes] == [
+        ("max_image_pixels", 16_000_000, 2_073_600)
+    ]
+    # and it cannot pass the server's ceiling, LOUPE_MAX_IMAGE_PIXELS
+    settings.LOUPE_MAX_IMAGE_PIXELS = 20_000_000
+    with pytest.raises(ValidationError, match="at most 20,000,000 pixels"):
+        station_update(station=station, changes={"max_image_pixels": 24_000_000}, user=supervisor)
+    station.refresh_from_db()
+    assert station.max_image_pixels == 2_073_600
+
+
 def test_the_settings_of_other_parts_are_kept_in_their_own_rows(make_model_version):
     station = station_create(
         slug="rows-1",
@@ -205,6 +229,7 @@ def test_a_supervisor_changes_settings_in_the_admin_and_the_change_is_shown(make
         "challenger": "",
         "rollout_mode": "shadow",
         "canary_share": "0.1",
+        "max_image_pixels": "16000000",
         "label_random_share": "0.05",
         "retrain_after_labels": "100",
         "retrain_every_hours": "0",
@@ -268,6 +293,7 @@ def test_the_training_settings_are_changed_in_the_admin_and_audited(make_station
         "challenger": "",
         "rollout_mode": station.rollout_mode,
         "canary_share": str(station.canary_share),
+        "max_image_pixels": str(station.max_image_pixels),
         "label_random_share": str(LabelingSettings.of(station).label_random_share),
         "retrain_after_labels": "250",
         "retrain_every_hours": str(training.retrain_every_hours),

@@ -11,6 +11,7 @@ from inspection.enums import PredictionRole, RolloutMode, UnitStatus
 from inspection.models import DecisionEvent, Disagreement, Prediction, Unit
 from inspection.services.decisions import decision_record
 from tests.inspection.factories import jpeg_bytes, person, upload
+from tests.openapi import openapi_document, response_schema, schema_errors
 
 pytestmark = pytest.mark.django_db
 
@@ -132,12 +133,46 @@ def test_a_model_that_cannot_load_sends_units_to_humans(
 def test_a_repeated_idempotency_key_returns_the_first_response(make_station, device_client):
     station = make_station(level="full")
     client = device_client(station)
-    first = post_unit(client, HTTP_IDEMPOTENCY_KEY="line-7-0001")
-    again = post_unit(client, seed=5, HTTP_IDEMPOTENCY_KEY="line-7-0001")
+    metadata = {"data": {"metadata": '{"lot": 7, "shift": "b"}'}}
+    first = post_unit(client, HTTP_IDEMPOTENCY_KEY="line-7-0001", **metadata)
+    # the same body again, its metadata's keys in another order
+    again = post_unit(
+        client, HTTP_IDEMPOTENCY_KEY="line-7-0001", data={"metadata": '{"shift": "b", "lot": 7}'}
+    )
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert again["Idempotent-Replayed"] == "true"
     assert Unit.objects.count() == 1 and Prediction.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "retry, differs, message",
+    [
+        ({"seed": 5, "data": {"metadata": '{"lot": 7}'}}, ["image"], "with another image (sha256 "),
+        ({"data": {"metadata": '{"lot": 8}'}}, ["metadata"], "with other metadata"),
+        ({"seed": 5, "data": {"metadata": "{}"}}, ["image", "metadata"], "another image (sha256"),
+    ],
+    ids=["image", "metadata", "both"],
+)
+def test_an_idempotency_key_reused_with_another_body_is_a_422(
+    make_station, device_client, media_root, retry, differs, message
+):
+    # given a unit posted under a key
+    client = device_client(make_station(level="full"))
+    first = post_unit(client, HTTP_IDEMPOTENCY_KEY="k1", data={"metadata": '{"lot": 7}'})
+    assert first.status_code == 201
+    stored = sorted(path for path in media_root.rglob("*") if path.is_file())
+    # when a retry under the same key and serial carries another image or other metadata
+    response = post_unit(client, HTTP_IDEMPOTENCY_KEY="k1", **retry)
+    # then it is refused naming the difference, and nothing of it is kept
+    assert response.status_code == 422, response.content
+    assert response.json()["differs"] == differs
+    assert message in response.json()["detail"] and "SN-1" in response.json()["detail"]
+    assert "Idempotent-Replayed" not in response
+    assert Unit.objects.count() == 1 and Unit.objects.get().metadata == {"lot": 7}
+    assert sorted(path for path in media_root.rglob("*") if path.is_file()) == stored
+    document = openapi_document()
+    assert schema_errors(document, response_schema(document, UNITS, "post", "422"), response.json()) == []
 
 
 def test_an_idempotency_key_reused_for_another_serial_is_a_conflict(make_station, device_client):
