@@ -49,7 +49,9 @@ def topology():
             "-c",
             "from django.contrib.auth.models import Group, User;"
             f"user = User.objects.create_user('ines', password='{PASSWORD}');"
-            "user.groups.add(Group.objects.get_or_create(name='inspector')[0])",
+            "user.groups.add(Group.objects.get_or_create(name='inspector')[0]);"
+            "from inspection.models import Station;"
+            "Station.objects.filter(slug='line-1').update(defect_classes=['scratch', 'crack'])",
         )
         yield running
 
@@ -115,10 +117,25 @@ def test_an_inspector_decides_units_in_a_row_over_https_and_sees_them_live(topol
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         context = browser.new_context(ignore_https_errors=True, viewport={"width": 1440, "height": 900})
         page = context.new_page()
-        forbidden: list[str] = []
+        refused: list[str] = []
         page.on(
-            "response", lambda response: forbidden.append(response.url) if response.status == 403 else None
+            "response",
+            lambda response: (
+                refused.append(f"{response.status} {response.url}") if response.status >= 400 else None
+            ),
         )
+        console: list[str] = []
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+
+        def wait_for(expression: str) -> None:
+            try:
+                page.wait_for_function(expression, timeout=15_000)
+            except Exception as error:  # noqa: BLE001 (say what the page shows and what it was refused)
+                status = page.inner_text("#status")
+                raise AssertionError(
+                    f"{expression}: {error}\nstatus: {status!r}\nrefused: {refused}\nconsole: {console}"
+                ) from None
+
         # given the inspector signed in through the proxy, on the station page, its feed live
         page.goto(f"{topology.url}/accounts/login/")
         page.fill("#id_username", "ines")
@@ -132,20 +149,15 @@ def test_an_inspector_decides_units_in_a_row_over_https_and_sees_them_live(topol
         for index, key in enumerate(["p", "f", "p", "f"]):
             serial = f"SN-PROD-{index}"
             unit = line.post(serial, seed=index)
-            page.wait_for_function(
-                f"document.getElementById('unit-serial').textContent === '{serial}'", timeout=15_000
-            )
+            wait_for(f"document.getElementById('unit-serial').textContent === '{serial}'")
             answer: dict = {}
             poll = threading.Thread(target=lambda unit=unit, answer=answer: answer.update(line.wait(unit)))
             poll.start()
             if key == "f":
                 page.keyboard.press("1")
             page.keyboard.press(key)
-            page.wait_for_function(
-                f"document.getElementById('status').textContent.includes('{serial}: "
-                f"{'pass' if key == 'p' else 'fail'}')",
-                timeout=15_000,
-            )
+            verdict = "pass" if key == "p" else "fail"
+            wait_for(f"document.getElementById('status').textContent.includes('{serial}: {verdict}')")
             poll.join(timeout=20)
             verdicts[serial] = (answer.get("decision"), answer.get("decided_by"))
         # then every decision reached the line, and nothing on the way was refused as a forgery
@@ -155,7 +167,7 @@ def test_an_inspector_decides_units_in_a_row_over_https_and_sees_them_live(topol
             "SN-PROD-2": ("pass", "human"),
             "SN-PROD-3": ("fail", "human"),
         }
-        assert forbidden == []
+        assert refused == []
         # and the page is empty again, still live, for the next unit
         page.wait_for_selector("#empty", state="visible", timeout=10_000)
         assert page.is_visible("#live.ok")
