@@ -16,7 +16,8 @@ seconds into it:
 - worker: SIGKILL worker-1 while webhooks and challenger predictions are queued; started 3 s later;
 - redis: Redis stopped (SIGTERM, its AOF flushed) and started 5 s later;
 - postgres: PostgreSQL stopped (fast shutdown: open connections cut) and started 5 s later;
-- trainer: a retraining queued, the training worker SIGKILLed once it runs, started 3 s later;
+- trainer: a retraining (of the demo station) queued, the training worker SIGKILLed once it runs,
+  started 3 s later; the job is taken back after LOUPE_TRAINING_STALE_SECONDS and trained again;
 - disk: the media filesystem filled to its last megabyte for 10 s, then freed.
 
 After the last phase it waits for the queues to drain, then counts per phase, from the database, the
@@ -59,6 +60,7 @@ from models_registry.ml.synthetic.config import SyntheticConfig  # noqa: E402
 from models_registry.ml.synthetic.scene import generate_unit  # noqa: E402
 
 STATION = "drill"
+TRAINING_STATION = "demo-line"
 FAULTS = ("none", "web", "worker", "redis", "postgres", "trainer", "disk")
 FAULT_AT = 10.0
 RETRYABLE = {429, 502, 503, 504}
@@ -257,7 +259,8 @@ def fault_action(name: str, topology: LocalProduction, marks: dict):
         return act
 
     def trainer():
-        topology.manage("retrain", "--station", STATION)
+        # The demo station: its data set has the starter model's labels (the drill's has none).
+        topology.manage("retrain", "--station", TRAINING_STATION)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and "running" not in _training_state(topology):
             time.sleep(1)
@@ -492,7 +495,11 @@ def main(argv: list[str] | None = None) -> int:
             state = drained(topology)
             pending = [d for d, status in state["deliveries"].items() if status != "delivered"]
             decided = sum(len(v) for v in state["decisions"].values())
-            if (not pending and len(state["challenger"]) >= decided) or time.monotonic() > deadline:
+            training = _training_state(topology) if "trainer" in marks else ""
+            settled = not pending and len(state["challenger"]) >= decided
+            if (
+                settled and "queued" not in training and "running" not in training
+            ) or time.monotonic() > deadline:
                 break
             time.sleep(10)
         if "trainer" in marks:
