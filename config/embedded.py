@@ -56,6 +56,9 @@ def redis_server_executable() -> Path:
 def die_with_parent() -> Callable[[], None] | None:
     """A `preexec_fn` making the child receive SIGTERM when this process dies (Linux only).
 
+    Linux sends it when the *thread* that forked the child ends, not only the process: start such
+    children from a thread that lives as long as they should (deploy.topology has one for that).
+
     Returns None on other platforms, where `subprocess.Popen(preexec_fn=None)` does nothing.
     """
     if not sys.platform.startswith("linux"):

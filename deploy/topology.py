@@ -33,6 +33,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +101,7 @@ class LocalProduction:
         self.media_limit_bytes = media_limit_bytes
         self.keep = keep
         self.services: dict[str, Service] = {}
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topology-spawner")
         self._media_mounted = False
         self.python = str(REPOSITORY / ".venv" / "bin" / "python")
         if not Path(self.python).exists():
@@ -184,6 +186,7 @@ class LocalProduction:
             self._media_mounted = False
         if self._own_root and not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
+        self._spawner.shutdown()
 
     # --- one process at a time --------------------------------------------------------------
 
@@ -193,6 +196,11 @@ class LocalProduction:
         service = self.services[name]
         if service.running:
             return
+        # Forked from the spawner thread, whoever asks: a child started from a short-lived thread
+        # (a fault drill's) would get its parent-death signal when that thread ends.
+        self._spawner.submit(self._spawn, service, die_with_parent).result()
+
+    def _spawn(self, service: Service, die_with_parent) -> None:
         with open(service.log_path, "ab") as log:
             service.process = subprocess.Popen(
                 service.command,
