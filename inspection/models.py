@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
 from inspection.claims import Claimable
@@ -344,7 +345,9 @@ class DecisionEvent(models.Model):
     )
     reason = models.CharField(max_length=10, choices=DecisionReason.choices)
     policy = models.JSONField(default=dict, help_text="The policy snapshot the decision was made under.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Set once, at insert: on PostgreSQL a trigger refuses any UPDATE or DELETE of the row
+    # (migration 0013_append_only_triggers).
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["created_at", "id"]
