@@ -8,8 +8,12 @@ superuser in the supervisor role, who then adds the team in the admin.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from django import forms
 from django.contrib.auth import get_user_model, login, password_validation
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group
 from django.contrib.auth.views import LoginView
 from django.core import signing
@@ -19,6 +23,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from inspection.roles import SUPERVISOR
+from inspection.throttling import client_address, failure_record, refusal_seconds, sign_in_counters
+
+logger = logging.getLogger("loupe.security")
 
 SALT = "loupe.first-run"
 # A link printed at start-up stays good for a week of a fresh installation nobody signed into.
@@ -96,3 +103,37 @@ class SignInView(LoginView):
 
     def get_context_data(self, **kwargs) -> dict:
         return {**super().get_context_data(**kwargs), "first_run": first_run_pending()}
+
+
+def sign_in_throttled(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A sign-in door (ours, the admin's) that counts wrong passwords per client and per user
+    name (`inspection.throttling`): past the limit the form answers 429, saying how long to wait,
+    without checking the password at all. Each refusal and each failure is logged."""
+
+    def throttled(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        username, client = request.POST.get("username", ""), client_address(request.META)
+        counters = sign_in_counters(client, username)
+        wait = refusal_seconds(counters)
+        if wait is not None:
+            logger.warning(
+                "sign-in refused: too many failures (user %r, client %s); retry in %d s",
+                username,
+                client,
+                wait,
+            )
+            context = {"form": AuthenticationForm(request), "throttled_minutes": max(1, round(wait / 60))}
+            response = render(request, "registration/login.html", context, status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        response = view(request, *args, **kwargs)
+        if response.status_code == 200:  # the form again: the user name and password did not match
+            failure_record(counters)
+            logger.warning("sign-in failed: user %r, client %s", username, client)
+        return response
+
+    return throttled
+
+
+sign_in = sign_in_throttled(SignInView.as_view())
