@@ -23,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from inspection.roles import SUPERVISOR
+from inspection.services.access import account_changes_record
 from inspection.throttling import client_address, failure_record, refusal_seconds, sign_in_counters
 
 logger = logging.getLogger("loupe.security")
@@ -93,6 +94,7 @@ def first_run(request: HttpRequest, token: str) -> HttpResponse:
                 username=form.cleaned_data["username"], email="", password=form.cleaned_data["password"]
             )
             user.groups.add(Group.objects.get(name=SUPERVISOR))
+            account_changes_record(account=user, before=None, user=None, note="first-run link")
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
     return render(request, "registration/first_run.html", {"form": form})

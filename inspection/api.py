@@ -33,7 +33,7 @@ from inspection.images import THUMBNAIL_WIDTH, ImageRejected, image_display, ima
 from inspection.models import Station
 from inspection.selectors import UnitNotFound, unit_get, unit_representation
 from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
-from inspection.services.units import IdempotencyConflict, unit_submit
+from inspection.services.units import IdempotencyConflict, StationRetired, unit_submit
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +223,8 @@ class UnitListCreate(APIView):
             raise ValidationError({"image": [str(error)]}, code=error.code) from error
         except IdempotencyConflict as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        except StationRetired as error:
+            return Response({"detail": str(error), "station": station.slug}, status=status.HTTP_410_GONE)
         headers = {"Location": submission.body["url"]}
         if submission.replayed:
             headers["Idempotent-Replayed"] = "true"

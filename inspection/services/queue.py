@@ -25,7 +25,10 @@ def unit_claim_next(
     *, station: Station, user, exclude: Iterable[int] = (), now: datetime | None = None
 ) -> Unit | None:
     """Claim the oldest pending unit of the station nobody else holds (the user's own claims,
-    e.g. after a page reload, come back to them), skipping `exclude`. None when the queue is empty."""
+    e.g. after a page reload, come back to them), skipping `exclude`. None when the queue is empty
+    or the station is retired (its queue is closed)."""
+    if station.retired:
+        return None
     pending = Unit.objects.filter(station=station, status=UnitStatus.PENDING).order_by("received_at", "id")
     return claims.claim_next(pending, user=user, exclude=exclude, now=now)
 

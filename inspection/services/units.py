@@ -48,6 +48,16 @@ class IdempotencyConflict(ValueError):
     """An Idempotency-Key was reused for a different request."""
 
 
+class StationRetired(ValueError):
+    """The station was retired: it takes no more units."""
+
+    def __init__(self, station: Station) -> None:
+        super().__init__(
+            f"station {station.slug} is retired (since {station.retired_at:%Y-%m-%d %H:%M} UTC): "
+            "it takes no more units"
+        )
+
+
 @dataclass(frozen=True)
 class Submission:
     unit: Unit
@@ -65,11 +75,14 @@ def unit_submit(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
 ) -> Submission:
-    """Accept one unit. Raises `ImageRejected` or `IdempotencyConflict`, leaving nothing behind."""
+    """Accept one unit. Raises `ImageRejected`, `IdempotencyConflict` or `StationRetired`,
+    leaving nothing behind. A retry of a unit accepted before the station retired replays."""
     if idempotency_key:
         earlier = Unit.objects.filter(station=station, idempotency_key=idempotency_key).first()
         if earlier is not None:
             return _replay(earlier, serial=serial)
+    if station.retired:
+        raise StationRetired(station)
 
     level = AutomationLevel(station.automation_level)
     role = policy.route(
