@@ -62,7 +62,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.content_security.ContentSecurityPolicyMiddleware",
 ]
+# The pages load nothing from elsewhere and run no inline script or style (config.content_security).
+# 'self' in connect-src covers the same origin's ws:// and wss:// (CSP level 3, Chromium, Firefox).
+LOUPE_CONTENT_SECURITY_POLICY = os.environ.get(
+    "LOUPE_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+)
 
 ROOT_URLCONF = "config.urls"
 TEMPLATES = [

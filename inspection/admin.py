@@ -386,6 +386,9 @@ class UnitAdmin(ReadOnlyAdmin):
     readonly_fields = ("image_preview",)
     inlines = [PredictionInline, DecisionInline]
 
+    class Media:
+        css = {"all": ["css/unit_admin.css"]}  # no style attributes: the pages' CSP allows none
+
     def get_inlines(self, request, obj: Unit | None):
         # A blind unit still waiting for a person shows nothing of the model: whoever opens it
         # here may be the one to judge it.
@@ -396,7 +399,7 @@ class UnitAdmin(ReadOnlyAdmin):
     @admin.display(description="image")
     def image_preview(self, unit: Unit) -> str:
         return format_html(
-            '<img src="{}" style="max-width: 640px">', reverse("unit-image", kwargs={"pk": unit.pk})
+            '<img src="{}" class="unit-preview">', reverse("unit-image", kwargs={"pk": unit.pk})
         )
 
 
