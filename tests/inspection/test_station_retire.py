@@ -65,6 +65,10 @@ def test_a_retired_station_leaves_the_inspectors_queues_but_keeps_its_history(
         client.post("/api/v1/stations/screens-2/claim/", {}, content_type="application/json").status_code
         == 204
     )
+    # nor is it claimed by its id (a unit skipped before): 409 naming the station
+    refused = client.post(f"/api/v1/units/{old['id']}/claim/")
+    assert refused.status_code == 409
+    assert "station screens-2 is retired" in refused.json()["detail"]
     assert unit_claim_next(station=kept, user=inspector) is not None
     # its units stay readable
     assert client.get(f"/units/{old['id']}/").status_code == 200
