@@ -71,3 +71,18 @@ def test_behind_a_proxy_the_client_is_read_from_the_configured_header(
         assert through_proxy("bad.key", "192.0.2.1").status_code == 401
     assert through_proxy(key, "192.0.2.1").status_code == 429
     assert through_proxy(key, "192.0.2.2").status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_websocket_handshake_counts_wrong_keys_too(limits, settings, make_station, channel_layer):
+    from tests.inspection.test_realtime import close_code, events_path, key_headers
+
+    settings.LOUPE_CLIENT_IP_HEADER = "HTTP_X_REAL_IP"
+    station = make_station(champion=None, level="human")
+    _, key = device_key_create(station=station, name="line pc")
+    through_proxy = [(b"x-real-ip", b"192.0.2.9")]
+
+    for _ in range(3):
+        assert close_code(events_path(station.slug), key_headers("bad.key") + through_proxy) == 4401
+    # the right key from that client is refused while the window is full
+    assert close_code(events_path(station.slug), key_headers(key) + through_proxy) == 4401
