@@ -9,13 +9,15 @@ superuser in the supervisor role, who then adds the team in the admin.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, password_validation
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.contrib.auth.models import Group
 from django.core import signing
 from django.db import transaction
@@ -24,6 +26,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from inspection.roles import SUPERVISOR
+from inspection.services.access import account_changes_record
+from inspection.throttling import client_address, failure_record, refusal_seconds, sign_in_counters
+
+logger = logging.getLogger("loupe.security")
 
 SALT = "loupe.first-run"
 # A link printed at start-up stays good for a week of a fresh installation nobody signed into.
@@ -91,6 +97,7 @@ def first_run(request: HttpRequest, token: str) -> HttpResponse:
                 username=form.cleaned_data["username"], email="", password=form.cleaned_data["password"]
             )
             user.groups.add(Group.objects.get(name=SUPERVISOR))
+            account_changes_record(account=user, before=None, user=None, note="first-run link")
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
     return render(request, "registration/first_run.html", {"form": form})
@@ -116,3 +123,37 @@ class PublicUrlPasswordResetForm(PasswordResetForm):
 
 class PasswordResetView(auth_views.PasswordResetView):
     form_class = PublicUrlPasswordResetForm
+
+
+def sign_in_throttled(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A sign-in door (ours, the admin's) that counts wrong passwords per client and per user
+    name (`inspection.throttling`): past the limit the form answers 429, saying how long to wait,
+    without checking the password at all. Each refusal and each failure is logged."""
+
+    def throttled(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        username, client = request.POST.get("username", ""), client_address(request.META)
+        counters = sign_in_counters(client, username)
+        wait = refusal_seconds(counters)
+        if wait is not None:
+            logger.warning(
+                "sign-in refused: too many failures (user %r, client %s); retry in %d s",
+                username,
+                client,
+                wait,
+            )
+            context = {"form": AuthenticationForm(request), "throttled_minutes": max(1, round(wait / 60))}
+            response = render(request, "registration/login.html", context, status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        response = view(request, *args, **kwargs)
+        if response.status_code == 200:  # the form again: the user name and password did not match
+            failure_record(counters)
+            logger.warning("sign-in failed: user %r, client %s", username, client)
+        return response
+
+    return throttled
+
+
+sign_in = sign_in_throttled(SignInView.as_view())

@@ -2,7 +2,8 @@
 
 A supervisor (not a superuser) sees and edits only accounts that are not superusers, gives only
 the three roles (the `inspector`, `labeler`, `supervisor` groups), and never sets superuser
-status or single permissions, so no one can give more than they have.
+status or single permissions, so no one can give more than they have. Every account made,
+(de)activated or given other roles is recorded in the access trail, with who did it.
 """
 
 from django.contrib import admin
@@ -10,6 +11,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group, User
 
 from inspection.roles import INSPECTOR, LABELER, SUPERVISOR
+from inspection.services.access import account_changes_record, account_snapshot
 
 ROLES = (INSPECTOR, LABELER, SUPERVISOR)
 
@@ -45,6 +47,17 @@ class TeamUserAdmin(UserAdmin):
         if request.user.is_superuser:
             return super().get_fieldsets(request, obj)
         return self.team_add_fieldsets if obj is None else self.team_fieldsets
+
+    def save_model(self, request, obj: User, form, change: bool) -> None:
+        # Read before saving: the database still holds what the account had.
+        form.access_before = account_snapshot(account=User.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # the roles (groups) are saved here
+        account_changes_record(
+            account=form.instance, before=form.access_before, user=request.user, note="admin"
+        )
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name == "groups" and not request.user.is_superuser:

@@ -76,7 +76,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.content_security.ContentSecurityPolicyMiddleware",
 ]
+# The pages load nothing from elsewhere and run no inline script or style (config.content_security).
+# 'self' in connect-src covers the same origin's ws:// and wss:// (CSP level 3, Chromium, Firefox).
+LOUPE_CONTENT_SECURITY_POLICY = os.environ.get(
+    "LOUPE_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+)
 
 ROOT_URLCONF = "config.urls"
 TEMPLATES = [
@@ -147,6 +155,16 @@ CHANNEL_LAYERS = {
         # No socket timeout, as before redis-py 8: its 5 s default cuts the layer's 5 s blocking reads
         # (idle consumers die), and its wait_for on sends can lose a consumer's cancellation (Python 3.11).
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+    }
+}
+
+# Django's cache, in Redis so that every web process shares it: the failure counters of
+# sign-in and device-key throttling (inspection.throttling).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "loupe",
     }
 }
 
@@ -242,6 +260,16 @@ LOUPE_SHIFT_HOURS = 8
 # the model decided alone still goes to the labeling queue.
 LOUPE_LABEL_CLAIM_SECONDS = int(os.environ.get("LOUPE_LABEL_CLAIM_SECONDS", "600"))
 LOUPE_LABEL_UNCERTAIN_MARGIN = float(os.environ.get("LOUPE_LABEL_UNCERTAIN_MARGIN", "0.5"))
+# Throttling of failed credentials (inspection.throttling): within any window of this many seconds,
+# at most this many wrong passwords per client address and per user name, and wrong device keys
+# per client address; past that the client is refused (429) until old failures age out.
+LOUPE_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOUPE_FAILURE_WINDOW_SECONDS", "900"))
+LOUPE_SIGN_IN_USER_FAILURES = int(os.environ.get("LOUPE_SIGN_IN_USER_FAILURES", "5"))
+LOUPE_SIGN_IN_CLIENT_FAILURES = int(os.environ.get("LOUPE_SIGN_IN_CLIENT_FAILURES", "20"))
+LOUPE_DEVICE_KEY_FAILURES = int(os.environ.get("LOUPE_DEVICE_KEY_FAILURES", "20"))
+# Behind a reverse proxy every request comes from the proxy: the META name of the header that
+# carries the client's address (e.g. HTTP_X_REAL_IP for nginx's `proxy_set_header X-Real-IP`).
+LOUPE_CLIENT_IP_HEADER = os.environ.get("LOUPE_CLIENT_IP_HEADER", "")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},

@@ -14,7 +14,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("system/", views.system, name="system"),
     path("accounts/first-run/<str:token>/", accounts.first_run, name="first-run"),
-    path("accounts/login/", accounts.SignInView.as_view(), name="login"),
+    path("accounts/login/", accounts.sign_in, name="login"),
     path("accounts/password_reset/", accounts.PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("stations/", pages.station_list, name="station-list"),
@@ -35,6 +35,8 @@ urlpatterns = [
         training_admin.station_retrain,
         name="station-retrain",
     ),
+    # The admin's own sign-in form, counted with ours (config.accounts.sign_in_throttled).
+    path("admin/login/", accounts.sign_in_throttled(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("inspection.urls")),
     path("api/v1/", include("inspection.supervision.dashboard.urls")),

@@ -1,5 +1,5 @@
 """The supervisor's admin: station settings (every change audited), device keys, units and their
-decisions, disagreements and webhook deliveries (read-only records).
+decisions, disagreements, webhook deliveries and the access trail (read-only records).
 
 The station page's Training panel and "Retrain now" belong to `workers` (a template tag that the
 station's change form loads, and a view routed in `config/urls.py`): inspection never imports it.
@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
@@ -25,6 +26,7 @@ from inspection.admin_views import (
 from inspection.background import Task, task_enqueue
 from inspection.models import (
     DEFECT_CLASS_LENGTH,
+    AccessChange,
     DecisionEvent,
     DeviceKey,
     Disagreement,
@@ -37,12 +39,14 @@ from inspection.models import (
 )
 from inspection.policy import StationPolicy
 from inspection.selectors import station_escape_risk, unit_model_visible
+from inspection.services.access import device_key_change_record
 from inspection.services.rollout import challenger_promote, challenger_to_canary, champion_rollback
 from inspection.services.stations import (
     POLICY_FIELDS,
     RISK_CONFIRMATION,
     audited_fields,
     settings_owners,
+    station_retire,
     station_settings_write,
     station_update,
 )
@@ -207,10 +211,25 @@ def _station_form() -> type[forms.ModelForm]:
 @admin.register(Station)
 class StationAdmin(admin.ModelAdmin):
     form = _station_form()
-    list_display = ("slug", "name", "line", "automation_level", "champion", "challenger", "rollout_mode")
-    list_filter = ("automation_level", "rollout_mode")
+    list_display = (
+        "slug",
+        "name",
+        "line",
+        "automation_level",
+        "champion",
+        "challenger",
+        "rollout_mode",
+        "retired_at",
+    )
+    list_filter = ("automation_level", "rollout_mode", ("retired_at", admin.EmptyFieldListFilter))
     search_fields = ("slug", "name", "line")
-    readonly_fields = ("webhook_secret_state", "webhook_secret_rotate", "created_at", "updated_at")
+    readonly_fields = (
+        "webhook_secret_state",
+        "webhook_secret_rotate",
+        "created_at",
+        "updated_at",
+        "retired_at",
+    )
     fieldsets = (
         (None, {"fields": ("slug", "name", "line", "defect_classes")}),
         (
@@ -240,10 +259,38 @@ class StationAdmin(admin.ModelAdmin):
         *((kind.section, {"fields": kind.setting_names()}) for kind in StationSettings.kinds()),
         ("Camera", {"fields": ("max_image_pixels",)}),
         ("Webhook", {"fields": ("webhook_url", "webhook_secret")}),
-        (None, {"fields": ("created_at", "updated_at")}),
+        (None, {"fields": ("created_at", "updated_at", "retired_at")}),
     )
     inlines = [DeviceKeyInline, StationChangeInline]
-    actions = ["challenger_canary", "challenger_champion", "champion_back"]
+    actions = ["challenger_canary", "challenger_champion", "champion_back", "retire"]
+
+    def get_actions(self, request):
+        # A station's changes are append-only (a trigger refuses their deletion): retire it instead.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(self, request, object_id, extra_context=None):
+        station = Station.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if station is None:
+            return super().delete_view(request, object_id, extra_context)
+        self.message_user(
+            request,
+            f"station {station.slug} cannot be deleted: its history (units, decisions, setting changes) "
+            'is kept for good. Retire it instead (the "Retire" action in the station list): it then '
+            "takes no more units and leaves the inspectors' queues.",
+            messages.ERROR,
+        )
+        return redirect("admin:inspection_station_change", station.pk)
+
+    @admin.action(description="Retire: no more units, out of the inspectors' queues", permissions=["rollout"])
+    def retire(self, request, queryset) -> None:
+        self._rollout(
+            request,
+            queryset,
+            lambda *, station, user: station_retire(station=station, user=user, note="admin"),
+            "retired: the line's posts are refused, its history stays",
+        )
 
     def has_rollout_permission(self, request) -> bool:
         return request.user.has_perm("inspection.change_station")
@@ -364,6 +411,18 @@ class DeviceKeyAdmin(APIKeyModelAdmin):
     lock a line computer out (it cannot be undone)."""
 
     list_display = ("prefix", "name", "station", "created", "expiry_date", "_has_expired", "revoked")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke it: the access trail keeps who made and who revoked each key
+
+    def save_model(self, request, obj: DeviceKey, form, change: bool) -> None:
+        revoking = change and "revoked" in form.changed_data and obj.revoked
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if not change or revoking:
+                field = "revoked" if revoking else "created"
+                device_key_change_record(key=obj, field=field, user=request.user, note="admin")
+
     list_filter = ("station", "revoked")
     search_fields = ("name", "prefix", "station__slug")
 
@@ -389,6 +448,9 @@ class UnitAdmin(ReadOnlyAdmin):
     readonly_fields = ("image_preview",)
     inlines = [PredictionInline, DecisionInline]
 
+    class Media:
+        css = {"all": ["css/unit_admin.css"]}  # no style attributes: the pages' CSP allows none
+
     def get_inlines(self, request, obj: Unit | None):
         # A blind unit still waiting for a person shows nothing of the model: whoever opens it
         # here may be the one to judge it.
@@ -399,7 +461,7 @@ class UnitAdmin(ReadOnlyAdmin):
     @admin.display(description="image")
     def image_preview(self, unit: Unit) -> str:
         return format_html(
-            '<img src="{}" style="max-width: 640px">', reverse("unit-image", kwargs={"pk": unit.pk})
+            '<img src="{}" class="unit-preview">', reverse("unit-image", kwargs={"pk": unit.pk})
         )
 
 
@@ -408,6 +470,25 @@ class DecisionEventAdmin(ReadOnlyAdmin):
     list_display = ("unit", "verdict", "reason", "decided_by_model", "decided_by_user", "created_at")
     list_filter = ("verdict", "reason", "unit__station")
     date_hierarchy = "created_at"
+
+
+@admin.register(AccessChange)
+class AccessChangeAdmin(ReadOnlyAdmin):
+    """The access trail: device keys made and revoked, accounts made, (de)activated, given roles."""
+
+    list_display = (
+        "changed_at",
+        "changed_by",
+        "account",
+        "device_key",
+        "field",
+        "old_value",
+        "new_value",
+        "note",
+    )
+    list_filter = ("field",)
+    search_fields = ("account__username", "changed_by__username", "device_key__prefix", "device_key__name")
+    date_hierarchy = "changed_at"
 
 
 @admin.register(Disagreement)

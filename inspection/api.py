@@ -40,7 +40,13 @@ from inspection.models import Station
 from inspection.parsers import JSONParser
 from inspection.selectors import UnitNotFound, unit_get, unit_representation
 from inspection.services.decisions import DecisionConflict, DecisionRejected, HumanRegion, decision_record
-from inspection.services.units import IdempotencyConflict, IdempotencyMismatch, StorageFull, unit_submit
+from inspection.services.units import (
+    IdempotencyConflict,
+    IdempotencyMismatch,
+    StationRetired,
+    StorageFull,
+    unit_submit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -341,6 +347,8 @@ class UnitListCreate(APIView):
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
             )
+        except StationRetired as error:
+            return Response({"detail": str(error), "station": station.slug}, status=status.HTTP_410_GONE)
         headers = {"Location": submission.body["url"]}
         if submission.replayed:
             headers["Idempotent-Replayed"] = "true"

@@ -8,11 +8,15 @@ A verified key is remembered by the process for `CACHE_SECONDS`, with its statio
 then paid once per key every few seconds, not on every unit. Saving a key or a station in this
 process forgets the cache at once; another process (a second web server) sees a revocation or a
 settings change within `CACHE_SECONDS`.
+
+Wrong keys are counted per client (`inspection.throttling`): past the limit, the client's
+requests with a key it has not proven get 429 with `Retry-After`, without a lookup.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +26,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from inspection.models import DeviceKey, Station, StationSettings
+from inspection.throttling import client_address, device_key_counter, failure_record, refusal_seconds
+
+logger = logging.getLogger("loupe.security")
 
 KEYWORD = "Api-Key"
 
@@ -55,15 +62,29 @@ def device_cache_clear(**kwargs) -> None:
         _verified.clear()
 
 
-def device_from_key(key: str) -> StationDevice:
-    """The station device a key belongs to; `AuthenticationFailed` naming why not."""
+def device_from_key(key: str, *, client: str | None = None) -> StationDevice:
+    """The station device a key belongs to; `AuthenticationFailed` naming why not, or
+    `Throttled` while `client` (an address) has sent too many wrong keys."""
     digest = hashlib.sha256(key.encode()).hexdigest()
     now = time.monotonic()
     with _verified_lock:
         cached = _verified.get(digest)
     if cached is not None and now - cached[0] < CACHE_SECONDS:
         return cached[1]
-    device = _device_lookup(key)
+    counters = [device_key_counter(client)] if client is not None else []
+    wait = refusal_seconds(counters)
+    if wait is not None:
+        logger.warning("device key refused: too many failures from client %s; retry in %d s", client, wait)
+        raise exceptions.Throttled(
+            wait=wait, detail=f"too many failed device keys from this client: try again in {wait} s"
+        )
+    try:
+        device = _device_lookup(key)
+    except exceptions.AuthenticationFailed as failure:
+        failure_record(counters)
+        if client is not None:
+            logger.warning("device key failed (%s) from client %s", failure.detail, client)
+        raise
     with _verified_lock:
         if len(_verified) > 10_000:
             _verified.clear()
@@ -108,7 +129,7 @@ class DeviceKeyAuthentication(authentication.BaseAuthentication):
             return None  # not ours: other authentication classes may apply
         if not key:
             raise exceptions.AuthenticationFailed("empty device key after 'Api-Key'")
-        device = device_from_key(key)
+        device = device_from_key(key, client=client_address(request.META))
         return device, device.key
 
     def authenticate_header(self, request) -> str:

@@ -7,11 +7,12 @@ from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from inspection.authentication import device_from_key, key_from_header
 from inspection.events import SUPERVISION_GROUP, station_group
 from inspection.models import Station
+from inspection.throttling import client_address
 
 NOT_AUTHENTICATED = 4401
 FORBIDDEN = 4403
@@ -53,6 +54,7 @@ class StationEventsConsumer(_GroupConsumer):
         return await _refusal(
             slug=self.scope["url_route"]["kwargs"]["slug"],
             authorization=_header(self.scope, b"authorization"),
+            client=_client(self.scope),
             user=self.scope.get("user"),
             origin=_header(self.scope, b"origin"),
             host=_header(self.scope, b"host"),
@@ -102,13 +104,19 @@ def _dashboard_refusal(*, user, origin: str | None, host: str | None) -> int | N
 
 @database_sync_to_async
 def _refusal(
-    *, slug: str, authorization: str | None, user, origin: str | None = None, host: str | None = None
+    *,
+    slug: str,
+    authorization: str | None,
+    user,
+    client: str | None = None,
+    origin: str | None = None,
+    host: str | None = None,
 ) -> int | None:
     key = key_from_header(authorization) if authorization is not None else None
     if key is not None:
         try:
-            device = device_from_key(key)
-        except AuthenticationFailed:
+            device = device_from_key(key, client=client)
+        except (AuthenticationFailed, Throttled):
             return NOT_AUTHENTICATED
         if not Station.objects.filter(slug=slug).exists():
             return NO_SUCH_STATION
@@ -120,6 +128,14 @@ def _refusal(
     if not Station.objects.filter(slug=slug).exists():
         return NO_SUCH_STATION
     return None if user.has_perm(VIEW_PERMISSION) else FORBIDDEN
+
+
+def _client(scope: dict) -> str:
+    """The handshake's client address, read as `client_address` reads an HTTP request's."""
+    meta = {"REMOTE_ADDR": (scope.get("client") or ("",))[0]}
+    for header_name, value in scope.get("headers", []):
+        meta["HTTP_" + header_name.decode("latin1").upper().replace("-", "_")] = value.decode("latin1")
+    return client_address(meta)
 
 
 def _header(scope: dict, name: bytes) -> str | None:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
 from inspection.claims import Claimable
@@ -119,6 +120,9 @@ class Station(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # A station with history is never deleted (its changes are append-only): it is retired, and
+    # then takes no units and leaves the inspectors' queues; its history stays readable.
+    retired_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["slug"]
@@ -132,6 +136,10 @@ class Station(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
 
     def clean(self) -> None:
         errors = {}
@@ -225,6 +233,46 @@ class StationChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.station}: {self.field} {self.old_value!r} -> {self.new_value!r}"
+
+
+class AccessChange(models.Model):
+    """Who gave or took away access, and when (append-only): a device key made or revoked, an
+    account made, activated or deactivated, made staff or superuser, its roles changed.
+    `changed_by` is empty for the command line and for the first account, which makes itself."""
+
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="access_changes",
+    )
+    device_key = models.ForeignKey(
+        DeviceKey, on_delete=models.PROTECT, null=True, blank=True, related_name="access_changes"
+    )
+    # "created", "revoked", "is_active", "is_staff", "is_superuser" or "roles".
+    field = models.CharField(max_length=60)
+    old_value = models.JSONField(null=True)
+    new_value = models.JSONField(null=True)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(account__isnull=True, device_key__isnull=False)
+                | models.Q(account__isnull=False, device_key__isnull=True),
+                name="access_change_of_exactly_one",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        subject = f"device key {self.device_key}" if self.device_key_id else f"account {self.account}"
+        return f"{subject}: {self.field} {self.old_value!r} -> {self.new_value!r}"
 
 
 def unit_image_path(instance: Unit, filename: str) -> str:
@@ -362,7 +410,9 @@ class DecisionEvent(models.Model):
     )
     reason = models.CharField(max_length=10, choices=DecisionReason.choices)
     policy = models.JSONField(default=dict, help_text="The policy snapshot the decision was made under.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Set once, at insert: on PostgreSQL a trigger refuses any UPDATE or DELETE of the row
+    # (migration 0015_append_only_triggers).
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["created_at", "id"]

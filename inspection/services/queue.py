@@ -25,7 +25,10 @@ def unit_claim_next(
     *, station: Station, user, exclude: Iterable[int] = (), now: datetime | None = None
 ) -> Unit | None:
     """Claim the oldest pending unit of the station nobody else holds (the user's own claims,
-    e.g. after a page reload, come back to them), skipping `exclude`. None when the queue is empty."""
+    e.g. after a page reload, come back to them), skipping `exclude`. None when the queue is empty
+    or the station is retired (its queue is closed)."""
+    if station.retired:
+        return None
     pending = Unit.objects.filter(station=station, status=UnitStatus.PENDING).order_by("received_at", "id")
     return claims.claim_next(pending, user=user, exclude=exclude, now=now)
 
@@ -36,12 +39,17 @@ class UnitUnavailable(claims.ClaimRefused):
 
 def unit_claim(*, unit: Unit, user, now: datetime | None = None) -> Unit:
     """Claim this pending unit for the user (an inspector going back to a unit they skipped).
-    Raises `UnitUnavailable` when it was decided meanwhile or another inspector holds it."""
-    pending = Unit.objects.filter(station_id=unit.station_id, status=UnitStatus.PENDING)
+    Raises `UnitUnavailable` when it was decided meanwhile, another inspector holds it, or its
+    station is retired."""
+    pending = Unit.objects.filter(
+        station_id=unit.station_id, station__retired_at__isnull=True, status=UnitStatus.PENDING
+    )
     claimed = claims.claim(pending, pk=unit.pk, user=user, now=now)
     if claimed is not None:
         return claimed
-    unit = Unit.objects.select_related("claimed_by").get(pk=unit.pk)
+    unit = Unit.objects.select_related("claimed_by", "station").get(pk=unit.pk)
+    if unit.station.retired:
+        raise UnitUnavailable(f"station {unit.station.slug} is retired: its queue is closed")
     if unit.status != UnitStatus.PENDING:
         raise UnitUnavailable(f"{unit.serial} was decided meanwhile: nothing left to judge")
     if claims.held_by_another(unit, user=user, now=now):

@@ -1,4 +1,5 @@
-"""Creating stations and device keys; changing a station's settings with an audit trail."""
+"""Creating stations and device keys (revoking keys); changing a station's settings with an audit
+trail; retiring a station."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from inspection.enums import AutomationLevel
 from inspection.models import DeviceKey, Station, StationChange, StationSettings
 from inspection.policy import StationPolicy
 from inspection.selectors import EscapeRisk, station_escape_risk
+from inspection.services.access import device_key_change_record
 from models_registry.models import ModelVersion
 
 # The station's own settings a supervisor changes; each change is recorded as a StationChange.
@@ -141,6 +144,26 @@ def station_webhook_secret_rotate(*, station: Station, user) -> str:
     return secret
 
 
+def station_retire(*, station: Station, user, note: str = "") -> StationChange:
+    """Retire a station instead of deleting it: it takes no more units (the line gets 410) and
+    leaves the inspectors' queues; its units, decisions and changes stay. Recorded as a change."""
+    with transaction.atomic():
+        locked = Station.objects.select_for_update().get(pk=station.pk)
+        if locked.retired:
+            raise ValidationError(f"station {locked.slug} is already retired")
+        locked.retired_at = timezone.now()
+        locked.save(update_fields=["retired_at", "updated_at"])
+        station.retired_at = locked.retired_at
+        return StationChange.objects.create(
+            station=locked,
+            changed_by=user,
+            field="retired",
+            old_value=None,
+            new_value=locked.retired_at.isoformat(),
+            note=note[:300],
+        )
+
+
 def station_policy_risk(*, station: Station) -> EscapeRisk | None:
     """The escape risk of the station's policy as set on `station` (saved or not): see
     `inspection.selectors.station_escape_risk`."""
@@ -220,8 +243,27 @@ def _value(station: Station, field: str) -> Any:
     return getattr(owner.of(station) if owner else station, field)
 
 
-def device_key_create(*, station: Station, name: str) -> tuple[DeviceKey, str]:
-    """A new device key for a station: the row (hashed) and the key itself, shown only once."""
+def device_key_create(
+    *, station: Station, name: str, created_by=None, note: str = ""
+) -> tuple[DeviceKey, str]:
+    """A new device key for a station: the row (hashed) and the key itself, shown only once.
+    Recorded in the access trail (`created_by` empty: the command line)."""
     if not name.strip():
         raise ValidationError("a device key needs a name (which line computer uses it)")
-    return DeviceKey.objects.create_key(station=station, name=name.strip())
+    with transaction.atomic():
+        row, key = DeviceKey.objects.create_key(station=station, name=name.strip())
+        device_key_change_record(key=row, field="created", user=created_by, note=note)
+    return row, key
+
+
+def device_key_revoke(*, key: DeviceKey, user, note: str = "") -> DeviceKey:
+    """Lock a device key out for good (the line gets 401 "revoked"), recorded in the access trail."""
+    with transaction.atomic():
+        locked = DeviceKey.objects.select_for_update().get(pk=key.pk)
+        if locked.revoked:
+            raise ValidationError(f"device key {locked.prefix} is already revoked")
+        locked.revoked = True
+        locked.save(update_fields=["revoked"])
+        device_key_change_record(key=locked, field="revoked", user=user, note=note)
+    key.revoked = True
+    return locked

@@ -63,6 +63,16 @@ class StorageFull(OSError):
     """The media disk has no room for the image: the unit is refused whole (the line retries)."""
 
 
+class StationRetired(ValueError):
+    """The station was retired: it takes no more units."""
+
+    def __init__(self, station: Station) -> None:
+        super().__init__(
+            f"station {station.slug} is retired (since {station.retired_at:%Y-%m-%d %H:%M} UTC): "
+            "it takes no more units"
+        )
+
+
 @dataclass(frozen=True)
 class Submission:
     unit: Unit
@@ -80,13 +90,16 @@ def unit_submit(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
 ) -> Submission:
-    """Accept one unit. Raises `ImageRejected`, `IdempotencyConflict` or `IdempotencyMismatch`,
-    leaving nothing behind."""
+    """Accept one unit. Raises `ImageRejected`, `IdempotencyConflict`, `IdempotencyMismatch`,
+    `StationRetired` or `StorageFull`, leaving nothing behind. A retry of a unit accepted before
+    the station retired replays."""
     request = _Request(serial=serial, image_data=image_data, metadata=metadata or {})
     if idempotency_key:
         earlier = Unit.objects.filter(station=station, idempotency_key=idempotency_key).first()
         if earlier is not None:
             return _replay(earlier, request)
+    if station.retired:
+        raise StationRetired(station)
 
     level = AutomationLevel(station.automation_level)
     role = policy.route(

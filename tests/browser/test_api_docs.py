@@ -92,7 +92,7 @@ def test_a_client_developer_reads_the_live_events_and_the_dashboards_answers(asg
     # the station's feed, from the menu: how to connect, then each event's payload in turn
     page.locator('li[role=menuitem][aria-label="Live events (WebSocket)"]').click()
     page.locator('li[role=menuitem][aria-label="/ws/stations/{slug}/events/"]').click()
-    page.wait_for_function("location.hash.endsWith('/wsstationsslugevents')")
+    page.wait_for_function("() => location.hash.endsWith('/wsstationsslugevents')")
     route = page.locator("h2", has_text="/ws/stations/{slug}/events/")
     about = " ".join(route.locator("xpath=following::p[position() <= 3]").all_inner_texts())
     assert "Authorization: Api-Key <key>" in about and "4404" in about

@@ -82,7 +82,9 @@ def test_the_drawn_box_lies_on_the_defect_unit_after_unit_and_what_is_taken_is_r
     page = sign_in(context, asgi_server, "ines")
     page.goto(f"{asgi_server.url}/stations/{station.slug}/")
     for body, stain in posted:
-        page.wait_for_function(f"document.getElementById('unit-serial').textContent === '{body['serial']}'")
+        page.wait_for_function(
+            f"() => document.getElementById('unit-serial').textContent === '{body['serial']}'"
+        )
         geometry, drawn = drawn_model_box(page, "#unit-image")
         # then the box drawn over the image covers the stain's pixels, in the frame's own size
         assert (geometry["width"], geometry["height"]) == (body["width"], body["height"])
@@ -93,7 +95,7 @@ def test_the_drawn_box_lies_on_the_defect_unit_after_unit_and_what_is_taken_is_r
         page.keyboard.press("t")  # take the model's regions as the inspector's own
         page.keyboard.press("f")  # the model's class is chosen already: fail at once
         page.wait_for_function(
-            f"document.getElementById('status').textContent.includes('{body['serial']}: fail')"
+            f"() => document.getElementById('status').textContent.includes('{body['serial']}: fail')"
         )
     context.close()
     # and each recorded verdict holds the region in the frame's own pixels, on the stain
@@ -109,7 +111,7 @@ def test_the_drawn_box_lies_on_the_defect_unit_after_unit_and_what_is_taken_is_r
     page = sign_in(context, asgi_server, "lea")
     page.goto(f"{asgi_server.url}/labeling/{station.slug}/")
     for _ in posted:
-        page.wait_for_function("window.loupeLabeling && window.loupeLabeling.ready()", timeout=15_000)
+        page.wait_for_function("() => window.loupeLabeling && window.loupeLabeling.ready()", timeout=15_000)
         task = LabelTask.objects.get(pk=page.evaluate("window.loupeLabeling.current().task"))
         body, stain = next((b, s) for b, s in posted if b["id"] == task.item.unit_id)
         # then the model's box drawn over the image covers the stain too

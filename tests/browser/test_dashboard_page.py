@@ -97,7 +97,7 @@ def test_the_station_dashboard_updates_live_and_acknowledges_an_alarm(asgi_serve
     # when the supervisor opens the station's dashboard
     page.goto(f"{asgi_server.url}/dashboard/{station.slug}/?period=hour")
     page.wait_for_selector("#live.ok")
-    page.wait_for_function(f"{AUTOMATION_DETAIL} && {AUTOMATION_DETAIL}.textContent.includes('units')")
+    page.wait_for_function(f"() => {AUTOMATION_DETAIL} && {AUTOMATION_DETAIL}.textContent.includes('units')")
     # then the tiles show the figures, with the escape estimate's interval, and the charts are drawn
     before = page.text_content("[data-figure=automation] .detail")
     decided, received = (int(word) for word in before.split()[0:3:2])
@@ -111,14 +111,17 @@ def test_the_station_dashboard_updates_live_and_acknowledges_an_alarm(asgi_serve
     # when the line posts a unit, the figures follow without a reload
     Line(asgi_server, station).post("SN-LIVE-1", seed=3)
     page.wait_for_function(
-        f"{AUTOMATION_DETAIL}.textContent.startsWith('{decided + 1} of {received + 1} units')", timeout=10_000
+        f"() => {AUTOMATION_DETAIL}.textContent.startsWith('{decided + 1} of {received + 1} units')",
+        timeout=10_000,
     )
     assert page.evaluate("window.loupeDashboard.fetches") > fetches
     # and when a drift check raises an alarm, it appears at once
     alarms_raise(station=station, findings=[AlarmFinding(AlarmKind.INPUT, "brightness shifted: p = 0.0004")])
     page.wait_for_selector(".alarm.open", timeout=10_000)
     assert "brightness shifted" in page.text_content(".alarm.open .summary")
-    page.wait_for_function("document.getElementById('station-level').textContent === 'Partial automation'")
+    page.wait_for_function(
+        "() => document.getElementById('station-level').textContent === 'Partial automation'"
+    )
     if os.environ.get("LOUPE_UPDATE_SCREENSHOTS") == "1":
         page.screenshot(path=str(SCREENSHOT), full_page=True)
     # and the supervisor acknowledges it from the page
@@ -140,7 +143,7 @@ def test_the_overview_lists_every_station_and_links_to_each(asgi_server, browser
     page.wait_for_selector("#stations tbody tr[data-station=screens-2]")
     assert page.text_content("[data-figure=automation] .detail").startswith("1 of 1 units")
     page.click(".periods button[data-period=week]")
-    page.wait_for_function("document.querySelector('.period-name').textContent === 'week'")
+    page.wait_for_function("() => document.querySelector('.period-name').textContent === 'week'")
     page.click("#stations tbody tr[data-station=screens-1] a")
     page.wait_for_url(f"{asgi_server.url}/dashboard/screens-1/?period=week")
     page.wait_for_selector("#tiles .tile")
@@ -182,7 +185,8 @@ def test_a_supervisor_sees_partial_automations_live_escape_rate_cross_its_target
 
     def tile_says(text: str) -> None:
         dashboard.wait_for_function(
-            f"document.querySelector('{live_escape} .detail').textContent.includes({text!r})", timeout=10_000
+            f"() => document.querySelector('{live_escape} .detail').textContent.includes({text!r})",
+            timeout=10_000,
         )
 
     # when the inspector judges the audits one after another, the model right on the first only
@@ -204,7 +208,9 @@ def test_a_supervisor_sees_partial_automations_live_escape_rate_cross_its_target
     assert "escape rate is above target: 3 of 4 audits wrong" in dashboard.text_content(
         ".alarm.open .summary"
     )
-    dashboard.wait_for_function("document.getElementById('station-level').textContent === 'AI-assisted'")
+    dashboard.wait_for_function(
+        "() => document.getElementById('station-level').textContent === 'AI-assisted'"
+    )
     alarm = Alarm.objects.get()
     assert (alarm.kind, alarm.detail["audits"], alarm.detail["wrong"]["count"]) == (AlarmKind.ESCAPE, 4, 3)
     assert alarm.detail["wrong"]["low"] > 0.1

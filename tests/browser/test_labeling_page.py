@@ -107,7 +107,9 @@ def open_page(browser, server, username: str, path: str, *, viewport=None):
 
 
 def showing_task(page, task_id: int) -> None:
-    page.wait_for_function(f"{READY} && window.loupeLabeling.current().task === {task_id}", timeout=15_000)
+    page.wait_for_function(
+        f"() => {READY} && window.loupeLabeling.current().task === {task_id}", timeout=15_000
+    )
 
 
 def on_screen(page, x: float, y: float) -> tuple[float, float]:
@@ -130,7 +132,7 @@ def click(page, x: float, y: float) -> None:
 
 def status_says(page, text: str) -> None:
     page.wait_for_function(
-        f"document.getElementById('status').textContent.includes({text!r})", timeout=15_000
+        f"() => document.getElementById('status').textContent.includes({text!r})", timeout=15_000
     )
 
 
@@ -345,7 +347,7 @@ def test_the_queue_serves_disagreements_first_then_deferred_then_uncertain(
     assert seen[0].startswith("human and model disagree")
     assert seen[1].startswith("deferred or audited by a person")
     assert seen[2].startswith("model uncertain")
-    page.wait_for_function("document.querySelectorAll('#fig-reasons li').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('#fig-reasons li').length === 3")
     reasons = page.locator("#fig-reasons li").all_inner_texts()
     assert reasons == [
         "human and model disagree: 1",
@@ -374,11 +376,11 @@ def test_a_reviewer_accepts_a_label_and_it_becomes_the_items_label(asgi_server, 
     person("rita", "labeler")
     # the author is never offered her own label
     context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/review/")
-    page.wait_for_function("!document.getElementById('empty').hidden && window.loupeLabeling.idle()")
+    page.wait_for_function("() => !document.getElementById('empty').hidden && window.loupeLabeling.idle()")
     assert "No label is waiting for your review" in page.inner_text("#empty")
     context.close()
     context, page = open_page(browser, asgi_server, "rita", f"/labeling/{station.slug}/review/")
-    page.wait_for_function(f"{READY} && window.loupeLabeling.current().id === {submission.id}")
+    page.wait_for_function(f"() => {READY} && window.loupeLabeling.current().id === {submission.id}")
     assert page.inner_text("#submission-author") == "lena"
     assert page.inner_text("#submission-summary") == "crack box"
     assert page.locator(".shape.submitted").count() == 1
@@ -399,7 +401,7 @@ def test_a_rejected_label_returns_to_the_labelers_with_the_comment(asgi_server, 
     submission = _pending_label(task, person("lena", "labeler"))
     person("rita", "labeler")
     context, page = open_page(browser, asgi_server, "rita", f"/labeling/{station.slug}/review/")
-    page.wait_for_function(f"{READY} && window.loupeLabeling.current().id === {submission.id}")
+    page.wait_for_function(f"() => {READY} && window.loupeLabeling.current().id === {submission.id}")
     # a rejection without a comment is refused on the page
     page.keyboard.press("r")
     assert page.evaluate("document.activeElement.id") == "reject-comment"
@@ -425,11 +427,11 @@ def test_a_reviewer_fixes_a_label_with_the_drawing_tools(asgi_server, browser, s
     submission = _pending_label(task, person("lena", "labeler"), with_mask=True)
     person("rita", "labeler")
     context, page = open_page(browser, asgi_server, "rita", f"/labeling/{station.slug}/review/")
-    page.wait_for_function(f"{READY} && window.loupeLabeling.current().id === {submission.id}")
+    page.wait_for_function(f"() => {READY} && window.loupeLabeling.current().id === {submission.id}")
     assert page.locator(".shape.submitted").count() == 2  # the box and the mask overlay
     # L: the label's box and mask become editable; she deletes the box and draws a scratch box
     page.keyboard.press("l")
-    page.wait_for_function("window.loupeLabeling.masks().length === 1")
+    page.wait_for_function("() => window.loupeLabeling.masks().length === 1")
     assert page.evaluate("window.loupeLabeling.shapes().length") == 1
     page.keyboard.press("Backspace")
     page.keyboard.press("2")
@@ -461,7 +463,7 @@ def test_two_labelers_get_different_tasks(asgi_server, browser, station, inspect
         person(name, "labeler")
         context, page = open_page(browser, asgi_server, name, f"/labeling/{station.slug}/")
         contexts.append(context)
-        page.wait_for_function(f"{READY} && window.loupeLabeling.idle()")
+        page.wait_for_function(f"() => {READY} && window.loupeLabeling.idle()")
         shown.append(page.evaluate("window.loupeLabeling.current().task"))
     assert shown[0] != shown[1] and set(shown) <= {task.id for task in tasks}
     claims = dict(LabelTask.objects.filter(pk__in=shown).values_list("pk", "claimed_by__username"))
@@ -524,7 +526,7 @@ def test_the_page_shows_the_task_with_its_context_and_every_key(asgi_server, bro
         browser, asgi_server, "lena", f"/labeling/{station.slug}/", viewport={"width": 1440, "height": 860}
     )
     showing_task(page, task.id)
-    page.wait_for_function("document.getElementById('fig-open').textContent === '1'")
+    page.wait_for_function("() => document.getElementById('fig-open').textContent === '1'")
     # then the page says why the unit is here, its current label, the model's view and the note
     assert page.inner_text("#task-why") == "deferred or audited by a person · margin 0.42"
     assert page.inner_text("#task-current") == "scratch box · the inspector's verdict"
@@ -582,7 +584,7 @@ def test_the_models_boxes_and_mask_lie_over_their_regions_on_a_1920x1080_image_a
     context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/")
     seen = {}
     for _ in range(2):
-        page.wait_for_function(f"{READY} && window.loupeLabeling.idle()")
+        page.wait_for_function(f"() => {READY} && window.loupeLabeling.idle()")
         task = page.evaluate("window.loupeLabeling.current().task")
         wait_until_painted(page, "#item-image")
         seen[task] = overlay_geometry(page, "#item-image")
@@ -688,7 +690,7 @@ def test_the_help_shows_exactly_the_keys_each_mode_handles_and_the_zoom_is_in_im
     # triggers none of them
     context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/review/")
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.wait_for_function(f"{READY} && window.loupeLabeling.current().id === {submission.id}")
+    page.wait_for_function(f"() => {READY} && window.loupeLabeling.current().id === {submission.id}")
     bound = page.evaluate("window.loupeKeys.bound")
     assert shown_keys(page) == sorted(set(bound["review"]) | set(bound["fixing"]))
     assert {"A", "R", "L", "S"} <= set(bound["review"]) and "M" not in bound["review"]

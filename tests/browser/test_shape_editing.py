@@ -81,7 +81,7 @@ def test_boxes_and_polygons_are_edited_over_several_tasks_and_sent_in_original_p
     try:
         first, second, third = sorted(tasks, key=lambda t: t.pk)  # same tier: oldest first
         # the page claims its first task after it loads: wait for it before asking which it is
-        page.wait_for_function(READY, timeout=15_000)
+        page.wait_for_function(f"() => {READY}", timeout=15_000)
         showing_task(page, page.evaluate("window.loupeLabeling.current().task"))
         order = []
         for _ in range(3):
@@ -132,7 +132,7 @@ def test_boxes_and_polygons_are_edited_over_several_tasks_and_sent_in_original_p
                 status_says(page, f"Task #{task}: 1 region sent")
             if len(order) < 3:
                 page.wait_for_function(
-                    f"{READY} && window.loupeLabeling.current().task !== {task}", timeout=15_000
+                    f"() => {READY} && window.loupeLabeling.current().task !== {task}", timeout=15_000
                 )
         assert order == [first.pk, second.pk, third.pk]
     finally:
@@ -364,10 +364,10 @@ def test_the_models_class_is_taken_for_the_whole_image_and_a_reviewer_fixes_it(
     # then the reviewer sees both, fixes the label: drops the crack, keeps the scratch
     context, page = open_page(browser, asgi_server, "rui", f"/labeling/{station.slug}/review/")
     try:
-        page.wait_for_function(READY, timeout=15_000)
+        page.wait_for_function(f"() => {READY}", timeout=15_000)
         assert page.inner_text("#submission-summary") == "scratch (whole image), crack (whole image)"
         page.keyboard.press("l")
-        page.wait_for_function("window.loupeLabeling.shapes().length === 2")
+        page.wait_for_function("() => window.loupeLabeling.shapes().length === 2")
         page.locator("#shapes li", has_text="crack (whole image)").locator(".remove").click()
         page.keyboard.press("Enter")
         status_says(page, "fixed")
@@ -514,7 +514,7 @@ def test_the_labeling_review_and_station_pages_fit_1024_and_768_px_wide_screens(
     viewport = {"width": width, "height": 1024 if width == 768 else 768}
     context, page = open_page(browser, asgi_server, "lena", f"/labeling/{station.slug}/", viewport=viewport)
     try:
-        page.wait_for_function(READY, timeout=15_000)
+        page.wait_for_function(f"() => {READY}", timeout=15_000)
         assert page.evaluate(NO_SIDEWAYS_SCROLL)
         image = page.locator("#item-image").bounding_box()
         assert image["width"] > width * 0.5  # the image keeps most of the width

@@ -93,7 +93,7 @@ def test_a_unit_posted_by_the_line_appears_live_and_the_fail_key_reaches_the_lin
     unit = line.post("SN-LIVE-1", seed=4)
     # then it appears without a reload, with as many outlines as the model gave regions
     page.wait_for_function(
-        "document.getElementById('unit-serial').textContent === 'SN-LIVE-1'", timeout=10_000
+        "() => document.getElementById('unit-serial').textContent === 'SN-LIVE-1'", timeout=10_000
     )
     model_regions = Prediction.objects.get(unit_id=unit["id"]).regions
     assert page.locator(".region.model").count() == len(model_regions)
@@ -128,9 +128,9 @@ def test_assisted_units_show_the_models_regions_and_h_hides_them(asgi_server, br
     context = browser.new_context(viewport={"width": 1440, "height": 860})
     page = sign_in(context, asgi_server, "ines")
     page.goto(f"{asgi_server.url}/stations/{station.slug}/")
-    page.wait_for_function("document.getElementById('unit-serial').textContent === 'SN-000412'")
+    page.wait_for_function("() => document.getElementById('unit-serial').textContent === 'SN-000412'")
     page.wait_for_selector("#live.ok")
-    page.wait_for_function("document.getElementById('queue-pending').textContent !== '–'")
+    page.wait_for_function("() => document.getElementById('queue-pending').textContent !== '–'")
     # then every region is outlined with its class and score
     assert page.locator(".region.model").count() == len(regions)
     assert f"crack {regions[0]['score']:.2f}" in page.text_content("#overlay")
@@ -153,7 +153,7 @@ def test_blind_levels_show_nothing_of_the_model(asgi_server, browser, make_stati
     context = browser.new_context()
     page = sign_in(context, asgi_server, "ines")
     page.goto(f"{asgi_server.url}/stations/{station.slug}/")
-    page.wait_for_function("document.getElementById('unit-serial').textContent === 'SN-BLIND'")
+    page.wait_for_function("() => document.getElementById('unit-serial').textContent === 'SN-BLIND'")
     assert page.locator(".region.model").count() == 0
     assert "blind" in page.inner_text("#unit-model")
     # even pressing "take the model's regions" and toggling highlights shows nothing
@@ -178,7 +178,7 @@ def test_two_inspectors_get_different_units(asgi_server, browser, make_station):
         contexts.append(context)
         page = sign_in(context, asgi_server, name)
         page.goto(f"{asgi_server.url}/stations/{station.slug}/")
-        page.wait_for_function("document.getElementById('unit-serial').textContent.startsWith('SN-')")
+        page.wait_for_function("() => document.getElementById('unit-serial').textContent.startsWith('SN-')")
         serials.append(page.inner_text("#unit-serial"))
     assert serials[0] != serials[1]
     claims = dict(Unit.objects.filter(serial__in=serials).values_list("serial", "claimed_by__username"))
@@ -197,7 +197,7 @@ def test_the_keys_work_without_the_mouse(asgi_server, browser, make_station):
     page.goto(f"{asgi_server.url}/stations/{station.slug}/")
 
     def showing(serial: str) -> None:
-        page.wait_for_function(f"document.getElementById('unit-serial').textContent === '{serial}'")
+        page.wait_for_function(f"() => document.getElementById('unit-serial').textContent === '{serial}'")
 
     showing("SN-K0")
     page.keyboard.press("p")  # pass
@@ -206,11 +206,11 @@ def test_the_keys_work_without_the_mouse(asgi_server, browser, make_station):
     showing("SN-K2")
     page.keyboard.press("1")
     page.keyboard.press("f")  # fail as class 1
-    page.wait_for_function("document.getElementById('status').textContent.includes('SN-K2: fail')")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('SN-K2: fail')")
     page.keyboard.press("z")  # undo: SN-K2 comes back to be decided again
     showing("SN-K2")
     page.keyboard.press("p")
-    page.wait_for_function("document.getElementById('status').textContent.includes('SN-K2: pass')")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('SN-K2: pass')")
     verdicts = {
         unit["serial"]: list(
             DecisionEvent.objects.filter(unit_id=unit["id"]).order_by("id").values_list("verdict", "reason")
@@ -237,7 +237,7 @@ def test_a_region_drawn_with_the_mouse_goes_with_the_fail(asgi_server, browser, 
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = sign_in(context, asgi_server, "ines")
     page.goto(f"{asgi_server.url}/stations/{station.slug}/")
-    page.wait_for_function("document.getElementById('unit-serial').textContent === 'SN-DRAW'")
+    page.wait_for_function("() => document.getElementById('unit-serial').textContent === 'SN-DRAW'")
     # the class, then the Draw button and a drag across the middle of the image, then Fail
     page.click("#classes li[data-class='scratch']")
     page.click("#btn-draw")
@@ -248,7 +248,7 @@ def test_a_region_drawn_with_the_mouse_goes_with_the_fail(asgi_server, browser, 
     page.mouse.up()
     assert page.locator("#drafts li").count() == 1
     page.click("#btn-fail")
-    page.wait_for_function("document.getElementById('status').textContent.includes('SN-DRAW: fail')")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('SN-DRAW: fail')")
     event = DecisionEvent.objects.get(unit_id=unit["id"])
     (region,) = event.regions
     assert region["label"] == "scratch" and event.defect_classes == ["scratch"]
@@ -263,11 +263,11 @@ def predicted(unit: dict, label: str, regions: list[dict]) -> None:
 
 
 def showing(page, serial: str) -> None:
-    page.wait_for_function(f"document.getElementById('unit-serial').textContent === '{serial}'")
+    page.wait_for_function(f"() => document.getElementById('unit-serial').textContent === '{serial}'")
 
 
 def status_says(page, text: str) -> None:
-    page.wait_for_function(f"document.getElementById('status').textContent.includes({text!r})")
+    page.wait_for_function(f"() => document.getElementById('status').textContent.includes({text!r})")
 
 
 def chosen_classes(page) -> list[str]:
@@ -499,12 +499,12 @@ def test_an_inspector_skips_goes_back_and_empties_the_queue_and_a_new_unit_arriv
     on_screen("SN-B")
     page.keyboard.press("s")
     on_screen("SN-C")
-    page.wait_for_function("document.getElementById('skipped-count').textContent === '2'")
+    page.wait_for_function("() => document.getElementById('skipped-count').textContent === '2'")
     assert Unit.objects.filter(pk__in=[ids["SN-A"], ids["SN-B"]], claimed_by__isnull=True).count() == 2
     # meanwhile omar decides SN-B: it leaves her Skipped live; and he holds SN-A for now
     taken = unit_claim(unit=Unit.objects.get(pk=ids["SN-B"]), user=omar)
     decision_record(unit=taken, user=omar, verdict="pass")
-    page.wait_for_function("document.getElementById('skipped-count').textContent === '1'")
+    page.wait_for_function("() => document.getElementById('skipped-count').textContent === '1'")
     unit_claim(unit=Unit.objects.get(pk=ids["SN-A"]), user=omar)
     page.keyboard.press("k")
     assert page.is_visible("#skipped-list") and page.inner_text("#skipped-list") == "SN-A: judge it now"
@@ -530,7 +530,7 @@ def test_an_inspector_skips_goes_back_and_empties_the_queue_and_a_new_unit_arriv
     page.keyboard.press("p")
     # then the queue is empty: the controls are disabled, not just hidden, and keys do nothing
     page.wait_for_function(
-        "!document.getElementById('empty').hidden"
+        "() => !document.getElementById('empty').hidden"
         " && document.getElementById('empty').textContent.startsWith('The queue is empty')"
     )
     assert "appear here live" in page.inner_text("#empty")
@@ -539,7 +539,7 @@ def test_an_inspector_skips_goes_back_and_empties_the_queue_and_a_new_unit_arriv
     page.keyboard.press("f")
     page.keyboard.press("s")
     status_says(page, "SN-A: pass")
-    page.wait_for_function("document.getElementById('queue-pending').textContent === '0'")
+    page.wait_for_function("() => document.getElementById('queue-pending').textContent === '0'")
     # when the station moves to full automation with every unit audited, a new unit arrives live
     Station.objects.filter(pk=station.pk).update(automation_level="full", audit_share=1.0)
     station.refresh_from_db()
@@ -576,7 +576,7 @@ def test_the_keys_panel_shows_exactly_the_keys_the_page_handles(asgi_server, bro
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{asgi_server.url}/stations/{station.slug}/")
-    page.wait_for_function("window.loupeKeys && window.loupeKeys.page === 'station'")
+    page.wait_for_function("() => window.loupeKeys && window.loupeKeys.page === 'station'")
     shown = sorted(set(page.locator("#keys-help kbd").all_inner_texts()))
     assert shown == page.evaluate("window.loupeKeys.bound.station")
     assert {"P", "F", "S", "K", "Z", "B", "T", "H", "1", "9", "+", "−", "0", "Esc"} <= set(shown)

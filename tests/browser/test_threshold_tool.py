@@ -87,7 +87,7 @@ def test_a_supervisor_sees_the_automation_a_target_gives_before_saving(asgi_serv
     page = sign_in(context, asgi_server, "sam")
     # when the supervisor opens the station's admin page
     page.goto(f"{asgi_server.url}/admin/inspection/station/{station.pk}/change/")
-    page.wait_for_function(UPDATED.format(1), timeout=20_000)
+    page.wait_for_function(f"() => {UPDATED.format(1)}", timeout=20_000)
     # then the saved 1 % target's figures are shown, side by side with the challenger's
     before = _expected(station, 0.01)
     assert before["error_bound"] == 0.01 and 0 < before["automation_rate"] < 1
@@ -102,9 +102,10 @@ def test_a_supervisor_sees_the_automation_a_target_gives_before_saving(asgi_serv
     )
     # when the target escape rate is raised to 2 %, not saved
     page.fill("#id_target_escape_rate", "0.02")
-    page.wait_for_function(UPDATED.format(2), timeout=10_000)
+    page.wait_for_function(f"() => {UPDATED.format(2)}", timeout=10_000)
     page.wait_for_function(
-        'document.querySelector(\'#threshold-tool td[data-figure="error_bound"][data-role="champion"]\')'
+        "() => document.querySelector("
+        '\'#threshold-tool td[data-figure="error_bound"][data-role="champion"]\')'
         ".textContent === '2.00 %'",
         timeout=10_000,
     )
@@ -154,7 +155,7 @@ def test_full_automation_above_the_target_asks_for_a_confirmed_reason_before_sav
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = sign_in(context, asgi_server, "sam")
     page.goto(f"{asgi_server.url}/admin/inspection/station/{station.pk}/change/")
-    page.wait_for_function(UPDATED.format(1), timeout=20_000)
+    page.wait_for_function(f"() => {UPDATED.format(1)}", timeout=20_000)
     # the tool sits beside the Automation fields, on the same row
     fields = page.locator(".station-automation > fieldset").bounding_box()
     tool = page.locator("#threshold-tool").bounding_box()

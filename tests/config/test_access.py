@@ -87,6 +87,7 @@ RULES: dict[str, list[Rule]] = {
     "system": [Rule("GET", _fixed("/system/"), SUPERVISORS)],
     "first-run": [Rule("GET", _fixed("/accounts/first-run/not-a-token/"), frozenset())],
     "login": [Rule("GET", _fixed("/accounts/login/"), EVERYONE)],
+    "admin-login": [Rule("GET", _fixed("/admin/login/"), EVERYONE)],  # the admin's, throttled with ours
     "logout": [Rule("POST", _fixed("/accounts/logout/"), EVERYONE)],
     "password_change": [Rule("GET", _fixed("/accounts/password_change/"), PEOPLE)],
     "password_change_done": [Rule("GET", _fixed("/accounts/password_change/done/"), PEOPLE)],

@@ -149,7 +149,7 @@ def test_an_inspector_decides_units_in_a_row_over_https_and_sees_them_live(topol
         for index, key in enumerate(["p", "f", "p", "f"]):
             serial = f"SN-PROD-{index}"
             unit = line.post(serial, seed=index)
-            wait_for(f"document.getElementById('unit-serial').textContent === '{serial}'")
+            wait_for(f"() => document.getElementById('unit-serial').textContent === '{serial}'")
             answer: dict = {}
             poll = threading.Thread(target=lambda unit=unit, answer=answer: answer.update(line.wait(unit)))
             poll.start()
@@ -157,7 +157,7 @@ def test_an_inspector_decides_units_in_a_row_over_https_and_sees_them_live(topol
                 page.keyboard.press("1")
             page.keyboard.press(key)
             verdict = "pass" if key == "p" else "fail"
-            wait_for(f"document.getElementById('status').textContent.includes('{serial}: {verdict}')")
+            wait_for(f"() => document.getElementById('status').textContent.includes('{serial}: {verdict}')")
             poll.join(timeout=20)
             verdicts[serial] = (answer.get("decision"), answer.get("decided_by"))
         # then every decision reached the line, and nothing on the way was refused as a forgery

@@ -20,7 +20,7 @@ class Command(BaseCommand):
             known = ", ".join(Station.objects.values_list("slug", flat=True)) or "none yet"
             raise CommandError(f"no station {options['slug']!r} (stations: {known})")
         try:
-            row, key = device_key_create(station=station, name=options["name"])
+            row, key = device_key_create(station=station, name=options["name"], note="command line")
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from error
         self.stderr.write(

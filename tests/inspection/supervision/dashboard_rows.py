@@ -70,11 +70,9 @@ def predict(
 def decide(
     unit: Unit, *, verdict: str, at: datetime, reason: str, model: ModelVersion | None = None, user=None
 ) -> DecisionEvent:
-    event = DecisionEvent.objects.create(
-        unit=unit, verdict=verdict, decided_by_model=model, decided_by_user=user, reason=reason
+    return DecisionEvent.objects.create(
+        unit=unit, verdict=verdict, decided_by_model=model, decided_by_user=user, reason=reason, created_at=at
     )
-    DecisionEvent.objects.filter(pk=event.pk).update(created_at=at)  # events are append-only: set it once
-    return event
 
 
 def automatic(station: Station, model: ModelVersion, *, at: datetime, verdict: str = "pass") -> Unit:
