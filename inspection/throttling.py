@@ -5,7 +5,8 @@ buckets in Django's cache (Redis, so that every web process counts together): th
 the current bucket plus the previous bucket's, weighted by how much of it the window still
 covers. Past its limit a counter refuses the client until enough failures have aged out; a
 success does not reset it, so a guessed password is refused like a wrong one while the window
-is full. See docs/operations.md ("Sign-in and device-key throttling").
+is full. With Redis unreachable the counters neither count nor refuse (the line keeps posting
+through a Redis restart). See docs/operations.md ("Sign-in and device-key throttling").
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 
 logger = logging.getLogger("loupe.security")
+# What Django's Redis cache raises when Redis is down or restarting (incr of an expired key is
+# a ValueError, handled by add() before it).
+CACHE_ERRORS = (redis.RedisError, OSError)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,15 @@ class FailureCounter:
         """Seconds until the client may try again, or None while it is under its limit."""
         now = time.time() if now is None else now
         current_key, previous_key, elapsed = self._buckets(now)
-        counts = cache.get_many([current_key, previous_key])
+        try:
+            counts = cache.get_many([current_key, previous_key])
+        except CACHE_ERRORS as error:
+            # Redis away (a restart): count nothing rather than refuse the line and the people
+            # while it is; the window resumes with Redis.
+            logger.warning(
+                "failure counter %s not read (cache unreachable: %s): not throttling", self.name, error
+            )
+            return None
         current, previous = counts.get(current_key, 0), counts.get(previous_key, 0)
         if current + previous * (1 - elapsed) < self.limit:
             return None
@@ -53,8 +66,11 @@ class FailureCounter:
     def add(self, now: float | None = None) -> None:
         current_key, _, _ = self._buckets(time.time() if now is None else now)
         window = settings.LOUPE_FAILURE_WINDOW_SECONDS
-        cache.add(current_key, 0, timeout=int(2 * window) + 1)
-        cache.incr(current_key)
+        try:
+            cache.add(current_key, 0, timeout=int(2 * window) + 1)
+            cache.incr(current_key)
+        except CACHE_ERRORS as error:
+            logger.warning("failure of %s not counted (cache unreachable: %s)", self.name, error)
 
 
 def client_address(meta: Mapping[str, str]) -> str:

@@ -86,3 +86,20 @@ def test_the_websocket_handshake_counts_wrong_keys_too(limits, settings, make_st
         assert close_code(events_path(station.slug), key_headers("bad.key") + through_proxy) == 4401
     # the right key from that client is refused while the window is full
     assert close_code(events_path(station.slug), key_headers(key) + through_proxy) == 4401
+
+
+def test_with_redis_unreachable_the_line_still_posts_and_a_wrong_key_is_still_401(
+    limits, make_station, media_root, settings
+):
+    # the cache pointing at a port where no Redis answers, as during a Redis restart
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+    _, key = device_key_create(station=make_station(), name="line pc")
+    assert post("nope.nope").status_code == 401
+    response = post(key, address="10.0.1.9")
+    assert response.status_code == 201, response.content
