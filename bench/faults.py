@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -273,17 +274,20 @@ def fault_action(name: str, topology: LocalProduction, marks: dict):
 
     def disk():
         ballast = topology.media_root / "ballast"
-        free = shutil.disk_usage(topology.media_root).free
         marks["at"] = time.monotonic()
-        with open(ballast, "wb") as file:
-            file.truncate(0)
-            chunk = b"\0" * (16 * 1024 * 1024)
-            remaining = free - 1024 * 1024
-            while remaining > 0:
-                file.write(chunk[: min(len(chunk), remaining)])
-                remaining -= len(chunk)
-        time.sleep(10)
-        ballast.unlink()
+        try:
+            with open(ballast, "wb") as file:
+                chunk = b"\0" * (16 * 1024 * 1024)
+                while shutil.disk_usage(topology.media_root).free > 1024 * 1024:
+                    file.write(chunk[: max(4096, shutil.disk_usage(topology.media_root).free - 1024 * 1024)])
+                    file.flush()
+        except OSError as error:  # the line's own images filled the rest first: full is the point
+            if error.errno != errno.ENOSPC:
+                raise
+        try:
+            time.sleep(10)
+        finally:
+            ballast.unlink()
         marks["back"] = time.monotonic()
 
     return {
