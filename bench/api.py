@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
+import os
 import shutil
 import socket
 import sys
@@ -216,9 +217,12 @@ def _predictor_throughput(predictor, images: list[bytes], *, threads: int, secon
     return sum(done) / (time.perf_counter() - started)
 
 
-def load_phase(url: str, key: str, images: list[bytes], *, clients: int, seconds: float, tag: str) -> dict:
-    """`clients` threads, each posting back to back on its own connection for `seconds`."""
-    endpoint = f"{url}/api/v1/units/"
+def load_phase(
+    url: str, key: str, images: list[bytes], *, clients: int, seconds: float, tag: str, bare: bool = False
+) -> dict:
+    """`clients` threads, each posting back to back on its own connection for `seconds`; `bare`:
+    to bench/bare_server.py's /predict (no key, no serial, 200 for success) instead of Loupe."""
+    endpoint = f"{url}/predict" if bare else f"{url}/api/v1/units/"
     sequence = itertools.count()
     answers: list[list[Answer]] = [[] for _ in range(clients)]
     start = time.monotonic()
@@ -226,7 +230,8 @@ def load_phase(url: str, key: str, images: list[bytes], *, clients: int, seconds
 
     def client(number: int) -> None:
         with requests.Session() as session:
-            session.headers["Authorization"] = f"Api-Key {key}"
+            if not bare:
+                session.headers["Authorization"] = f"Api-Key {key}"
             while time.monotonic() < deadline:
                 index = next(sequence)
                 serial = f"{tag}-{index:07d}"
@@ -235,7 +240,7 @@ def load_phase(url: str, key: str, images: list[bytes], *, clients: int, seconds
                     response = session.post(
                         endpoint,
                         files={"image": (f"{serial}.jpg", images[index % len(images)], "image/jpeg")},
-                        data={"serial": serial},
+                        data={} if bare else {"serial": serial},
                         timeout=REQUEST_TIMEOUT_SECONDS,
                     )
                 except requests.RequestException as error:
@@ -244,7 +249,9 @@ def load_phase(url: str, key: str, images: list[bytes], *, clients: int, seconds
                     )
                 else:
                     latency_ms = (time.perf_counter() - clock) * 1000
-                    if response.status_code == 201:
+                    if bare and response.status_code == 200:
+                        answer = Answer(201, None, latency_ms, time.monotonic(), None, True)
+                    elif response.status_code == 201:
                         body = response.json()
                         decided = body["status"] == "decided"
                         answer = Answer(201, None, latency_ms, time.monotonic(), body["id"], decided)
@@ -277,7 +284,133 @@ def load_phase(url: str, key: str, images: list[bytes], *, clients: int, seconds
             for q, n in (("p50", 50), ("p95", 95), ("p99", 99))
         },
         "throughput_per_second": len(accepted) / elapsed if elapsed > 0 else 0.0,
-        "unit_ids": [answer.unit_id for answer in accepted],
+        "unit_ids": [answer.unit_id for answer in accepted if answer.unit_id is not None],
+        "latencies": latencies,
+    }
+
+
+# Issue 16's goals, Loupe against the bare server in the same run.
+GOAL_THROUGHPUT_OVER_BARE = 1.0
+GOAL_ONE_CLIENT_P50_OVER_BARE = 1.15
+GOAL_SIXTEEN_CLIENTS_P99_OVER_BARE = 1.5
+GOAL_SIXTEEN_OVER_FOUR = 0.95
+INTERLEAVED_PHASES = 2
+
+
+def against_bare(
+    loupe_url: str,
+    key: str,
+    images: list[bytes],
+    bundle: Path,
+    client_counts: list[int],
+    *,
+    seconds: float,
+    warmup: float,
+    log_path: Path,
+) -> dict:
+    """Loupe and the bare server in turns on the same images: per client count a warm-up each,
+    then Loupe, bare, Loupe, bare, so that whatever else the machine does falls on both."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bare_url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("bare_server.py")),
+        str(bundle),
+        "--port",
+        str(port),
+    ]
+    bare = process_start(command, environment=dict(os.environ), log_path=log_path)
+    rows, unit_ids = [], []
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+        while True:
+            if bare.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"bench/bare_server.py did not start:\n{log_tail(log_path)}")
+            try:
+                if requests.get(f"{bare_url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.3)
+        for clients in client_counts:
+            runs: dict[str, list[dict]] = {"loupe": [], "bare": []}
+            for name, url in (("loupe", loupe_url), ("bare", bare_url)):
+                load_phase(
+                    url, key, images, clients=clients, seconds=warmup, tag=f"bw{clients}", bare=name == "bare"
+                )
+            for repeat in range(INTERLEAVED_PHASES):
+                for name, url in (("loupe", loupe_url), ("bare", bare_url)):
+                    tag = f"b{clients}-{repeat}"
+                    runs[name].append(
+                        load_phase(
+                            url, key, images, clients=clients, seconds=seconds, tag=tag, bare=name == "bare"
+                        )
+                    )
+            row = {"clients": clients}
+            for name, phases in runs.items():
+                latencies = [value for phase in phases for value in phase["latencies"]]
+                accepted = sum(phase["accepted"] for phase in phases)
+                elapsed = sum(phase["seconds"] for phase in phases)
+                row[name] = {
+                    "requests": sum(phase["requests"] for phase in phases),
+                    "errors": sum(phase["errors"] for phase in phases),
+                    "p50_ms": percentile(latencies, 50) if latencies else None,
+                    "p99_ms": percentile(latencies, 99) if latencies else None,
+                    "units_per_second": accepted / elapsed if elapsed > 0 else 0.0,
+                }
+                unit_ids += [unit_id for phase in phases for unit_id in phase["unit_ids"]]
+            row["throughput_ratio"] = row["loupe"]["units_per_second"] / row["bare"]["units_per_second"]
+            rows.append(row)
+            print(
+                f"{clients} client(s): Loupe p50 {_ms(row['loupe']['p50_ms'])} ms, "
+                f"{row['loupe']['units_per_second']:.1f}/s; bare p50 {_ms(row['bare']['p50_ms'])} ms, "
+                f"{row['bare']['units_per_second']:.1f}/s; Loupe / bare {row['throughput_ratio']:.2f}",
+                flush=True,
+            )
+    finally:
+        process_stop(bare, timeout=10)
+    by_clients = {row["clients"]: row for row in rows}
+    goals = {
+        f"throughput_over_bare_at_{row['clients']}": goal_check(
+            row["throughput_ratio"],
+            GOAL_THROUGHPUT_OVER_BARE,
+            row["throughput_ratio"] >= GOAL_THROUGHPUT_OVER_BARE,
+        )
+        for row in rows
+    }
+    if 1 in by_clients:
+        ratio = by_clients[1]["loupe"]["p50_ms"] / by_clients[1]["bare"]["p50_ms"]
+        goals["one_client_p50_over_bare"] = goal_check(
+            ratio, GOAL_ONE_CLIENT_P50_OVER_BARE, ratio <= GOAL_ONE_CLIENT_P50_OVER_BARE
+        )
+    if 16 in by_clients:
+        ratio = by_clients[16]["loupe"]["p99_ms"] / by_clients[16]["bare"]["p99_ms"]
+        goals["sixteen_clients_p99_over_bare"] = goal_check(
+            ratio, GOAL_SIXTEEN_CLIENTS_P99_OVER_BARE, ratio <= GOAL_SIXTEEN_CLIENTS_P99_OVER_BARE
+        )
+    if 4 in by_clients and 16 in by_clients:
+        ratio = by_clients[16]["loupe"]["units_per_second"] / by_clients[4]["loupe"]["units_per_second"]
+        goals["loupe_sixteen_over_four"] = goal_check(
+            ratio, GOAL_SIXTEEN_OVER_FOUR, ratio >= GOAL_SIXTEEN_OVER_FOUR
+        )
+    print("\n| clients | Loupe p50 / p99 ms / units/s | bare p50 / p99 ms / units/s | Loupe ÷ bare |")
+    print("|---|---|---|---|")
+    for row in rows:
+        loupe, plain = row["loupe"], row["bare"]
+        print(
+            f"| {row['clients']} | {_ms(loupe['p50_ms'])} / {_ms(loupe['p99_ms'])} / "
+            f"{loupe['units_per_second']:.1f} | {_ms(plain['p50_ms'])} / {_ms(plain['p99_ms'])} / "
+            f"{plain['units_per_second']:.1f} | {row['throughput_ratio']:.2f} |"
+        )
+    for name, goal in goals.items():
+        print(f"{name}: {goal['measured']:.3g} (goal {goal['goal']}) {'met' if goal['met'] else 'NOT met'}")
+    return {
+        "seconds_per_phase": seconds,
+        "phases_each": INTERLEAVED_PHASES,
+        "rows": rows,
+        "goals": goals,
+        "unit_ids": unit_ids,
     }
 
 
@@ -310,6 +443,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bundle", type=Path, help="a model bundle (default: the starter model)")
     parser.add_argument("--size", default="1280x720", help="frame WIDTHxHEIGHT of the generated units")
+    parser.add_argument(
+        "--against-bare",
+        action="store_true",
+        help="also measure Loupe and bench/bare_server.py (FastAPI + ONNX Runtime, the same graph) "
+        "side by side, interleaved, two phases each per client count (issue 16)",
+    )
+    parser.add_argument("--bare-seconds", type=float, default=8.0, help="seconds per interleaved phase")
     args = parser.parse_args()
     client_counts = [int(part) for part in args.clients.split(",") if part.strip()]
     width, height = (int(side) for side in args.size.lower().split("x"))
@@ -356,6 +496,7 @@ def main() -> None:
                 server.url, key, images, clients=clients, seconds=args.seconds, tag=f"c{clients}"
             )
             accepted_ids += warmup.pop("unit_ids") + measured.pop("unit_ids")
+            warmup.pop("latencies"), measured.pop("latencies")
             warmup_errors += warmup["errors"]
             measured["server_model_ms_p50"] = server_model_ms_p50(station, f"c{clients}")
             phases.append(measured)
@@ -364,6 +505,14 @@ def main() -> None:
                 f"p50 {measured['latency_ms']['p50'] or 0:.1f} ms, {measured['throughput_per_second']:.1f}/s",
                 flush=True,
             )
+
+        comparison = None
+        if args.against_bare:
+            comparison = against_bare(
+                server.url, key, images, bundle, client_counts, seconds=args.bare_seconds, warmup=args.warmup,
+                log_path=data_dir / "bare-server.log",
+            )  # fmt: skip
+            accepted_ids += comparison.pop("unit_ids")
 
         from inspection.models import Unit
 
@@ -380,6 +529,8 @@ def main() -> None:
             f"{width}x{height} JPEG (quality {JPEG_QUALITY}), {IMAGE_COUNT} distinct generated units"
         )
         result["bundle"] = str(bundle)
+        if comparison is not None:
+            result["against_bare"] = comparison
     finally:
         if server is not None:
             server.stop()

@@ -325,6 +325,12 @@ challenger = ModelVersion.objects.create(
 )
 Station.objects.filter(slug="{station}").update(webhook_secret="{secret}")
 challenger_set(station=Station.objects.get(slug="{station}"), model_version=challenger, user=None)
+# The drill's generated frames drift from the starter model's data: a drift alarm would step the
+# station down to humans mid-drill, and "decided" would count the policy, not the faults.
+from inspection.supervision.models import DriftSettings
+drift = DriftSettings.of(Station.objects.get(slug="{station}"))
+drift.alarm_step_down = False
+drift.save()
 """
 
 WEBHOOK = """
@@ -429,6 +435,25 @@ def phase_figures(
     return figures
 
 
+def table_markdown(result: dict) -> str:
+    """The phases as bench/RESULTS.md shows them."""
+    lines = [
+        "| fault | sent | 201 | retried (failed attempts) | stored, hash matches | decided | webhooks once "
+        "(missing, 2 ids) | shadow predictions | events seen live | lost | duplicated | recovery s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["phases"]:
+        failed = ", ".join(f"{count} × {outcome}" for outcome, count in row["failed_attempts"].items()) or "–"
+        lines.append(
+            f"| {row['fault']} | {row['sent']} | {row['answered_201']} | {row['retried']} ({failed}) | "
+            f"{row['stored_row_and_file']} | {row['decided']} | {row['webhooks_delivered_once']} "
+            f"({row['webhooks_missing']}, {row['webhook_duplicate_ids']}) | "
+            f"{row['challenger_predictions']} | {row['events_seen_live']} | {row['lost']} | "
+            f"{row['duplicated']} | {row['recovery_seconds']} |"
+        )
+    return "\n".join(lines)
+
+
 def frames(count: int) -> list[bytes]:
     config = SyntheticConfig(width=1920, height=1080)
     pool = []
@@ -524,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     receiver.close()
     path = write_result("faults", result)
     print(json.dumps(result, indent=2))
+    print(table_markdown(result))
     print(f"faults: written to {path}")
     return 0 if all(row["lost"] == 0 and row["duplicated"] == 0 for row in table) else 1
 
