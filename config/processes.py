@@ -59,25 +59,13 @@ def process_command(role: str, options: ProcessOptions) -> list[str]:
             command += ["--no-proxy-headers"]
         return command
     if role == "worker":
-        queue = settings.CELERY_TASK_DEFAULT_QUEUE
-        return [
-            python, "-m", "celery", "-A", "config", "worker",
-            "--loglevel", "INFO",
-            "--queues", queue,
-            "--hostname", f"{queue}{suffix}@%h",
-            "--concurrency", str(options.concurrency),
-        ]  # fmt: skip
+        return _celery_worker(
+            python, settings.CELERY_TASK_DEFAULT_QUEUE, suffix, "--concurrency", str(options.concurrency)
+        )
     if role == "trainer":
         # Trainings take minutes: their own worker, so webhooks and shadow predictions never wait
         # behind one.
-        queue = settings.LOUPE_TRAINING_QUEUE
-        return [
-            python, "-m", "celery", "-A", "config", "worker",
-            "--loglevel", "INFO",
-            "--queues", queue,
-            "--hostname", f"{queue}{suffix}@%h",
-            "--pool", "solo",
-        ]  # fmt: skip
+        return _celery_worker(python, settings.LOUPE_TRAINING_QUEUE, suffix, "--pool", "solo")
     if role == "beat":
         return [
             python, "-m", "celery", "-A", "config", "beat",
@@ -102,3 +90,13 @@ def process_command(role: str, options: ProcessOptions) -> list[str]:
             "--workers", str(options.concurrency),
         ]  # fmt: skip
     raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+
+
+def _celery_worker(python: str, queue: str, suffix: str, *options: str) -> list[str]:
+    return [
+        python, "-m", "celery", "-A", "config", "worker",
+        "--loglevel", "INFO",
+        "--queues", queue,
+        "--hostname", f"{queue}{suffix}@%h",
+        *options,
+    ]  # fmt: skip

@@ -154,7 +154,10 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # No socket timeout, as before redis-py 8: its 5 s default cuts the layer's 5 s blocking reads
         # (idle consumers die), and its wait_for on sends can lose a consumer's cancellation (Python 3.11).
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+        # A consumer's channel holds up to `capacity` events before the layer drops new ones: a
+        # burst (a line's retries after an outage, bench/faults.py) outran the default 100. Events
+        # still expire after 60 s, so a dead consumer's channel holds at most a minute of them.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}], "capacity": 1000},
     }
 }
 
