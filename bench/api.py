@@ -336,9 +336,10 @@ def against_bare(
         for clients in client_counts:
             runs: dict[str, list[dict]] = {"loupe": [], "bare": []}
             for name, url in (("loupe", loupe_url), ("bare", bare_url)):
-                load_phase(
+                warm = load_phase(
                     url, key, images, clients=clients, seconds=warmup, tag=f"bw{clients}", bare=name == "bare"
                 )
+                unit_ids += warm["unit_ids"]
             for repeat in range(INTERLEAVED_PHASES):
                 for name, url in (("loupe", loupe_url), ("bare", bare_url)):
                     tag = f"b{clients}-{repeat}"
