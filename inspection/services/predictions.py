@@ -8,8 +8,9 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from inspection.background import Task, task_enqueue
 from inspection.enums import AutomationLevel, PredictionRole, RolloutMode
-from inspection.models import Prediction, Unit
+from inspection.models import Prediction, Station, StationChange, Unit
 from inspection.services.decisions import disagreements_record
 from models_registry.models import ModelVersion
 
@@ -52,9 +53,6 @@ def challenger_predictions_resend(
     station while its challenger was in shadow (the unit's routing says so), at least `older_than`
     ago and within `within`, with no prediction of the challenger yet. The worker's task is safe to
     repeat, so a prediction still on its way is at worst made once and found the second time."""
-    from inspection.background import Task, task_enqueue
-    from inspection.models import Station, StationChange
-
     now = timezone.now()
     count = 0
     stations = Station.objects.filter(challenger__isnull=False, rollout_mode=RolloutMode.SHADOW)

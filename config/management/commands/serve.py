@@ -32,7 +32,6 @@ class Command(BaseCommand):
             help="Comma-separated addresses of the reverse proxies whose X-Forwarded-* headers the web "
             "process believes (default: LOUPE_TRUSTED_PROXIES; empty: none).",
         )
-
         parser.add_argument(
             "--instance",
             default=os.environ.get("LOUPE_INSTANCE", ""),
