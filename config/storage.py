@@ -19,23 +19,22 @@ from django.core.files.storage import FileSystemStorage
 
 class DurableFileSystemStorage(FileSystemStorage):
     def _save(self, name, content):
-        while True:
-            full_path = self.path(name)
-            directory = os.path.dirname(full_path)
-            os.makedirs(directory, exist_ok=True)
-            temporary = os.path.join(directory, f".upload-{secrets.token_hex(8)}")
-            try:
-                self._write_synced(temporary, content)
+        directory = os.path.dirname(self.path(name))
+        os.makedirs(directory, exist_ok=True)
+        temporary = os.path.join(directory, f".upload-{secrets.token_hex(8)}")
+        try:
+            self._write_synced(temporary, content)
+            while True:
                 try:
-                    os.link(temporary, full_path)  # never replaces a file that has the name
+                    os.link(temporary, self.path(name))  # never replaces a file that has the name
+                    break
                 except FileExistsError:
-                    name = self.get_available_name(name)
-                    continue
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temporary)
-            _fsync_folder(directory)
-            return str(name).replace("\\", "/")
+                    name = self.get_available_name(name)  # same folder, another name
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        _fsync_folder(directory)
+        return str(name).replace("\\", "/")
 
     def _write_synced(self, path: str, content) -> None:
         # The mode as FileSystemStorage creates files: 0o666 less the umask, or the setting's.
