@@ -18,9 +18,6 @@ COPY requirements.txt .
 RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir -r requirements.txt
 
 COPY --chown=loupe:loupe . .
-# Static files into the image, served by nginx from a shared volume (or by WhiteNoise).
-RUN DJANGO_SECRET_KEY=build-only LOUPE_DATA_DIR=/opt/loupe/build .venv/bin/python manage.py collectstatic --noinput \
-    && mv /opt/loupe/build/staticfiles /opt/loupe/staticfiles && rm -rf /opt/loupe/build
 
 USER loupe
 EXPOSE 8000
