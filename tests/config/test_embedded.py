@@ -235,6 +235,9 @@ def _wait_for_http_answer(url: str, process: subprocess.Popen, log_path: Path, t
     pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{log_path.read_text()}")
 
 
+PREFIXES = ("[redis]", "[web]", "[worker]", "[beat]")
+
+
 @pytest.mark.slow
 def test_run_stack_serves_health_and_leaves_no_process_behind(tmp_path):
     port = _free_port()
@@ -258,6 +261,11 @@ def test_run_stack_serves_health_and_leaves_no_process_behind(tmp_path):
         children = _descendants(launcher.pid)
         # Redis, the web server, the worker (and its pool process) and beat.
         assert len(children) >= 4, log_path.read_text()
+        # The web process answers before the Celery processes have said a word: wait until each
+        # child has written its first line, so the stop below meets every one of them started.
+        deadline = time.monotonic() + 60
+        while not all(prefix in log_path.read_text() for prefix in PREFIXES) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
         launcher.send_signal(signal.SIGTERM)
         status = launcher.wait(timeout=60)
@@ -265,7 +273,7 @@ def test_run_stack_serves_health_and_leaves_no_process_behind(tmp_path):
         assert status == 0, log_path.read_text()
         assert _wait_until_gone(children, timeout=5) == set(), log_path.read_text()
         output = log_path.read_text()
-        for prefix in ("[redis]", "[web]", "[worker]", "[beat]"):
+        for prefix in PREFIXES:
             assert prefix in output
     finally:
         if launcher.poll() is None:
