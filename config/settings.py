@@ -270,8 +270,10 @@ LOUPE_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOUPE_FAILURE_WINDOW_SECONDS"
 LOUPE_SIGN_IN_USER_FAILURES = int(os.environ.get("LOUPE_SIGN_IN_USER_FAILURES", "5"))
 LOUPE_SIGN_IN_CLIENT_FAILURES = int(os.environ.get("LOUPE_SIGN_IN_CLIENT_FAILURES", "20"))
 LOUPE_DEVICE_KEY_FAILURES = int(os.environ.get("LOUPE_DEVICE_KEY_FAILURES", "20"))
-# Behind a reverse proxy every request comes from the proxy: the META name of the header that
-# carries the client's address (e.g. HTTP_X_REAL_IP for nginx's `proxy_set_header X-Real-IP`).
+# Behind a reverse proxy the web process sees the client's address when it believes the proxy's
+# X-Forwarded-For (`manage.py serve web --trusted-proxies`, as deploy/ runs it). Otherwise every
+# request comes from the proxy: then name the META header carrying the client's address here
+# (e.g. HTTP_X_REAL_IP for nginx's `proxy_set_header X-Real-IP`).
 LOUPE_CLIENT_IP_HEADER = os.environ.get("LOUPE_CLIENT_IP_HEADER", "")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
