@@ -25,7 +25,6 @@ import io
 import itertools
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -51,6 +50,8 @@ from common import (  # noqa: E402
     write_result,
 )
 from predictor_speed import percentile, starter_bundle  # noqa: E402
+
+from deploy.topology import free_port  # noqa: E402
 
 STATION = "bench-line"
 MODEL_NAME = "loupe-demo"
@@ -126,9 +127,7 @@ class Server:
     """`uvicorn config.asgi:application` in its own process group."""
 
     def __init__(self, environment: dict[str, str], *, workers: int, log_path: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         command = [
@@ -310,9 +309,7 @@ def against_bare(
 ) -> dict:
     """Loupe and the bare server in turns on the same images: per client count a warm-up each,
     then Loupe, bare, Loupe, bare, so that whatever else the machine does falls on both."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     bare_url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from deploy.topology import free_port
 from tests.conftest import start_test_process, stop_test_process
 from tests.inspection.conftest import (  # noqa: F401
     device_client,
@@ -70,16 +70,10 @@ class AsgiServer:
         return self.log_path.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def asgi_server(transactional_db, media_root: Path, redis_client, tmp_path: Path) -> Iterator[AsgiServer]:
     """uvicorn on the test database (committed by `transactional_db`), Redis and media root."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "uvicorn.log"
     command = [
         sys.executable, "-m", "uvicorn", "config.asgi:application",

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 import redis
 
 from config.embedded import embedded_redis_socket, start_embedded_redis
+from deploy.topology import free_port
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -196,12 +196,6 @@ def test_live_celery_worker_answers_control_ping(live_celery_worker):
     assert replies == [{live_celery_worker.hostname: {"ok": "pong"}}]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _descendants(root_pid: int) -> set[int]:
     children_of: dict[int, list[int]] = {}
     for stat_path in Path("/proc").glob("[0-9]*/stat"):
@@ -240,7 +234,7 @@ PREFIXES = ("[redis]", "[web]", "[worker]", "[beat]")
 
 @pytest.mark.slow
 def test_run_stack_serves_health_and_leaves_no_process_behind(tmp_path):
-    port = _free_port()
+    port = free_port()
     environment = {
         name: value
         for name, value in os.environ.items()
