@@ -18,6 +18,7 @@ class Task:
     CHALLENGER_PREDICT = "workers.tasks.challenger_predict"
     CHALLENGER_PREDICTIONS_RESEND = "workers.tasks.challenger_predictions_resend"
     CAMERA_FAULT_CHECK = "workers.tasks.camera_fault_check"
+    DASHBOARD_ROLLUPS_REFRESH = "workers.tasks.dashboard_rollups_refresh"
     ESCAPE_RATE_CHECK = "workers.tasks.escape_rate_check"
     WEBHOOK_DELIVER = "workers.tasks.webhook_deliver"
     WEBHOOK_DELIVERIES_RESEND = "workers.tasks.webhook_deliveries_resend"

@@ -470,5 +470,11 @@ class Disagreement(models.Model):
 
 # Models of the sub-packages, imported here so that Django loads them with the app.
 from inspection.history.models import UnitComment  # noqa: E402, F401
+from inspection.supervision.dashboard.models import (  # noqa: E402, F401
+    CountsRollup,
+    RollupState,
+    RollupTouch,
+    VersionRollup,
+)
 from inspection.supervision.models import Alarm, DriftCheck  # noqa: E402, F401
 from inspection.webhooks.models import WebhookDelivery  # noqa: E402, F401

@@ -9,6 +9,7 @@ from celery import shared_task
 from inspection.background import Task
 from inspection.models import Station, Unit
 from inspection.services.predictions import challenger_prediction_make, challenger_predictions_resend
+from inspection.supervision.dashboard.rollups import rollups_refresh
 from inspection.supervision.notifications import NotificationFailed, alarm_notify
 from inspection.supervision.services import camera_fault_check
 from inspection.webhooks.models import DeliveryStatus, WebhookDelivery
@@ -92,6 +93,19 @@ def alarm_notify_task(self, alarm_id: int) -> list[str]:
         countdown = _backoff_seconds(self.request.retries + 1)
         logger.warning("Alarm %s notification failed (%s); retry in %s s", alarm_id, error, countdown)
         raise self.retry(countdown=countdown, exc=error) from error
+
+
+@shared_task(name=Task.DASHBOARD_ROLLUPS_REFRESH, acks_late=True)
+def dashboard_rollups_refresh_task() -> dict:
+    """Beat: count the minutes closed and touched since the last refresh into the dashboard's
+    rollups (skipped while another refresh runs)."""
+    refreshed = rollups_refresh()
+    return {
+        "counted_through": refreshed.counted_through,
+        "minutes_counted": refreshed.minutes_counted,
+        "touches": refreshed.touches,
+        "skipped": refreshed.skipped,
+    }
 
 
 @shared_task(name=Task.WEBHOOK_DELIVERIES_RESEND, acks_late=True)

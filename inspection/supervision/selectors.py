@@ -141,11 +141,20 @@ def _percent(share: float) -> str:
     return f"{share * 100:.3g}"
 
 
-def escape_rates_live(*, stations: Sequence[Station]) -> dict[int, LiveEscapeRate]:
-    """Each station's live escape rate (stations without a champion have none), in three queries
-    whatever the number of stations and units: the windows' starts (settings changes, cleared
-    alarms) and one count over the audits, read through the `unit_partial_audits` index, each
-    audit's human verdict through `decision_human_latest`."""
+@dataclass(frozen=True)
+class EscapeWindow:
+    """Where a station's live escape rate starts counting: its champion's partial automation
+    audits received since `since` (None: since its first)."""
+
+    champion_id: int
+    since: datetime | None
+    since_reason: str  # "" with `since` None
+
+
+def escape_windows(*, stations: Sequence[Station]) -> dict[int, EscapeWindow]:
+    """Each station's live escape window (stations without a champion have none), in two
+    queries whatever the number of stations: the latest change of what fixes the threshold, and
+    the latest cleared escape-rate alarm."""
     with_champion = [station for station in stations if station.champion_id is not None]
     if not with_champion:
         return {}
@@ -170,37 +179,79 @@ def escape_rates_live(*, stations: Sequence[Station]) -> dict[int, LiveEscapeRat
     )
     for row in cleared:
         later(row["station_id"], row["at"], ESCAPE_ALARM_CLEARED)
-
-    windows = Q()
-    for station in with_champion:
-        window = Q(station_id=station.pk, deciding_model_id=station.champion_id)
-        if station.pk in starts:
-            window &= Q(received_at__gte=starts[station.pk][0])
-        windows |= window
-    audits = Unit.objects.filter(
-        windows, queue_reason=QueueReason.AUDIT, automation_level=AutomationLevel.PARTIAL
-    )
-    # Counted with filters rather than `blind_judged`'s WHERE, which PostgreSQL runs each verdict's
-    # subquery for twice (to filter, then to compare): 40 % of the time at 8,000 audits.
-    judged = Q(human_verdict__isnull=False, model_verdict__isnull=False)
-    agreed = Q(human_verdict=F("model_verdict"))
-    counted = {
-        row["station_id"]: row
-        for row in verdicts_annotated(audits)
-        .values("station_id")
-        .annotate(judged=Count("id", filter=judged), agreed=Count("id", filter=agreed))
-        .order_by()
+    return {
+        station.pk: EscapeWindow(station.champion_id, *starts.get(station.pk, (None, "")))
+        for station in with_champion
     }
+
+
+def partial_audits(units: QuerySet[Unit]) -> QuerySet[Unit]:
+    """Partial automation's audits among `units`, annotated with the verdicts (`verdicts_annotated`);
+    count them with `partial_audit_counts`."""
+    return verdicts_annotated(
+        units.filter(queue_reason=QueueReason.AUDIT, automation_level=AutomationLevel.PARTIAL)
+    )
+
+
+def partial_audit_counts() -> dict:
+    """Over `partial_audits`: those a person judged (and the model predicted), and those agreed.
+    Counted with filters rather than `blind_judged`'s WHERE, which PostgreSQL runs each verdict's
+    subquery for twice (to filter, then to compare): 40 % of the time at 8,000 audits."""
+    judged = Q(human_verdict__isnull=False, model_verdict__isnull=False)
+    return {
+        "judged": Count("id", filter=judged),
+        "agreed": Count("id", filter=Q(human_verdict=F("model_verdict"))),
+    }
+
+
+def escape_rates_of(
+    *, stations: Sequence[Station], windows: dict[int, EscapeWindow], judged: dict[int, Proportion]
+) -> dict[int, LiveEscapeRate]:
+    """The live escape rates, from each window's audits judged and agreed (`judged`: agreed of
+    judged, by station id; absent: none)."""
     rates = {}
-    for station in with_champion:
-        row = counted.get(station.pk, {"judged": 0, "agreed": 0})
-        since, reason = starts.get(station.pk, (None, ""))
+    for station in stations:
+        window = windows.get(station.pk)
+        if window is None:
+            continue
+        agreed = judged.get(station.pk, Proportion(0, 0))
         rates[station.pk] = LiveEscapeRate(
             station_id=station.pk,
             model_version=f"{station.champion.name}:{station.champion.version}",
             target=station.target_escape_rate,
-            since=since,
-            since_reason=reason,
-            wrong=Proportion(row["judged"] - row["agreed"], row["judged"]),
+            since=window.since,
+            since_reason=window.since_reason,
+            wrong=Proportion(agreed.total - agreed.count, agreed.total),
         )
     return rates
+
+
+def partial_audits_judged(*, within: Q) -> dict[int, Proportion]:
+    """Per station, the partial automation audits among the units `within` that a person judged,
+    as agreed of judged: one grouped count, through the `unit_partial_audits` index when `within`
+    names the station and deciding model, each audit's human verdict through
+    `decision_human_latest`."""
+    return {
+        row["station_id"]: Proportion(row["agreed"], row["judged"])
+        for row in partial_audits(Unit.objects.filter(within))
+        .values("station_id")
+        .annotate(**partial_audit_counts())
+        .order_by()
+    }
+
+
+def escape_rates_live(*, stations: Sequence[Station]) -> dict[int, LiveEscapeRate]:
+    """Each station's live escape rate (stations without a champion have none), from the rows in
+    three queries whatever the number of stations and units: the windows' starts and one count
+    over their audits. (The dashboard reads the same counts from its rollups:
+    `dashboard.tallies.escape_rates`.)"""
+    windows = escape_windows(stations=stations)
+    if not windows:
+        return {}
+    within = Q()
+    for station_id, window in windows.items():
+        each = Q(station_id=station_id, deciding_model_id=window.champion_id)
+        if window.since is not None:
+            each &= Q(received_at__gte=window.since)
+        within |= each
+    return escape_rates_of(stations=stations, windows=windows, judged=partial_audits_judged(within=within))

@@ -2,49 +2,28 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
-from django.db.models import Count
-
 from inspection.enums import RolloutMode
-from inspection.models import Prediction, Station
-from inspection.supervision.dashboard.figures import automatic_decisions_of, units_in
-from inspection.supervision.dashboard.periods import Window
+from inspection.models import Station
+from inspection.supervision.dashboard.figures import VersionCounts
 from inspection.supervision.models import ACTIVE_ALARM_STATUSES, Alarm, AlarmStatus
 from inspection.supervision.services import alarm_representation
 from models_registry.models import ModelVersion
 
 
-def models_in_play(*, window: Window, stations: Sequence[Station]) -> dict[int, list[dict]]:
+def models_in_play(
+    *, stations: Sequence[Station], versions: dict[tuple[int, int], VersionCounts], received: dict[int, int]
+) -> dict[int, list[dict]]:
     """Per station id: its champion and challenger (shadow, or canary with its share), then any
-    other version that predicted the window's units (e.g. a champion replaced since), each with
-    the units it predicted and the units it decided alone, and that count's share of the units
-    received. Two grouped queries whatever the number of stations."""
-    station_ids = [station.pk for station in stations]
-    predicted: dict[tuple[int, int], int] = defaultdict(int)
-    for row in (
-        Prediction.objects.filter(unit__in=units_in(window, station_ids))
-        .values("unit__station_id", "model_version_id")
-        .annotate(count=Count("id"))
-    ):
-        predicted[(row["unit__station_id"], row["model_version_id"])] += row["count"]
-    decided: dict[tuple[int, int], int] = {}
-    for row in (
-        automatic_decisions_of(window, station_ids)
-        .values("unit__station_id", "decided_by_model_id")
-        .annotate(count=Count("unit_id", distinct=True))
-    ):
-        decided[(row["unit__station_id"], row["decided_by_model_id"])] = row["count"]
-    received = dict(
-        units_in(window, station_ids)
-        .values("station_id")
-        .annotate(count=Count("id"))
-        .values_list("station_id", "count")
-    )
-    version_ids = {version_id for _, version_id in (*predicted, *decided)}
+    other version that predicted or decided the window's units (e.g. a champion replaced since;
+    oldest first), each with the units it predicted and the units it decided alone, and that
+    count's share of the units received (`versions` and `received` are the window's, by station
+    and version, and by station). One query, for the versions' names."""
+    played = {key for key, counts in versions.items() if counts.predicted or counts.decided}
+    version_ids = {version_id for _, version_id in played}
     version_ids |= {s.champion_id for s in stations} | {s.challenger_id for s in stations}
-    versions = ModelVersion.objects.in_bulk([v for v in version_ids if v is not None])
+    names = ModelVersion.objects.in_bulk([v for v in version_ids if v is not None])
 
     in_play: dict[int, list[dict]] = {}
     for station in stations:
@@ -58,21 +37,20 @@ def models_in_play(*, window: Window, stations: Sequence[Station]) -> dict[int, 
                 "rollout": station.rollout_mode,
                 "canary_share": station.canary_share if canary else None,
             }
-        seen = [v for (s, v) in (*predicted, *decided) if s == station.pk and v not in roles]
-        for version_id in dict.fromkeys(seen):
+        for version_id in sorted(v for s, v in played if s == station.pk and v not in roles):
             roles[version_id] = {"role": "earlier", "rollout": None, "canary_share": None}
         rows = []
         for version_id, role in roles.items():
-            version = versions[version_id]
-            units_decided = decided.get((station.pk, version_id), 0)
+            version = names[version_id]
+            counts = versions.get((station.pk, version_id), VersionCounts())
             rows.append(
                 {
                     "id": version_id,
                     "model_version": f"{version.name}:{version.version}",
                     **role,
-                    "predicted": predicted.get((station.pk, version_id), 0),
-                    "decided": units_decided,
-                    "decided_share": units_decided / received[station.pk]
+                    "predicted": counts.predicted,
+                    "decided": counts.decided,
+                    "decided_share": counts.decided / received[station.pk]
                     if received.get(station.pk)
                     else None,
                 }

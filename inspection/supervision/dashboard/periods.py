@@ -91,9 +91,11 @@ class EpochBucket(Func):
         return f"FLOOR(EXTRACT(EPOCH FROM {sql}) / {self.seconds})::bigint", params
 
     def as_sqlite(self, compiler, connection, **extra_context):
-        # Django stores aware datetimes in SQLite as UTC text, which strftime('%s') reads.
+        # Django stores aware datetimes in SQLite as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]", which
+        # strftime('%s') reads; without the fraction, which it would round to the millisecond
+        # (59.9996 s is the next minute's).
         sql, params = compiler.compile(self.source_expressions[0])
-        return f"(CAST(strftime('%%s', {sql}) AS INTEGER) / {self.seconds})", params
+        return f"(CAST(strftime('%%s', substr({sql}, 1, 19)) AS INTEGER) / {self.seconds})", params
 
     def as_sql(self, compiler, connection, **extra_context):
         raise NotSupportedError(

@@ -1,4 +1,4 @@
-"""The figures per time bucket, for the dashboard's charts (from `figures.window_counts`), and
+"""The figures per time bucket, for the dashboard's charts (from `tallies.window_tally`), and
 the window's drift checks.
 
 The queue length over time is not stored anywhere; it follows from the events. A unit enters

@@ -10,9 +10,9 @@ from scipy.stats import binomtest
 
 from inspection.enums import AutomationLevel, DecisionReason, RolloutMode
 from inspection.services.stations import station_create
-from inspection.supervision.dashboard.figures import window_counts
 from inspection.supervision.dashboard.periods import PERIODS, UnknownPeriod, period_get, window_at
 from inspection.supervision.dashboard.report import dashboard_overview, dashboard_station
+from inspection.supervision.dashboard.tallies import ROWS_ONLY, window_tally
 from inspection.supervision.models import DriftCheck
 from tests.inspection.factories import person
 from tests.inspection.supervision.dashboard_rows import (
@@ -109,7 +109,8 @@ def test_periods_are_whole_buckets_ending_now():
 
 def test_rates_agreement_escape_and_queue_per_station(line):
     a, b, _, _ = line
-    counts = window_counts(window=window_at(period=HOUR, now=NOW)).stations
+    window = window_at(period=HOUR, now=NOW)
+    counts = window_tally(window=window, station_ids=None, view=ROWS_ONLY).counts.stations
     station_a, station_b = counts[a.pk], counts[b.pk]
     # 7 automatic + 2 audits + 2 deferred received in the hour (the 2-hour-old unit is outside)
     assert (station_a.received, station_a.automatic, station_a.deferred) == (11, 7, 2)
