@@ -5,11 +5,12 @@ The request-metrics middleware (`config.metrics`) times each successful post and
 (`unit_post_observe`) to a per-process buffer; a daemon thread adds the buffer to Redis every
 `FLUSH_SECONDS` (one pipelined round trip of HINCRBYs), so the line's request never waits on
 Redis and every web process adds to the same counts. Each station, and all stations together
-(scope `*`), has one hash per minute (kept `MINUTE_TTL_SECONDS`) and one per hour (kept
-`HOUR_TTL_SECONDS`) whose fields are bucket numbers of fixed log-spaced edges: 20 per decade
-from 0.1 ms to 100 s (each bucket 12 % wide), so a percentile read back, interpolated inside its
-bucket, is within 12 % of the exact one. A process that exits sends what it holds; one that is
-killed loses at most its last two seconds.
+(scope `*`), has one hash per minute, per quarter-hour and per hour, each kept as long as the
+period that reads it needs (the hour's charts read minutes, the day's quarter-hours, the week's
+hours: at most 168 hashes a scope). Their fields are bucket numbers of fixed log-spaced edges:
+20 per decade from 0.1 ms to 100 s (each bucket 12 % wide), so a percentile read back,
+interpolated inside its bucket, is within 12 % of the exact one. A process that exits sends what
+it holds; one that is killed loses at most its last two seconds.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ logger = logging.getLogger(__name__)
 EDGES_MS: tuple[float, ...] = tuple(0.1 * 10 ** (step / 20) for step in range(121))
 ALL_STATIONS = "*"  # not a valid slug character: no station's keys can collide with it
 FLUSH_SECONDS = 2.0
-MINUTE_TTL_SECONDS = 2 * 24 * 3600  # the day view reads minutes
+MINUTE_TTL_SECONDS = 2 * 3600  # the hour view reads minutes
+QUARTER_TTL_SECONDS = 2 * 24 * 3600  # the day view reads quarter-hours
 HOUR_TTL_SECONDS = 8 * 24 * 3600  # the week view reads hours
 KEEP_UNSENT_SECONDS = 3600  # counts Redis refused are retried for this long, then dropped
 
@@ -102,8 +104,8 @@ class LatencySeries:
 
 def latency_series(*, scopes: Iterable[str | None], window: Window) -> dict[str | None, LatencySeries]:
     """The histograms of the window's buckets for each scope (a station's slug, or None for all
-    stations): per-minute hashes for the hour and day, per-hour for the week, all read in one
-    pipelined round trip."""
+    stations): the hashes of its period's resolution (minutes for the hour, quarter-hours for the
+    day, hours for the week), all read in one pipelined round trip."""
     scopes = list(scopes)
     resolution = window.period.latency_resolution_seconds
     width = window.period.bucket_seconds
@@ -158,6 +160,7 @@ class _Recorder:
             for scope in (slug, ALL_STATIONS):
                 for resolution, slot, ttl in (
                     (60, minute, MINUTE_TTL_SECONDS),
+                    (900, minute // 15, QUARTER_TTL_SECONDS),
                     (3600, minute // 60, HOUR_TTL_SECONDS),
                 ):
                     key = histogram_key(scope, resolution, slot)

@@ -20,13 +20,13 @@ class Period:
     name: str
     bucket_seconds: int
     bucket_count: int
-    # The latency histograms this period reads: per minute or per hour (see `latency`).
+    # The latency histograms this period reads: per minute, quarter-hour or hour (see `latency`).
     latency_resolution_seconds: int
 
 
 PERIODS: dict[str, Period] = {
     "hour": Period("hour", bucket_seconds=60, bucket_count=60, latency_resolution_seconds=60),
-    "day": Period("day", bucket_seconds=900, bucket_count=96, latency_resolution_seconds=60),
+    "day": Period("day", bucket_seconds=900, bucket_count=96, latency_resolution_seconds=900),
     "week": Period("week", bucket_seconds=3600, bucket_count=168, latency_resolution_seconds=3600),
 }
 

@@ -53,7 +53,10 @@ def test_recorded_requests_add_up_per_station_and_for_all_stations(redis_client)
     assert per_bucket["p50_ms"][10] is None
     assert series["line-b"].summary()["count"] == 1
     assert series[None].summary()["count"] == 101
-    # the week reads the hourly histograms, which hold every request of those hours
+    # the day reads the quarter-hours' histograms and the week the hours', each holding every request
+    day = latency_series(scopes=["line-a", "line-b"], window=window_at(period=PERIODS["day"], now=NOW))
+    assert day["line-b"].summary()["count"] == 2 and day["line-b"].per_bucket()["count"][-13] == 1
+    assert day["line-a"].per_bucket()["count"][-5] == 100  # 11:40:30 is in the quarter from 11:30
     week = latency_series(scopes=["line-b"], window=window_at(period=PERIODS["week"], now=NOW))
     assert week["line-b"].summary()["count"] == 2
 
