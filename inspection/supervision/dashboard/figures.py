@@ -59,12 +59,21 @@ class Counts:
     oldest_pending_at: datetime | None = None
 
     def add(self, other: Counts) -> None:
-        for name in (f.name for f in fields(Counts)):
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if name == "oldest_pending_at":
-                setattr(self, name, min((m for m in (mine, theirs) if m is not None), default=None))
-            else:
-                setattr(self, name, mine + theirs)
+        self.received += other.received
+        self.automatic += other.automatic
+        self.deferred += other.deferred
+        self.entered_queue += other.entered_queue
+        self.agreement += other.agreement
+        self.audit_wrong += other.audit_wrong
+        self.audit_missed += other.audit_missed
+        self.decided_by_model += other.decided_by_model
+        self.decided_by_human += other.decided_by_human
+        self.left_queue += other.left_queue
+        self.pending += other.pending
+        if other.oldest_pending_at is not None and (
+            self.oldest_pending_at is None or other.oldest_pending_at < self.oldest_pending_at
+        ):
+            self.oldest_pending_at = other.oldest_pending_at
 
 
 def counts_total(counts: Iterable[Counts]) -> Counts:
