@@ -43,7 +43,8 @@ from inspection.supervision.dashboard.proportions import Proportion
 
 MINUTE = Resolution.MINUTE.value
 RESOLUTIONS = tuple(resolution.value for resolution in Resolution)  # shortest first
-MINUTES_PER_PASS = 1440  # minutes counted by one pass of queries: bounds a rebuild's memory
+MINUTES_PER_STEP = 360  # new minutes counted by one transaction of a refresh (a first build has many)
+MINUTES_PER_PASS = 360  # minutes counted by one pass of queries: bounds a refresh's memory
 RUNS_PER_PASS = 200  # runs of touched minutes counted by one pass (an OR of time ranges)
 COUNT_FIELDS = (
     "received", "automatic", "deferred", "entered_queue", "judged", "agreed",
@@ -117,13 +118,25 @@ class RollupsRefreshed:
 
 def rollups_refresh(*, rebuild: bool = False, now: datetime | None = None) -> RollupsRefreshed:
     """Count again the minutes touched since the last refresh, and count every minute closed
-    since (every minute from the rows, with `rebuild`). One at a time, by the state row's lock: a
-    refresh that finds it held returns at once, skipped (the one running counts what there is);
-    a rebuild waits for it."""
+    since (every minute from the rows, with `rebuild`), in steps of at most `MINUTES_PER_STEP`
+    new minutes, each its own transaction: a first build or a rebuild never holds a transaction
+    (nor SQLite's write lock) for long, and the reads meanwhile take the rows after the minutes
+    counted so far. One at a time, by the state row's lock: a refresh that finds it held returns
+    at once, skipped (the one running counts what there is); a rebuild waits for it."""
     closed_through = int((now or timezone.now()).timestamp()) // MINUTE - 1
+    minutes = touches = 0
+    while True:
+        step = _refresh_step(closed_through=closed_through, rebuild=rebuild and not minutes, wait=rebuild)
+        minutes += step.minutes_counted
+        touches += step.touches
+        if step.skipped or step.counted_through is None or step.counted_through >= closed_through:
+            return RollupsRefreshed(step.counted_through, minutes, touches, skipped=step.skipped)
+
+
+def _refresh_step(*, closed_through: int, rebuild: bool, wait: bool) -> RollupsRefreshed:
     with transaction.atomic():
         RollupState.objects.get_or_create(pk=1)
-        state = RollupState.objects.select_for_update(skip_locked=not rebuild).filter(pk=1).first()
+        state = RollupState.objects.select_for_update(skip_locked=not wait).filter(pk=1).first()
         if state is None:
             return RollupsRefreshed(counted_through=None, minutes_counted=0, touches=0, skipped=True)
         touched = _touches_take()
@@ -132,14 +145,16 @@ def rollups_refresh(*, rebuild: bool = False, now: datetime | None = None) -> Ro
             CountsRollup.objects.all().delete()
             VersionRollup.objects.all().delete()
         runs = minute_runs(sorted({m for m in touched if through is not None and m <= through}))
-        first = through + 1 if through is not None else _first_minute()
+        first = _first_minute_with_rows(since=through + 1 if through is not None else None)
+        last = closed_through
         if first is not None and first <= closed_through:
-            runs.append((first, closed_through))
+            last = min(closed_through, first + MINUTES_PER_STEP - 1)
+            runs.append((first, last))
         for batch in _passes(runs):
             _minutes_count(batch)
         _longer_blocks_sum(runs)
-        if through is None or closed_through > through:
-            state.counted_through = closed_through
+        if through is None or last > through:
+            state.counted_through = last
         state.refreshed_at = timezone.now()
         state.save(update_fields=["counted_through", "refreshed_at"])
     return RollupsRefreshed(
@@ -157,12 +172,14 @@ def _touches_take() -> list[int]:
         return [minute for (minute,) in cursor.fetchall()]
 
 
-def _first_minute() -> int | None:
-    """The minute of the earliest unit or decision event (predictions count at their unit's)."""
-    earliest = (
-        Unit.objects.aggregate(at=Min("received_at"))["at"],
-        DecisionEvent.objects.aggregate(at=Min("created_at"))["at"],
-    )
+def _first_minute_with_rows(*, since: int | None) -> int | None:
+    """The minute of the earliest unit received or decision event made from minute `since` on
+    (predictions count at their unit's); the minutes before it have nothing to count."""
+    units, decisions = Unit.objects.all(), DecisionEvent.objects.all()
+    if since is not None:
+        units = units.filter(received_at__gte=epoch_at(since * MINUTE))
+        decisions = decisions.filter(created_at__gte=epoch_at(since * MINUTE))
+    earliest = (units.aggregate(at=Min("received_at"))["at"], decisions.aggregate(at=Min("created_at"))["at"])
     return min((int(at.timestamp()) // MINUTE for at in earliest if at is not None), default=None)
 
 
