@@ -124,13 +124,15 @@ def rollups_refresh(*, rebuild: bool = False, now: datetime | None = None) -> Ro
     counted so far. One at a time, by the state row's lock: a refresh that finds it held returns
     at once, skipped (the one running counts what there is); a rebuild waits for it."""
     closed_through = int((now or timezone.now()).timestamp()) // MINUTE - 1
-    minutes = touches = 0
-    while True:
-        step = _refresh_step(closed_through=closed_through, rebuild=rebuild and not minutes, wait=rebuild)
-        minutes += step.minutes_counted
-        touches += step.touches
-        if step.skipped or step.counted_through is None or step.counted_through >= closed_through:
-            return RollupsRefreshed(step.counted_through, minutes, touches, skipped=step.skipped)
+    steps = [_refresh_step(closed_through=closed_through, rebuild=rebuild, wait=rebuild)]
+    while not steps[-1].skipped and (steps[-1].counted_through or 0) < closed_through:
+        steps.append(_refresh_step(closed_through=closed_through, rebuild=False, wait=rebuild))
+    return RollupsRefreshed(
+        counted_through=steps[-1].counted_through,
+        minutes_counted=sum(step.minutes_counted for step in steps),
+        touches=sum(step.touches for step in steps),
+        skipped=steps[-1].skipped,
+    )
 
 
 def _refresh_step(*, closed_through: int, rebuild: bool, wait: bool) -> RollupsRefreshed:
