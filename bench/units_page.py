@@ -114,7 +114,9 @@ WHERE u.id BETWEEN %(first)s AND %(last)s AND u.decision_verdict <> ''
 CHUNK = 250_000
 
 
-def units_write(count: int, station_count: int) -> None:
+def units_write(count: int, station_count: int, days: int = DAYS) -> None:
+    """`count` units at `station_count` stations over the last `days` days, as the module's
+    docstring says (also the dashboard's benchmark's writer)."""
     from django.contrib.auth.models import User
     from django.db import connection, transaction
 
@@ -133,7 +135,7 @@ def units_write(count: int, station_count: int) -> None:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 UNITS_SQL,
-                {"stations": station_count, "days": DAYS, "count": count, "start": start, "end": end},
+                {"stations": station_count, "days": days, "count": count, "start": start, "end": end},
             )
             cursor.execute(
                 "SELECT min(id), max(id) FROM inspection_unit WHERE serial >= %s", [f"SN{start:08}"]
