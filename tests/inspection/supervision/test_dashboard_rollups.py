@@ -387,6 +387,48 @@ def test_a_write_committed_while_a_refresh_counts_is_counted_at_the_next(redis_c
     assert both_ways_alike() == report
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_while_another_runs_returns_at_once_and_a_rebuild_waits(redis_client):
+    rollups_refresh(now=NOW)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_state_row():
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                RollupState.objects.select_for_update().get(pk=1)
+                holding.set()
+                assert release.wait(30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_state_row)
+    holder.start()
+    assert holding.wait(30)
+    rebuilt = []
+
+    def rebuild():
+        try:
+            rebuilt.append(rollups_refresh(rebuild=True, now=NOW + timedelta(minutes=5)))
+        finally:
+            connections.close_all()
+
+    rebuilding = threading.Thread(target=rebuild)
+    try:
+        assert rollups_refresh(now=NOW + timedelta(minutes=5)).skipped
+        assert RollupState.objects.get().counted_through == int(NOW.timestamp()) // 60 - 1
+        rebuilding.start()
+        rebuilding.join(1.0)
+        assert rebuilding.is_alive() and not rebuilt  # waiting for the lock
+    finally:
+        release.set()
+        holder.join(30)
+    rebuilding.join(30)
+    assert not rebuilt[0].skipped and rebuilt[0].counted_through == int(NOW.timestamp()) // 60 + 4
+
+
 @pytest.mark.skipif(connection.vendor == "sqlite", reason="this run is SQLite's: the tests above ran on it")
 def test_the_rollups_give_the_figures_of_the_rows_on_sqlite_too(tmp_path):
     """SQLite, the embedded database, keeps the rollups with its own triggers and reads them with
