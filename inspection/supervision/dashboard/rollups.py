@@ -9,12 +9,13 @@ day, counted from the rows and counted again where the rows changed (docs/operat
   writes it (a person's verdict on a unit of last week touches that unit's minute and the minute
   of the verdict): `RollupTouch`, a plain append that no writer waits on.
 - **A refresh** takes the touches, counts those minutes again and every minute closed since the
-  last refresh, and sums again the longer blocks that hold them, in one transaction. A change
-  committed while it counts leaves its touch for the next refresh (and for the reads meanwhile):
-  counting again is idempotent, so a race costs a recount, never a wrong figure.
+  last refresh, and sums again the longer blocks that hold them, in a transaction per six hours
+  of new minutes. A change committed while it counts leaves its touch for the next refresh (and
+  for the reads meanwhile): counting again is idempotent, so a race costs a recount, never a
+  wrong figure.
 - **Reads never write** (`tallies`): the rollups for the minutes counted and untouched, the rows
   for the rest. Celery beat refreshes every `workers.schedule.ROLLUPS_REFRESH_SECONDS` so that
-  the rest stays a minute or two; `rollups_refresh(rebuild=True)` (`manage.py dashboard_rollups
+  the rest stays a few seconds' worth; `rollups_refresh(rebuild=True)` (`manage.py dashboard_rollups
   --rebuild`) counts everything again from the rows.
 """
 
