@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config import production
+from config.processes import web_layout
 from models_registry.ml.device import DEVICE_PATTERN
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -201,8 +202,15 @@ MLFLOW_EXPERIMENT_NAME = os.environ.get("MLFLOW_EXPERIMENT_NAME", "loupe")
 # Where a model's bundle (ONNX graph, weights, config, calibration) is cached once fetched
 # from MLflow, so that every process loads it from local disk.
 LOUPE_MODEL_CACHE = LOUPE_DATA_DIR / "model-cache"
-# Torch and ONNX Runtime threads; the machine's cores by default.
-LOUPE_INFERENCE_THREADS = int(os.environ.get("LOUPE_INFERENCE_THREADS", "0")) or None
+# How the web role uses this machine's cores (config.processes.web_layout): web processes
+# (LOUPE_WEB_PROCESSES), threads per process for the line's posts (LOUPE_LINE_THREADS), and the
+# ONNX Runtime / torch threads a forward may use (LOUPE_INFERENCE_THREADS); automatic when unset.
+try:
+    WEB_LAYOUT = web_layout()
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
+LOUPE_INFERENCE_THREADS = WEB_LAYOUT.inference_threads
+LOUPE_LINE_THREADS = WEB_LAYOUT.line_threads
 # The torch device trainings run on (models_registry.ml.device): auto (CUDA when there, else the
 # CPU), cpu, cuda or cuda:N; a GPU named but missing fails the training at its start.
 LOUPE_TORCH_DEVICE = os.environ.get("LOUPE_TORCH_DEVICE", "auto").strip()

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from django.conf import settings
+
 from config.embedded import EmbeddedRedis, die_with_parent, start_embedded_redis
-from config.processes import ProcessOptions, process_command
+from config.processes import ProcessOptions, process_command, shared_metrics_prepare
 
 STOP_GRACE_SECONDS = 10.0
 _POLL_SECONDS = 0.2
@@ -91,6 +93,7 @@ def run_stack(
                 printer.line("redis", f"{verb} embedded Redis on {redis_server.url} (pid {redis_server.pid})")
             greeting = prepare()
             environment = _child_environment(options)
+            printer.line("stack", f"web layout for {settings.WEB_LAYOUT.describe()}")
             for spec in child_specs(options):
                 children.append(_Child.start(spec, environment=environment, cwd=cwd, printer=printer))
                 printer.line("stack", f"started {spec.name} (pid {children[-1].process.pid})")
@@ -127,6 +130,7 @@ def _child_environment(options: StackOptions) -> dict[str, str]:
     environment["LOUPE_DATA_DIR"] = str(options.data_dir)
     environment["PYTHONUNBUFFERED"] = "1"
     environment.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    shared_metrics_prepare(settings.WEB_LAYOUT, options.data_dir, environment)
     return environment
 
 

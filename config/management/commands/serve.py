@@ -10,7 +10,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from config.processes import ROLES, ProcessOptions, process_command
+from config.processes import ROLES, ProcessOptions, process_command, shared_metrics_prepare
 
 
 class Command(BaseCommand):
@@ -53,5 +53,10 @@ class Command(BaseCommand):
             )
         except ValueError as error:
             raise CommandError(str(error)) from error
+        if role == "web":
+            layout = settings.WEB_LAYOUT
+            self.stdout.write(f"web layout for {layout.describe()}")
+            self.stdout.flush()
+            shared_metrics_prepare(layout, settings.LOUPE_DATA_DIR, os.environ)
         os.chdir(settings.BASE_DIR)
         os.execv(command[0], command)
