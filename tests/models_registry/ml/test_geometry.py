@@ -40,7 +40,7 @@ GEOMETRIES = {
 class BrightBoxPredictor(Predictor):
     """Each view's bright pixels (> 160 grey) as one box of class 0 and as its mask."""
 
-    def forward(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def forward(self, batch: np.ndarray, *, spread: bool = True) -> dict[str, np.ndarray]:
         count, height, width, _ = batch.shape
         rows, columns = height // DETECTION_STRIDE, width // DETECTION_STRIDE
         peaks = np.zeros((count, 1, rows, columns), np.float32)

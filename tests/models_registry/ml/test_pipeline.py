@@ -1,5 +1,6 @@
 """A tiny model trained for a few steps: bundle, ONNX export, predictor contract."""
 
+import threading
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
@@ -8,9 +9,10 @@ import pytest
 from PIL import Image
 
 from models_registry.ml.geometry import ASPECT, Geometry
+from models_registry.ml.layout import OUTPUT_NAMES
 from models_registry.ml.models.defectnet.training import TrainConfig
 from models_registry.ml.serving.bundle import read_config
-from models_registry.ml.serving.predictor import OnnxPredictor, TorchPredictor
+from models_registry.ml.serving.predictor import SPECIALISED_BATCHES, OnnxPredictor, TorchPredictor
 from models_registry.ml.synthetic.config import SyntheticConfig
 from models_registry.ml.synthetic.scene import generate_units
 from models_registry.ml.types import Box, Prediction, Region, Sample
@@ -208,3 +210,52 @@ def test_cold_start_from_defect_free_images_gives_anomaly_scores_and_regions(tmp
         assert region.label == "anomaly" and region.score >= 0.5
     normal_scores = [onnx.predict(s.image_path).defect_probability for s in samples[:7]]
     assert max(normal_scores) < 0.5  # the memory holds these very patches
+
+
+def test_each_small_batch_size_gets_a_session_of_its_own_with_the_free_one_s_outputs(tiny_bundle):
+    predictor = OnnxPredictor(tiny_bundle, threads=2)
+    free = predictor._session(None, 1)
+    rng = np.random.default_rng(1)
+    for size in (1, 3, SPECIALISED_BATCHES, SPECIALISED_BATCHES + 2):
+        batch = rng.integers(0, 256, size=(size, 64, 64, 3), dtype=np.uint8)
+        outputs = predictor.forward(batch, spread=False)
+        expected = dict(zip(OUTPUT_NAMES, free.run(list(OUTPUT_NAMES), {"images": batch}), strict=True))
+        for name, value in outputs.items():
+            assert value.shape[0] == size
+            assert np.abs(value - expected[name]).max() < 1e-5, (size, name)
+    specialised = sorted(key for key in predictor._sessions if key[0] is not None)
+    assert specialised == [(1, 1), (3, 1), (SPECIALISED_BATCHES, 1)]
+    assert predictor._session(SPECIALISED_BATCHES + 2, 1) is free
+
+
+def test_a_forward_alone_spreads_over_the_threads_and_forwards_side_by_side_keep_to_one(tiny_bundle):
+    predictor = OnnxPredictor(tiny_bundle, threads=2)
+    used: list[int] = []
+    hold, held = threading.Event(), threading.Event()
+    session_for = predictor._session
+
+    def recording_session(batch, threads):
+        used.append(threads)
+        session = session_for(batch, threads)
+        if len(used) == 3:  # the first of the two side by side waits until the second has run
+
+            class Held:
+                def run(self, names, feeds):
+                    held.set()
+                    hold.wait(10)
+                    return session.run(names, feeds)
+
+            return Held()
+        return session
+
+    predictor._session = recording_session
+    batch = np.zeros((1, 64, 64, 3), np.uint8)
+    predictor.forward(batch)  # alone: both threads
+    predictor.forward(batch, spread=False)  # the caller says others want the cores
+    first = threading.Thread(target=predictor.forward, args=(batch,))
+    first.start()
+    assert held.wait(10)
+    predictor.forward(batch)  # while the first runs: one thread
+    hold.set()
+    first.join(10)
+    assert used == [2, 1, 2, 1]
