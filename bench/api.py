@@ -1,10 +1,13 @@
 """The line API under load: camera frames (1280x720 JPEGs by default) posted through the real
 ASGI server.
 
-    python bench/api.py [--seconds 20] [--clients 1,4,16] [--workers 1] [--warmup 3]
-                        [--bundle DIR] [--size 1920x1080]
+    python bench/api.py [--seconds 20] [--clients 1,4,16] [--warmup 3] [--bundle DIR]
+                        [--size 1920x1080] [--geometry aspect|tiles]
+                        [--against-bare [--bare-seconds 8]] [--busy-training] [--embedded]
 
-uvicorn serves `config.asgi:application` in a subprocess, on the local PostgreSQL and Redis when
+The web process is started as `make run` starts it (config.processes: the command line and the
+process/thread layout for this machine, which LOUPE_WEB_PROCESSES, LOUPE_LINE_THREADS and
+LOUPE_INFERENCE_THREADS override), in a subprocess, on the local PostgreSQL and Redis when
 they answer (a throwaway database and a spare Redis database, both removed afterwards), else on
 the embedded SQLite and Redis; the run says which. One station at full automation (no audits)
 has the starter model `make run` serves as its champion, so every unit is predicted, decided and
@@ -14,6 +17,11 @@ counted against the 201 answers. The predictor alone is measured in the same run
 images, while the server idles: its pipeline time one image at a time (decode + preprocess +
 forward + post-processing), and its best throughput with 1, 2 or 4 threads calling it.
 
+`--geometry tiles` serves a model of the native-resolution geometry (320 px tiles at the camera's
+own pixels, bench/training.py) instead of the starter model. `--busy-training` keeps a training
+running (bench/training.py --busy, torch on every core) through the measured phases. `--seconds 0`
+leaves out the plain phases (only the comparison with the bare server runs).
+
 The first run trains the starter model (a few minutes, as predictor_speed.py does) and generates
 the 64 units; both are kept in bench/out for later runs.
 """
@@ -21,6 +29,7 @@ the 64 units; both are kept in bench/out for later runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import itertools
 import os
@@ -50,6 +59,7 @@ from common import (  # noqa: E402
     write_result,
 )
 from predictor_speed import percentile, starter_bundle  # noqa: E402
+from training import tiles_bundle  # noqa: E402
 
 from deploy.topology import free_port  # noqa: E402
 
@@ -124,18 +134,17 @@ def station_prepare(bundle: Path, data_dir: Path) -> tuple[object, str]:
 
 
 class Server:
-    """`uvicorn config.asgi:application` in its own process group."""
+    """The web process as `make run` starts it (config.processes), in its own process group,
+    without its access log."""
 
-    def __init__(self, environment: dict[str, str], *, workers: int, log_path: Path) -> None:
+    def __init__(self, environment: dict[str, str], *, data_dir: Path, log_path: Path) -> None:
+        from config.processes import ProcessOptions, process_command
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        command = [
-            sys.executable, "-m", "uvicorn", "config.asgi:application",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(workers),
-            "--lifespan", "off", "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
+        command = process_command("web", ProcessOptions(data_dir=data_dir, port=self.port))
+        command += ["--no-access-log", "--log-level", "warning"]
         self.process = process_start(command, environment=environment, log_path=log_path)
 
     def wait_until_healthy(self) -> float:
@@ -161,6 +170,19 @@ class Server:
 
     def stop(self) -> None:
         process_stop(self.process, timeout=15)
+
+
+def busy_training_start(log_path: Path):
+    """bench/training.py --busy in its own process group, once it has begun to train."""
+    command = [sys.executable, str(Path(__file__).with_name("training.py")), "--busy"]
+    process = process_start(command, environment=dict(os.environ), log_path=log_path)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+    while "training" not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"bench/training.py --busy did not start:\n{log_tail(log_path)}")
+        time.sleep(0.5)
+    time.sleep(3)  # into its first steps
+    return process
 
 
 def predictor_alone(bundle: Path, images: list[bytes], *, iterations: int, seconds: float) -> dict:
@@ -432,7 +454,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per client count")
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds before each")
     parser.add_argument("--clients", default="1,4,16", help="client counts, comma-separated")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--predictor-iterations", type=int, default=200)
     parser.add_argument("--predictor-seconds", type=float, default=5.0, help="per thread count")
     parser.add_argument(
@@ -440,6 +461,15 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bundle", type=Path, help="a model bundle (default: the starter model)")
+    parser.add_argument(
+        "--geometry",
+        choices=("aspect", "tiles"),
+        default="aspect",
+        help="the starter model (aspect) or a model of the native-resolution geometry (tiles)",
+    )
+    parser.add_argument(
+        "--busy-training", action="store_true", help="a training runs on the machine through the phases"
+    )
     parser.add_argument("--size", default="1280x720", help="frame WIDTHxHEIGHT of the generated units")
     parser.add_argument(
         "--against-bare",
@@ -452,12 +482,13 @@ def main() -> None:
     client_counts = [int(part) for part in args.clients.split(",") if part.strip()]
     width, height = (int(side) for side in args.size.lower().split("x"))
 
-    bundle = args.bundle or starter_bundle()
+    bundle = args.bundle or (tiles_bundle() if args.geometry == "tiles" else starter_bundle())
     print(f"model bundle: {bundle}", flush=True)
     images = unit_images(IMAGE_COUNT, args.seed, width, height)
     data_dir = Path(tempfile.mkdtemp(prefix="loupe-bench-api-"))
     backends = Backends(data_dir, embedded=args.embedded, name="api")
     server = None
+    training = None
     django_ready = False
     try:
         print(
@@ -468,10 +499,13 @@ def main() -> None:
         django_ready = True
         station, key = station_prepare(bundle, data_dir)
 
-        server = Server(environment, workers=args.workers, log_path=data_dir / "uvicorn.log")
+        from django.conf import settings
+
+        layout = settings.WEB_LAYOUT
+        server = Server(environment, data_dir=data_dir, log_path=data_dir / "uvicorn.log")
         start_seconds = server.wait_until_healthy()
         print(
-            f"uvicorn ({args.workers} worker(s)) healthy after {start_seconds:.1f} s on {server.url}",
+            f"web layout for {layout.describe()}; healthy after {start_seconds:.1f} s on {server.url}",
             flush=True,
         )
 
@@ -485,8 +519,12 @@ def main() -> None:
             flush=True,
         )
 
+        if args.busy_training:
+            training = busy_training_start(data_dir / "busy-training.log")
+            print("a training keeps the machine busy from here on", flush=True)
+
         phases, accepted_ids, warmup_errors = [], [], 0
-        for clients in client_counts:
+        for clients in client_counts if args.seconds > 0 else []:
             warmup = load_phase(
                 server.url, key, images, clients=clients, seconds=args.warmup, tag=f"w{clients}"
             )
@@ -527,9 +565,14 @@ def main() -> None:
             f"{width}x{height} JPEG (quality {JPEG_QUALITY}), {IMAGE_COUNT} distinct generated units"
         )
         result["bundle"] = str(bundle)
+        result["geometry"] = args.geometry
+        result["busy_training"] = args.busy_training
+        result["web_layout"] = dataclasses.asdict(layout)
         if comparison is not None:
             result["against_bare"] = comparison
     finally:
+        if training is not None:
+            process_stop(training, timeout=15)
         if server is not None:
             server.stop()
         if django_ready:
@@ -595,7 +638,6 @@ def report(
 
     return {
         "backends": backends.describe(),
-        "uvicorn_workers": args.workers,
         "seconds_per_phase": args.seconds,
         "warmup_seconds": args.warmup,
         "station": f"{STATION}: full automation, audit share 0",
