@@ -64,8 +64,10 @@ class StationEventsConsumer(_GroupConsumer):
         return station_group(self.scope["url_route"]["kwargs"]["slug"])
 
     async def station_event(self, message: dict) -> None:
-        """A `station.event` from the group: its "event" goes to the client as is."""
-        await self.send_json(message["event"])
+        """A `station.event` from the group carries a batch of the station's events (the publisher
+        sends them together); each goes to the client as is, as its own message, in order."""
+        for event in message["events"]:
+            await self.send_json(event)
 
 
 class DashboardEventsConsumer(_GroupConsumer):

@@ -80,7 +80,7 @@ class StationEvents:
             while True:
                 message = await layer.receive(channel)
                 with self.changed:
-                    self.events.append(message["event"])
+                    self.events.extend(message["events"])
                     self.changed.notify_all()
 
 
