@@ -43,9 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from django.conf import settings
+    from django.db import connection
 
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    if connection.vendor != "sqlite":
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL row locking; this run uses SQLite")
     for item in items:
@@ -58,9 +58,10 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     """On SQLite the test database is the data directory's own database file (the data
     directory is throwaway), so worker subprocesses reach it with no extra settings."""
     from django.conf import settings
+    from django.db import connection
 
     database = settings.DATABASES["default"]
-    if database["ENGINE"] == "django.db.backends.sqlite3":
+    if connection.vendor == "sqlite":
         database.setdefault("TEST", {})["NAME"] = str(database["NAME"])
 
 

@@ -24,6 +24,7 @@ from django.conf import settings
 print(json.dumps({
     "engine": settings.DATABASES["default"]["ENGINE"],
     "database_name": str(settings.DATABASES["default"]["NAME"]),
+    "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE", 0),
     "redis_url": settings.REDIS_URL,
     "broker_url": settings.CELERY_BROKER_URL,
     "channel_hosts": settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"],
@@ -50,8 +51,9 @@ def test_settings_default_to_embedded_services_under_the_data_dir(tmp_path):
 
     loaded = _settings_in_subprocess({"LOUPE_DATA_DIR": str(data_dir)})
 
-    assert loaded["engine"] == "django.db.backends.sqlite3"
+    assert loaded["engine"] == "config.embedded_sqlite"
     assert loaded["database_name"] == str(data_dir / "loupe.sqlite3")
+    assert loaded["conn_max_age"] is None
     assert loaded["redis_url"] == f"unix://{embedded_redis_socket(data_dir)}"
     assert loaded["broker_url"] == f"redis+socket://{embedded_redis_socket(data_dir)}"
     assert loaded["channel_hosts"] == [{"address": loaded["redis_url"], "socket_timeout": None}]
@@ -71,6 +73,7 @@ def test_settings_use_external_services_when_urls_are_set(tmp_path):
 
     assert loaded["engine"] == "django.db.backends.postgresql"
     assert loaded["database_name"] == "loupe"
+    assert loaded["conn_max_age"] == 0
     assert loaded["redis_url"] == "redis://cache.example:6379/2"
     assert loaded["broker_url"] == "redis://cache.example:6379/2"
     assert loaded["channel_hosts"] == [{"address": "redis://cache.example:6379/2", "socket_timeout": None}]
