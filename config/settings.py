@@ -111,15 +111,14 @@ EMBEDDED_DATABASE = not DATABASE_URL
 if EMBEDDED_DATABASE:
     # config.embedded_sqlite: WAL, synchronous=FULL, and writers queued on a lock file rather than
     # SQLite's sleep-and-retry busy loop (p99 ~2 s at 16 clients); the busy timeout stays as the
-    # fallback. Connections persist per thread (CONN_MAX_AGE=None): opening and closing one per
-    # request cost ~1.3 ms of CPU per unit, and the line's pool of threads (config.line_http)
-    # keeps its threads. See docs/operations.md, "The embedded database under load".
+    # fallback. The line's pool of threads keeps its connections (config.line_http); Django's own
+    # handler runs each request on a new thread, whose connection closes with the request. See
+    # docs/operations.md, "The embedded database under load".
     DATABASES = {
         "default": {
             "ENGINE": "config.embedded_sqlite",
             "NAME": LOUPE_DATA_DIR / "loupe.sqlite3",
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
-            "CONN_MAX_AGE": None,
         }
     }
 else:

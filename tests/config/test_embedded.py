@@ -53,7 +53,7 @@ def test_settings_default_to_embedded_services_under_the_data_dir(tmp_path):
 
     assert loaded["engine"] == "config.embedded_sqlite"
     assert loaded["database_name"] == str(data_dir / "loupe.sqlite3")
-    assert loaded["conn_max_age"] is None
+    assert loaded["conn_max_age"] == 0  # the line's pool keeps its threads' connections (config.line_http)
     assert loaded["redis_url"] == f"unix://{embedded_redis_socket(data_dir)}"
     assert loaded["broker_url"] == f"redis+socket://{embedded_redis_socket(data_dir)}"
     assert loaded["channel_hosts"] == [{"address": loaded["redis_url"], "socket_timeout": None}]
@@ -272,6 +272,7 @@ def test_run_stack_serves_health_and_leaves_no_process_behind(tmp_path):
         output = log_path.read_text()
         for prefix in PREFIXES:
             assert prefix in output
+        assert "[stack] web layout for " in output  # the process/thread layout it picked
     finally:
         if launcher.poll() is None:
             launcher.kill()

@@ -13,9 +13,11 @@ import time
 import pytest
 import requests
 from asgiref.sync import async_to_sync
+from django.db import close_old_connections, connections
+from django.db.utils import ConnectionHandler
 
 from config import asgi
-from config.line_http import QUEUED_AT, PooledHandler
+from config.line_http import QUEUED_AT, PooledHandler, connections_keep
 from inspection.enums import AutomationLevel
 from inspection.models import Unit
 from inspection.services.stations import device_key_create, station_create
@@ -185,3 +187,37 @@ def test_through_uvicorn_units_answered_at_once_are_all_stored(asgi_server, line
         thread.join()
     assert sorted(answer.status_code for answer in answers) == [201] * 18, asgi_server.log()
     assert set(Unit.objects.values_list("id", flat=True)) == {answer.json()["id"] for answer in answers}
+
+
+def test_the_pool_keeps_its_threads_connections_and_still_closes_a_failed_one(tmp_path, django_db_blocker):
+    # given a database the way the embedded default opens it, CONN_MAX_AGE 0
+    alias = "line_http_sqlite"
+    settings_dict = {
+        "ENGINE": "config.embedded_sqlite",
+        "NAME": str(tmp_path / "db.sqlite3"),
+        "CONN_MAX_AGE": 0,
+    }
+    connections.settings[alias] = ConnectionHandler({"default": settings_dict}).settings["default"]
+    try:
+        with django_db_blocker.unblock():
+            connection = connections[alias]
+            connection.ensure_connection()
+            opened = connection.connection
+            # when a request of the pool ends
+            connections_keep()
+            close_old_connections()
+            # then its connection is still there for the next one
+            assert connection.connection is opened
+            # unless it failed
+            connection.errors_occurred = True
+            connection.is_usable = lambda: False
+            close_old_connections()
+            assert connection.connection is None
+            # and a thread outside the pool closes its own at the end of its request
+            connection.ensure_connection()
+            close_old_connections()
+            assert connection.connection is None
+    finally:
+        connections[alias].close()
+        del connections[alias]
+        del connections.settings[alias]
