@@ -391,7 +391,10 @@ def _after_commit(unit: Unit, body: dict, *, decided: bool, frame_problem: bool)
     events = [{"type": UNIT_RECEIVED, "unit": body}]
     if decided:
         events.append({"type": UNIT_DECIDED, "unit": body})
-    transaction.on_commit(lambda: station_event_publish(station_slug=station.slug, events=events))
+    # A unit decided here needs no long-poll woken: nobody can know its id before the commit.
+    transaction.on_commit(
+        lambda: station_event_publish(station_slug=station.slug, events=events, wake_long_polls=False)
+    )
     if (
         station.challenger_id is not None
         and station.rollout_mode == RolloutMode.SHADOW

@@ -1,6 +1,7 @@
 """The publisher of station events (`inspection.events`), on the real Redis channel layer: events
 sent in batches (one group message per station per batch), each exactly once and in each
-station's order, the long-polls woken, the dashboards told, and a lone event sent at once.
+station's order, the long-polls woken (not for a unit decided as it arrived), the dashboards told
+at most once a second per station (an alarm at once), and a lone event sent at once.
 
 To make a batch certain without timing anything, a test holds the publisher inside a send (its
 channel layer lookup waits on a gate) while threads queue their events behind it."""
@@ -153,8 +154,11 @@ def test_events_from_many_threads_arrive_once_in_order_batched_per_station(publi
         assert len(delivered) == len(published[slug])
         # all queued before the publisher drained them: as few group messages as batches
         assert len(messages) <= math.ceil(THREADS * UNITS_PER_THREAD / PUBLISH_BATCH) < EVENTS_PER_STATION
-        # and the dashboards hear of each batch once per station
-        assert [n["type"] for n in notices if n["station"] == slug] == [STATION_ACTIVITY] * len(messages)
+        # and the dashboards hear of the station at most once per batch, of every kind sent
+        told = [n for n in notices if n["station"] == slug]
+        assert 1 <= len(told) <= len(messages)
+        assert {n["type"] for n in told} == {STATION_ACTIVITY}
+        assert set().union(*(n["kinds"] for n in told)) == {UNIT_RECEIVED, UNIT_DECIDED}
     decided = [e["unit"]["id"] for slug in STATIONS for e in published[slug] if e["type"] == UNIT_DECIDED]
     assert sorted(woken_units(pubsub, len(decided))) == sorted(decided)
     pubsub.close()
@@ -218,3 +222,56 @@ def test_a_failing_send_does_not_stop_the_publisher(redis_client, monkeypatch, c
 
     assert "Could not publish a batch of events" in caplog.text
     assert asyncio.run(scenario())["events"] == [{"type": UNIT_RECEIVED, "unit": {"id": 11}}]
+
+
+def test_the_dashboards_hear_of_a_station_at_most_once_an_interval_and_of_an_alarm_at_once(
+    redis_client, monkeypatch
+):
+    monkeypatch.setattr(events, "ACTIVITY_INTERVAL_SECONDS", 3600.0)
+    slug = "screens-notices"
+    received = {"type": UNIT_RECEIVED, "unit": {"id": 21, "thread": 0}}
+    decided = {"type": UNIT_DECIDED, "unit": {"id": 21, "thread": 0}}
+    alarm = {"type": "alarm.raised", "alarm": {"id": 5, "kind": "drift"}}
+
+    async def scenario() -> tuple[dict, list[dict], dict, dict]:
+        layer = get_channel_layer()
+        dashboard = await subscribed(layer, SUPERVISION_GROUP)
+        station = await subscribed(layer, station_group(slug))
+        station_event_publish(station_slug=slug, events=[received])
+        first = await asyncio.wait_for(layer.receive(dashboard), WAIT_SECONDS)
+        # within the interval: the station's group hears at once, the dashboards are held
+        station_event_publish(station_slug=slug, events=[decided])
+        assert (await asyncio.wait_for(layer.receive(station), WAIT_SECONDS))["events"] == [received]
+        assert (await asyncio.wait_for(layer.receive(station), WAIT_SECONDS))["events"] == [decided]
+        held = await messages_until_end(layer, dashboard)
+        # an alarm goes at once, with what was held
+        station_event_publish(station_slug=slug, events=[alarm])
+        alarmed = await asyncio.wait_for(layer.receive(dashboard), WAIT_SECONDS)
+        # and a flush sends whatever is held
+        station_event_publish(station_slug=slug, events=[received])
+        await asyncio.to_thread(station_events_flush, WAIT_SECONDS)
+        flushed = await asyncio.wait_for(layer.receive(dashboard), WAIT_SECONDS)
+        return first, held, alarmed, flushed
+
+    first, held, alarmed, flushed = asyncio.run(scenario())
+
+    assert first == {"type": STATION_ACTIVITY, "station": slug, "kinds": [UNIT_RECEIVED], "alarms": []}
+    assert held == []
+    assert alarmed["kinds"] == sorted([UNIT_DECIDED, "alarm.raised"]) and alarmed["alarms"] == [
+        alarm["alarm"]
+    ]
+    assert flushed["kinds"] == [UNIT_RECEIVED] and flushed["alarms"] == []
+
+
+def test_a_unit_decided_as_it_arrived_wakes_no_long_poll(redis_client):
+    pubsub = redis_client.pubsub()
+    pubsub.psubscribe(unit_channel(0).rsplit(":", 1)[0] + ":*")
+    as_it_arrived = {"type": UNIT_DECIDED, "unit": {"id": 31, "thread": 0}}
+    later = {"type": UNIT_DECIDED, "unit": {"id": 32, "thread": 0}}  # a person's decision
+    station_event_publish(station_slug=STATIONS[0], events=[as_it_arrived], wake_long_polls=False)
+    assert station_events_flush(WAIT_SECONDS)
+    station_event_publish(station_slug=STATIONS[0], events=[later])
+    assert station_events_flush(WAIT_SECONDS)
+    # the wake-ups go out in order: had the first unit's been sent, it would come before the second's
+    assert woken_units(pubsub, 1) == [32]
+    pubsub.close()
