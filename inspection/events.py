@@ -144,6 +144,8 @@ class _Publisher:
                         ]
             flushing = any(isinstance(item, threading.Event) for item in batch)
             due = notices.due(time.monotonic(), everything=flushing)
+            if flushing:  # everything held is sent: the next notice may go at once
+                notices.schedule_clear()
             if by_station or due:
                 try:
                     loop.run_until_complete(self._send(by_station, woken, due))
@@ -212,6 +214,9 @@ class _ActivityNotices:
                 notices.append(station_activity(station_slug, self._events.pop(station_slug)))
                 self._next[station_slug] = now + ACTIVITY_INTERVAL_SECONDS
         return notices
+
+    def schedule_clear(self) -> None:
+        self._next.clear()
 
     def wait(self) -> float | None:
         """Seconds until the next held notice is due; None when none is held."""

@@ -79,6 +79,16 @@ def embedded_redis() -> Iterator[EmbeddedRedis | None]:
 
 
 @pytest.fixture(autouse=True)
+def event_notices_due() -> None:
+    """Each test starts with the dashboards' notices due at once (inspection.events holds a
+    station's next notice for a second after the last, in the process's publisher): a test's
+    first notice must not wait on an earlier test's."""
+    from inspection.events import station_events_flush
+
+    station_events_flush()
+
+
+@pytest.fixture(autouse=True)
 def failure_counters_cleared() -> None:
     """Each test starts with no failed sign-in or device key counted (inspection.throttling):
     the suite's many wrong keys from 127.0.0.1 would otherwise trip the limits of later tests."""
