@@ -35,9 +35,10 @@ EMBEDDING_SUMMARY_SIZE = 32
 # Input statistics read this many pixels of the model's input, evenly spaced, whatever its size.
 STATISTICS_SAMPLE_PIXELS = 128 * 128
 FORWARD_BATCH = 16
-# Batch sizes that get an ONNX Runtime session of their own, fixed to that size (a frame of the
-# aspect geometry is one view, of the tiles geometry a few); larger batches share a free one.
-SPECIALISED_BATCHES = 4
+# How many batch sizes get an ONNX Runtime session of their own, fixed to that size: the first
+# seen (a line's camera gives one frame size, so one batch a frame: one view for the aspect
+# geometry, 15 tiles of 1280x720 at native scale); any other shares the free one.
+SPECIALISED_BATCH_SIZES = 4
 BATCH_DIMENSION = "batch"  # the graph's free batch dimension (serving.export)
 
 InputStatistics = tuple[float, float, float, tuple[float, float, float]]
@@ -234,12 +235,12 @@ class OnnxPredictor(Predictor):
     """ONNX Runtime, one session per (batch size, threads) actually used.
 
     A session is specialised to its batch size (the graph's free batch dimension fixed, so ONNX
-    Runtime plans every shape once: 7.4 → 6.1 ms a 1280x720 frame's view on one thread, measured)
-    and to its threads. A forward that runs alone in the process spreads over `threads` cores
-    (3.3 ms on two); while others run, each keeps to one thread, one forward per core: threads of
-    several runs fighting over the same cores cost more than they give. Threads stop spinning
-    when a run ends (`session.force_spinning_stop`): spinning idle threads took ~10 ms of CPU per
-    unit from the decoding, database and storage work of the other requests.
+    Runtime plans every shape once: a frame's one view 7.4 → 6.1 ms on one thread; 15 tiles of
+    320 px 336 → 195 ms on two) and to its threads. A forward that runs alone in the process
+    spreads over `threads` cores; while others run, each keeps to one thread, one forward per
+    core: threads of several runs fighting over the same cores cost more than they give. Threads
+    stop spinning when a run ends (`session.force_spinning_stop`): spinning idle threads took
+    ~10 ms of CPU per unit from the decoding, database and storage work of the other requests.
     """
 
     backend = "onnx"
@@ -252,6 +253,7 @@ class OnnxPredictor(Predictor):
         self._model_path = str(self.bundle_dir / ONNX_FILE)
         self._sessions: dict[tuple[int | None, int], object] = {}
         self._sessions_lock = threading.Lock()
+        self._specialised: set[int] = set()
         cores = available_cores()
         self.alone_threads = max(1, min(threads or cores, cores))
         # At most one single-threaded forward per core at once; decoding and post-processing of
@@ -262,7 +264,11 @@ class OnnxPredictor(Predictor):
         self.session = self._session(None, self.alone_threads)  # loads (and checks) the graph now
 
     def _session(self, batch: int | None, threads: int):
-        key = (batch if batch is not None and batch <= SPECIALISED_BATCHES else None, threads)
+        if batch is not None and batch not in self._specialised:
+            with self._sessions_lock:
+                if len(self._specialised) < SPECIALISED_BATCH_SIZES:
+                    self._specialised.add(batch)
+        key = (batch if batch in self._specialised else None, threads)
         session = self._sessions.get(key)
         if session is not None:
             return session

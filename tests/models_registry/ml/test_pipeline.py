@@ -12,7 +12,7 @@ from models_registry.ml.geometry import ASPECT, Geometry
 from models_registry.ml.layout import OUTPUT_NAMES
 from models_registry.ml.models.defectnet.training import TrainConfig
 from models_registry.ml.serving.bundle import read_config
-from models_registry.ml.serving.predictor import SPECIALISED_BATCHES, OnnxPredictor, TorchPredictor
+from models_registry.ml.serving.predictor import SPECIALISED_BATCH_SIZES, OnnxPredictor, TorchPredictor
 from models_registry.ml.synthetic.config import SyntheticConfig
 from models_registry.ml.synthetic.scene import generate_units
 from models_registry.ml.types import Box, Prediction, Region, Sample
@@ -212,11 +212,13 @@ def test_cold_start_from_defect_free_images_gives_anomaly_scores_and_regions(tmp
     assert max(normal_scores) < 0.5  # the memory holds these very patches
 
 
-def test_each_small_batch_size_gets_a_session_of_its_own_with_the_free_one_s_outputs(tiny_bundle):
+def test_the_first_batch_sizes_get_a_session_of_their_own_with_the_free_one_s_outputs(tiny_bundle):
     predictor = OnnxPredictor(tiny_bundle, threads=2)
     free = predictor._session(None, 1)
     rng = np.random.default_rng(1)
-    for size in (1, 3, SPECIALISED_BATCHES, SPECIALISED_BATCHES + 2):
+    sizes = (1, 15, 3, 6, 2)  # one more than are specialised: the last shares the free session
+    assert len(sizes) == SPECIALISED_BATCH_SIZES + 1
+    for size in sizes:
         batch = rng.integers(0, 256, size=(size, 64, 64, 3), dtype=np.uint8)
         outputs = predictor.forward(batch, spread=False)
         expected = dict(zip(OUTPUT_NAMES, free.run(list(OUTPUT_NAMES), {"images": batch}), strict=True))
@@ -224,8 +226,8 @@ def test_each_small_batch_size_gets_a_session_of_its_own_with_the_free_one_s_out
             assert value.shape[0] == size
             assert np.abs(value - expected[name]).max() < 1e-5, (size, name)
     specialised = sorted(key for key in predictor._sessions if key[0] is not None)
-    assert specialised == [(1, 1), (3, 1), (SPECIALISED_BATCHES, 1)]
-    assert predictor._session(SPECIALISED_BATCHES + 2, 1) is free
+    assert specialised == [(size, 1) for size in sorted(sizes[:SPECIALISED_BATCH_SIZES])]
+    assert predictor._session(sizes[-1], 1) is free
 
 
 def test_a_forward_alone_spreads_over_the_threads_and_forwards_side_by_side_keep_to_one(tiny_bundle):
