@@ -28,36 +28,10 @@ TILES_FOLDER = OUT / "tiles-native-model"
 
 def _samples(folder: Path, count: int, seed: int) -> list:
     """`count` generated 1280x720 units written as PNGs with their masks, as training samples."""
-    import numpy as np
-    from PIL import Image
-
     from models_registry.ml.synthetic.config import SyntheticConfig
-    from models_registry.ml.synthetic.scene import generate_units
-    from models_registry.ml.types import Sample
+    from models_registry.ml.synthetic.writing import samples_write
 
-    folder.mkdir(parents=True, exist_ok=True)
-    samples = []
-    for index, unit in enumerate(
-        generate_units(count, seed=seed, config=SyntheticConfig(width=1280, height=720))
-    ):
-        image_path = folder / f"unit{seed}_{index}.png"
-        unit.image.save(image_path)
-        masks = []
-        for k, instance in enumerate(unit.instances):
-            mask_path = folder / f"unit{seed}_{index}_{k}.png"
-            Image.fromarray(instance.mask.astype(np.uint8) * 255).save(mask_path)
-            masks.append((instance.label, str(mask_path)))
-        defective = unit.label != "no_defect"
-        samples.append(
-            Sample(
-                key=image_path.name,
-                image_path=str(image_path),
-                defective=defective,
-                classes=(unit.label,) if defective else (),
-                mask_paths=tuple(masks),
-            )
-        )
-    return samples
+    return samples_write(folder, count, seed=seed, config=SyntheticConfig(width=1280, height=720))
 
 
 def tiles_bundle() -> Path:

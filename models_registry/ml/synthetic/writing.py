@@ -23,11 +23,38 @@ from models_registry.ml.synthetic.config import (
     SyntheticConfig,
     config_as_dict,
 )
-from models_registry.ml.synthetic.scene import generate_unit
+from models_registry.ml.synthetic.scene import generate_unit, generate_units
+from models_registry.ml.types import Sample
 
 DATASET_FORMATS = ("masks", "coco")
 GOOD_FOLDER = "good"
 JPEG_QUALITY = 92
+
+
+def samples_write(folder: Path, count: int, *, seed: int, config: SyntheticConfig) -> list[Sample]:
+    """`count` generated units written into `folder` as PNGs with a mask per defect, as training
+    samples (for a training straight from the pipeline, without a data set's import)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for index, unit in enumerate(generate_units(count, seed=seed, config=config)):
+        image_path = folder / f"unit{seed}_{index}.png"
+        unit.image.save(image_path)
+        masks = []
+        for k, instance in enumerate(unit.instances):
+            mask_path = folder / f"unit{seed}_{index}_{k}.png"
+            Image.fromarray(instance.mask.astype(np.uint8) * 255).save(mask_path)
+            masks.append((instance.label, str(mask_path)))
+        defective = unit.label != "no_defect"
+        samples.append(
+            Sample(
+                key=image_path.name,
+                image_path=str(image_path),
+                defective=defective,
+                classes=(unit.label,) if defective else (),
+                mask_paths=tuple(masks),
+            )
+        )
+    return samples
 
 
 def unit_name(index: int) -> str:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from models_registry.ml.geometry import ASPECT, Geometry
 from models_registry.ml.layout import OUTPUT_NAMES
@@ -15,6 +14,7 @@ from models_registry.ml.serving.bundle import read_config
 from models_registry.ml.serving.predictor import SPECIALISED_BATCH_SIZES, OnnxPredictor, TorchPredictor
 from models_registry.ml.synthetic.config import SyntheticConfig
 from models_registry.ml.synthetic.scene import generate_units
+from models_registry.ml.synthetic.writing import samples_write
 from models_registry.ml.types import Box, Prediction, Region, Sample
 
 CLASSES = ("crack", "dead_pixels", "scratch", "stain")
@@ -22,28 +22,7 @@ GEOMETRY = Geometry(ASPECT, 64, 64)
 
 
 def _write_units(folder: Path, count: int, seed: int) -> list[Sample]:
-    samples = []
-    for index, unit in enumerate(
-        generate_units(count, seed=seed, config=SyntheticConfig(width=160, height=96))
-    ):
-        image_path = folder / f"unit{seed}_{index}.png"
-        unit.image.save(image_path)
-        masks = []
-        for k, instance in enumerate(unit.instances):
-            mask_path = folder / f"unit{seed}_{index}_{k}.png"
-            Image.fromarray(instance.mask.astype(np.uint8) * 255).save(mask_path)
-            masks.append((instance.label, str(mask_path)))
-        defective = unit.label != "no_defect"
-        samples.append(
-            Sample(
-                key=image_path.name,
-                image_path=str(image_path),
-                defective=defective,
-                classes=(unit.label,) if defective else (),
-                mask_paths=tuple(masks),
-            )
-        )
-    return samples
+    return samples_write(folder, count, seed=seed, config=SyntheticConfig(width=160, height=96))
 
 
 @pytest.fixture(scope="module")
