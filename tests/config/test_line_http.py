@@ -21,6 +21,7 @@ from config.line_http import QUEUED_AT, PooledHandler, connections_keep
 from inspection.enums import AutomationLevel
 from inspection.models import Unit
 from inspection.services.stations import device_key_create, station_create
+from tests.asgi import http_scope
 from tests.browser.conftest import asgi_server  # noqa: F401
 from tests.inspection.factories import jpeg_bytes
 
@@ -55,24 +56,15 @@ async def _call(app, method: str, path: str, key: str, body: bytes = b"") -> tup
     async def send(message):
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [
-            (b"host", b"testserver"),
+    scope = http_scope(
+        method,
+        path,
+        [
             (b"authorization", f"Api-Key {key}".encode()),
             (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()),
             (b"content-length", str(len(body)).encode()),
         ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    )
     await app(scope, receive, send)
     start = next(message for message in sent if message["type"] == "http.response.start")
     content = b"".join(

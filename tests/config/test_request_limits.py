@@ -12,6 +12,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from config.asgi import application
+from tests.asgi import http_scope
 from tests.browser.conftest import asgi_server  # noqa: F401
 
 MEGABYTE = 1024 * 1024
@@ -33,20 +34,7 @@ def _post(headers: list[tuple[bytes, bytes]], chunks: int, chunk_size: int = MEG
     async def send(message):
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/v1/units/",
-        "raw_path": b"/api/v1/units/",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-    async_to_sync(application)(scope, receive, send)
+    async_to_sync(application)(http_scope("POST", "/api/v1/units/", headers), receive, send)
     start = next(message for message in sent if message["type"] == "http.response.start")
     body = b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
     return start["status"], dict(start["headers"]), json.loads(body), read
