@@ -235,12 +235,13 @@ class OnnxPredictor(Predictor):
     """ONNX Runtime, one session per (batch size, threads) actually used.
 
     A session is specialised to its batch size (the graph's free batch dimension fixed, so ONNX
-    Runtime plans every shape once: a frame's one view 7.4 → 6.1 ms on one thread; 15 tiles of
-    320 px 336 → 195 ms on two) and to its threads. A forward that runs alone in the process
-    spreads over `threads` cores; while others run, each keeps to one thread, one forward per
-    core: threads of several runs fighting over the same cores cost more than they give. Threads
-    stop spinning when a run ends (`session.force_spinning_stop`): spinning idle threads took
-    ~10 ms of CPU per unit from the decoding, database and storage work of the other requests.
+    Runtime plans every shape once: a frame's one view 7.4 → 6.1 ms on one thread; 15 tiles of 320
+    px 311–330 → 217–257 ms on two, bench/RESULTS.md) and to its threads. A forward that runs
+    alone in the process spreads over `threads` cores; while others run, each keeps to one thread,
+    one forward per core: threads of several runs fighting over the same cores cost more than they
+    give. Threads stop spinning when a run ends (`session.force_spinning_stop`): spinning idle
+    threads took ~10 ms of CPU per unit from the decoding, database and storage work of the other
+    requests.
     """
 
     backend = "onnx"
